@@ -1,1 +1,19 @@
-//! domain
+//! accord's domain: the events of format v1, their value types, the ledger
+//! state machine that enforces the invariants, and batch validation.
+//!
+//! Pure: this crate never reads a clock, a file or the environment. Time
+//! arrives as arguments; bytes arrive as strings.
+
+pub mod error;
+pub mod event;
+pub mod ledger;
+pub mod timeline;
+pub mod validate;
+pub mod values;
+
+pub use error::Rejection;
+pub use event::{parse_jsonl, Event, FileError, ParseError, Payload, EVENT_TYPES};
+pub use ledger::{Ledger, ObligationStatus, RightEnd};
+pub use timeline::{fold, order, timeline, FoldError, KnownAt, RecordedEvent};
+pub use validate::{plan_batch, BatchEvent, BatchRejection, Plan};
+pub use values::{Currency, Date, Dec, EventId, Money, Slug};

@@ -1,0 +1,682 @@
+//! The events of format v1: the envelope, one payload type per event type,
+//! parsing from a JSON line and the canonical encoding that the store hashes.
+//!
+//! Parsing is strict: unknown fields, unknown types, JSON numbers for decimals
+//! and impossible dates are refused with a message that names them. This
+//! module checks the shape of one event; rules that need the rest of the log
+//! live in `ledger` and `validate`.
+
+use std::collections::BTreeSet;
+
+use rust_decimal::Decimal;
+use serde::{Deserialize, Deserializer, Serialize};
+use serde_json::{Map, Value};
+
+use crate::values::*;
+
+/// One event: the envelope and its payload.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Event {
+    pub id: EventId,
+    pub effective: Date,
+    pub source: Option<Text>,
+    pub note: Option<Text>,
+    pub payload: Payload,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PartyKind {
+    Corporation,
+    Nonprofit,
+    PublicBenefitCorporation,
+    Partnership,
+    Fund,
+    Individual,
+    Group,
+    Government,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Instrument {
+    #[default]
+    Equity,
+    ProfitParticipation,
+    Convertible,
+    Safe,
+    Debt,
+    Other,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ObligationKind {
+    PurchaseCommitment,
+    Pledge,
+    FundingCommitment,
+    Loan,
+    RevenueShare,
+    Other,
+}
+
+impl ObligationKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ObligationKind::PurchaseCommitment => "purchase_commitment",
+            ObligationKind::Pledge => "pledge",
+            ObligationKind::FundingCommitment => "funding_commitment",
+            ObligationKind::Loan => "loan",
+            ObligationKind::RevenueShare => "revenue_share",
+            ObligationKind::Other => "other",
+        }
+    }
+}
+
+impl PartyKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PartyKind::Corporation => "corporation",
+            PartyKind::Nonprofit => "nonprofit",
+            PartyKind::PublicBenefitCorporation => "public_benefit_corporation",
+            PartyKind::Partnership => "partnership",
+            PartyKind::Fund => "fund",
+            PartyKind::Individual => "individual",
+            PartyKind::Group => "group",
+            PartyKind::Government => "government",
+        }
+    }
+}
+
+/// A field that distinguishes "absent" (outer `None`) from JSON `null`
+/// (`Some(None)`), as `right_amended` needs.
+fn nullable<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(d).map(Some)
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PartyRegistered {
+    pub party: PartyId,
+    pub name: Text,
+    pub kind: PartyKind,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PartyUpdated {
+    pub party: PartyId,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<Text>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<PartyKind>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SharesIssued {
+    pub issuer: PartyId,
+    pub holder: PartyId,
+    pub units: Positive,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub class: Option<ClassName>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub price: Option<Money>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SharesTransferred {
+    pub issuer: PartyId,
+    pub from: PartyId,
+    pub to: PartyId,
+    pub units: Positive,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub class: Option<ClassName>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SharesCancelled {
+    pub issuer: PartyId,
+    pub holder: PartyId,
+    pub units: Positive,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub class: Option<ClassName>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SharesSplit {
+    pub issuer: PartyId,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub class: Option<ClassName>,
+    pub numerator: Positive,
+    pub denominator: Positive,
+}
+
+/// One line of a `recapitalized` or `holdings_stated` table, as written.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HoldingLine {
+    pub holder: PartyId,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub percent: Option<Dec>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub units: Option<Positive>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub class: Option<ClassName>,
+}
+
+/// The shared payload of `recapitalized` and `holdings_stated`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HoldingsTable {
+    pub issuer: PartyId,
+    pub holdings: Vec<HoldingLine>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub total_units: Option<Positive>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<Text>,
+}
+
+/// Default `total_units` of a table in percent form.
+pub fn default_total_units() -> Decimal {
+    Decimal::from(1_000_000_000u64)
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ValuationRecorded {
+    pub entity: PartyId,
+    pub post_money: Money,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub basis: Option<Text>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InvestmentMade {
+    pub investor: PartyId,
+    pub investee: PartyId,
+    pub amount: Money,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instrument: Option<Instrument>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label: Option<Text>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ObligationIncurred {
+    pub obligation: ObligationId,
+    pub kind: ObligationKind,
+    pub obligor: PartyId,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub obligee: Option<PartyId>,
+    pub amount: Money,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub purpose: Option<Text>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub due: Option<Date>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ObligationSettled {
+    pub obligation: ObligationId,
+    pub amount: Money,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reference: Option<Text>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ObligationAmended {
+    pub obligation: ObligationId,
+    pub amount: Money,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<Text>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ObligationReleased {
+    pub obligation: ObligationId,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<Text>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RightGranted {
+    pub right: RightId,
+    pub kind: Slug,
+    pub holder: PartyId,
+    pub grantor: PartyId,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<Text>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub until: Option<Date>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub until_milestone: Option<MilestoneId>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RightAmended {
+    pub right: RightId,
+    #[serde(
+        default,
+        deserialize_with = "nullable",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub until: Option<Option<Date>>,
+    #[serde(
+        default,
+        deserialize_with = "nullable",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub until_milestone: Option<Option<MilestoneId>>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RightEnded {
+    pub right: RightId,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<Text>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MilestoneDeclared {
+    pub milestone: MilestoneId,
+    pub declared_by: PartyId,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<Text>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MilestoneVerified {
+    pub milestone: MilestoneId,
+    pub verified_by: Text,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EventReversed {
+    pub reverses: EventId,
+    pub reason: Text,
+}
+
+macro_rules! payloads {
+    ($($variant:ident($ty:ty) = $name:literal,)*) => {
+        /// The payload of an event, one variant per event type.
+        #[derive(Clone, Debug, PartialEq)]
+        pub enum Payload {
+            $($variant($ty),)*
+        }
+
+        /// Every event type name of format v1, in the order of EVENTS.md.
+        pub const EVENT_TYPES: &[&str] = &[$($name,)*];
+
+        impl Payload {
+            /// The event type name, as written in the `type` field.
+            pub fn type_name(&self) -> &'static str {
+                match self {
+                    $(Payload::$variant(_) => $name,)*
+                }
+            }
+
+            fn from_fields(type_name: &str, fields: Map<String, Value>) -> Result<Payload, String> {
+                match type_name {
+                    $($name => serde_json::from_value::<$ty>(Value::Object(fields))
+                        .map(Payload::$variant)
+                        .map_err(|e| e.to_string()),)*
+                    other => Err(format!(
+                        "unknown event type {other:?}; the types are: {}",
+                        EVENT_TYPES.join(", ")
+                    )),
+                }
+            }
+
+            fn to_fields(&self) -> Map<String, Value> {
+                let value = match self {
+                    $(Payload::$variant(p) => serde_json::to_value(p),)*
+                };
+                match value {
+                    Ok(Value::Object(map)) => map,
+                    // Every payload is a struct of strings and lists; serde_json
+                    // cannot fail on it or produce anything but an object.
+                    other => unreachable!("payload serialized to {other:?}"),
+                }
+            }
+        }
+    };
+}
+
+payloads! {
+    PartyRegistered(PartyRegistered) = "party_registered",
+    PartyUpdated(PartyUpdated) = "party_updated",
+    SharesIssued(SharesIssued) = "shares_issued",
+    SharesTransferred(SharesTransferred) = "shares_transferred",
+    SharesCancelled(SharesCancelled) = "shares_cancelled",
+    SharesSplit(SharesSplit) = "shares_split",
+    Recapitalized(HoldingsTable) = "recapitalized",
+    HoldingsStated(HoldingsTable) = "holdings_stated",
+    ValuationRecorded(ValuationRecorded) = "valuation_recorded",
+    InvestmentMade(InvestmentMade) = "investment_made",
+    ObligationIncurred(ObligationIncurred) = "obligation_incurred",
+    ObligationSettled(ObligationSettled) = "obligation_settled",
+    ObligationAmended(ObligationAmended) = "obligation_amended",
+    ObligationReleased(ObligationReleased) = "obligation_released",
+    RightGranted(RightGranted) = "right_granted",
+    RightAmended(RightAmended) = "right_amended",
+    RightEnded(RightEnded) = "right_ended",
+    MilestoneDeclared(MilestoneDeclared) = "milestone_declared",
+    MilestoneVerified(MilestoneVerified) = "milestone_verified",
+    EventReversed(EventReversed) = "event_reversed",
+}
+
+/// Why one line could not be read as an event. Carries the event id when
+/// the line got far enough to have one.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{}{message}", id.as_ref().map(|i| format!("event `{i}`: ")).unwrap_or_default())]
+pub struct ParseError {
+    pub id: Option<String>,
+    pub message: String,
+}
+
+impl Event {
+    /// Reads one event from a JSON object.
+    pub fn from_json(value: Value) -> Result<Event, ParseError> {
+        let Value::Object(mut map) = value else {
+            return Err(ParseError {
+                id: None,
+                message: "expected one JSON object".to_string(),
+            });
+        };
+        let raw_id = map.remove("id");
+        let id_text = raw_id.as_ref().and_then(Value::as_str).map(str::to_string);
+        let fail = |message: String| ParseError {
+            id: id_text.clone(),
+            message,
+        };
+        let id = match raw_id {
+            None => return Err(fail("missing field `id`".to_string())),
+            Some(Value::String(s)) => EventId::parse(&s).map_err(fail)?,
+            Some(_) => return Err(fail("field `id` must be a string".to_string())),
+        };
+        let type_name = match map.remove("type") {
+            None => return Err(fail("missing field `type`".to_string())),
+            Some(Value::String(s)) => s,
+            Some(_) => return Err(fail("field `type` must be a string".to_string())),
+        };
+        let effective = match map.remove("effective") {
+            None => return Err(fail("missing field `effective`".to_string())),
+            Some(Value::String(s)) => Date::parse(&s).map_err(|e| fail(format!("effective: {e}")))?,
+            Some(_) => {
+                return Err(fail(
+                    "field `effective` must be a date string YYYY-MM-DD".to_string(),
+                ))
+            }
+        };
+        let text = |field: &str, v: Option<Value>| -> Result<Option<Text>, ParseError> {
+            match v {
+                None => Ok(None),
+                Some(Value::String(s)) => Text::parse(&s)
+                    .map(Some)
+                    .map_err(|e| fail(format!("{field}: {e}"))),
+                Some(_) => Err(fail(format!("field `{field}` must be a string"))),
+            }
+        };
+        let source = text("source", map.remove("source"))?;
+        let note = text("note", map.remove("note"))?;
+        let payload = Payload::from_fields(&type_name, map)
+            .map_err(|e| fail(format!("{type_name}: {e}")))?;
+        let event = Event {
+            id,
+            effective,
+            source,
+            note,
+            payload,
+        };
+        event.check_shape().map_err(fail)?;
+        Ok(event)
+    }
+
+    /// Reads one event from one line of JSON.
+    pub fn from_line(line: &str) -> Result<Event, ParseError> {
+        let value: Value = serde_json::from_str(line).map_err(|e| ParseError {
+            id: None,
+            message: format!("not a JSON object: {e}"),
+        })?;
+        Event::from_json(value)
+    }
+
+    /// The event as a JSON object: envelope and payload fields together.
+    pub fn to_json(&self) -> Map<String, Value> {
+        let mut map = self.payload.to_fields();
+        map.insert("id".into(), Value::String(self.id.to_string()));
+        map.insert(
+            "type".into(),
+            Value::String(self.payload.type_name().to_string()),
+        );
+        map.insert(
+            "effective".into(),
+            Value::String(self.effective.to_string()),
+        );
+        if let Some(s) = &self.source {
+            map.insert("source".into(), Value::String(s.to_string()));
+        }
+        if let Some(n) = &self.note {
+            map.insert("note".into(), Value::String(n.to_string()));
+        }
+        map
+    }
+
+    /// The canonical encoding: compact JSON with keys in byte order and
+    /// decimals normalized. Two events with the same content have the same
+    /// bytes, so the store can compare and hash them.
+    pub fn canonical_bytes(&self) -> Vec<u8> {
+        // serde_json's Map is a BTreeMap (no `preserve_order`), so keys come out sorted.
+        let map = self.to_json();
+        serde_json::to_vec(&Value::Object(map)).unwrap_or_default()
+    }
+
+    /// Rules that one event must satisfy on its own, whatever the log holds.
+    fn check_shape(&self) -> Result<(), String> {
+        match &self.payload {
+            Payload::PartyUpdated(p) if p.name.is_none() && p.kind.is_none() => {
+                Err("party_updated needs at least one of `name`, `kind`".into())
+            }
+            Payload::RightAmended(p) if p.until.is_none() && p.until_milestone.is_none() => {
+                Err("right_amended needs at least one of `until`, `until_milestone`".into())
+            }
+            Payload::Recapitalized(t) | Payload::HoldingsStated(t) => check_table_shape(t),
+            _ => Ok(()),
+        }
+    }
+
+    /// Every party, obligation, right and milestone id this event names, for
+    /// indexes and for "what depends on what" questions.
+    pub fn referenced_parties(&self) -> Vec<&PartyId> {
+        match &self.payload {
+            Payload::PartyRegistered(p) => vec![&p.party],
+            Payload::PartyUpdated(p) => vec![&p.party],
+            Payload::SharesIssued(p) => vec![&p.issuer, &p.holder],
+            Payload::SharesTransferred(p) => vec![&p.issuer, &p.from, &p.to],
+            Payload::SharesCancelled(p) => vec![&p.issuer, &p.holder],
+            Payload::SharesSplit(p) => vec![&p.issuer],
+            Payload::Recapitalized(t) | Payload::HoldingsStated(t) => std::iter::once(&t.issuer)
+                .chain(t.holdings.iter().map(|h| &h.holder))
+                .collect(),
+            Payload::ValuationRecorded(p) => vec![&p.entity],
+            Payload::InvestmentMade(p) => vec![&p.investor, &p.investee],
+            Payload::ObligationIncurred(p) => std::iter::once(&p.obligor)
+                .chain(p.obligee.as_ref())
+                .collect(),
+            Payload::RightGranted(p) => vec![&p.holder, &p.grantor],
+            Payload::MilestoneDeclared(p) => vec![&p.declared_by],
+            _ => Vec::new(),
+        }
+    }
+}
+
+fn check_table_shape(t: &HoldingsTable) -> Result<(), String> {
+    if t.holdings.is_empty() {
+        return Err("`holdings` must not be empty".into());
+    }
+    let percent_form = t.holdings[0].percent.is_some();
+    let mut seen = BTreeSet::new();
+    for h in &t.holdings {
+        match (h.percent.is_some(), h.units.is_some()) {
+            (true, true) | (false, false) => {
+                return Err(format!(
+                    "holding of `{}` must give exactly one of `percent`, `units`",
+                    h.holder
+                ))
+            }
+            (p, _) if p != percent_form => {
+                return Err(
+                    "holdings must all use the same form: all `percent` or all `units`".into(),
+                )
+            }
+            _ => {}
+        }
+        if let Some(p) = h.percent {
+            if p.0 < Decimal::ZERO || p.0 > Decimal::ONE_HUNDRED {
+                return Err(format!(
+                    "holding of `{}` has percent {p}, outside 0 to 100",
+                    h.holder
+                ));
+            }
+        }
+        let class = h.class.clone().unwrap_or_else(ClassName::common);
+        if !seen.insert((h.holder.clone(), class.clone())) {
+            return Err(format!(
+                "holder `{}` appears twice for class `{class}`",
+                h.holder
+            ));
+        }
+    }
+    if !percent_form && t.total_units.is_some() {
+        return Err("`total_units` is only allowed with the percent form".into());
+    }
+    Ok(())
+}
+
+/// A parsed file: each event with its 1-based line number.
+pub type ParsedFile = Vec<(usize, Event)>;
+
+/// Why a file could not be read: the first bad line.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("line {line}: {error}")]
+pub struct FileError {
+    pub line: usize,
+    pub error: ParseError,
+}
+
+/// Longest line accepted in an event file, in bytes.
+pub const LINE_LEN_MAX: usize = 1 << 20;
+
+/// Parses a JSON Lines text. Blank lines are skipped; the first bad line
+/// stops the parse.
+pub fn parse_jsonl(text: &str) -> Result<ParsedFile, FileError> {
+    let mut events = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let line_no = i + 1;
+        if line.trim().is_empty() {
+            continue;
+        }
+        if line.len() > LINE_LEN_MAX {
+            return Err(FileError {
+                line: line_no,
+                error: ParseError {
+                    id: None,
+                    message: format!(
+                        "line of {} bytes is longer than the limit of {LINE_LEN_MAX}",
+                        line.len()
+                    ),
+                },
+            });
+        }
+        let event = Event::from_line(line).map_err(|error| FileError {
+            line: line_no,
+            error,
+        })?;
+        events.push((line_no, event));
+    }
+    Ok(events)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(s: &str) -> Result<Event, ParseError> {
+        Event::from_line(s)
+    }
+
+    #[test]
+    fn round_trips_canonically() {
+        let line = r#"{"type":"obligation_incurred","id":"o1","effective":"2025-10-28","obligation":"azure","kind":"purchase_commitment","obligor":"openai-group","obligee":"microsoft","amount":{"currency":"USD","amount":"250000000000.00"},"note":"n"}"#;
+        let e = parse(line).unwrap();
+        let bytes = e.canonical_bytes();
+        let again = Event::from_line(std::str::from_utf8(&bytes).unwrap()).unwrap();
+        assert_eq!(again, e);
+        assert_eq!(again.canonical_bytes(), bytes);
+        assert!(String::from_utf8(bytes)
+            .unwrap()
+            .starts_with(r#"{"amount":{"amount":"250000000000","currency":"USD"},"effective""#));
+    }
+
+    #[test]
+    fn refuses_unknown_fields_types_and_numbers() {
+        let e = parse(r#"{"id":"a","type":"party_registered","effective":"2020-01-01","party":"x","name":"X","kind":"fund","colour":"red"}"#).unwrap_err();
+        assert!(e.message.contains("unknown field `colour`"), "{e}");
+        assert_eq!(e.id.as_deref(), Some("a"));
+        let e = parse(r#"{"id":"a","type":"party_exploded","effective":"2020-01-01"}"#).unwrap_err();
+        assert!(e.message.contains("unknown event type"), "{e}");
+        let e = parse(r#"{"id":"a","type":"valuation_recorded","effective":"2020-01-01","entity":"x","post_money":{"amount":5,"currency":"USD"}}"#).unwrap_err();
+        assert!(e.message.contains("write it as a string"), "{e}");
+        let e = parse(r#"{"id":"a","type":"party_registered","effective":"2020-02-30","party":"x","name":"X","kind":"fund"}"#).unwrap_err();
+        assert!(e.message.contains("impossible date"), "{e}");
+        assert!(parse("[1,2]").is_err());
+        assert!(parse("{").is_err());
+    }
+
+    #[test]
+    fn right_amended_tells_null_from_absent() {
+        let e = parse(r#"{"id":"a","type":"right_amended","effective":"2020-01-01","right":"r","until":"2032-12-31","until_milestone":null}"#).unwrap();
+        let Payload::RightAmended(p) = &e.payload else {
+            panic!("wrong payload")
+        };
+        assert_eq!(p.until, Some(Some(Date::parse("2032-12-31").unwrap())));
+        assert_eq!(p.until_milestone, Some(None));
+        let text = String::from_utf8(e.canonical_bytes()).unwrap();
+        assert!(text.contains(r#""until_milestone":null"#), "{text}");
+        assert!(parse(r#"{"id":"a","type":"right_amended","effective":"2020-01-01","right":"r"}"#).is_err());
+    }
+
+    #[test]
+    fn holdings_tables_have_one_form() {
+        let mixed = r#"{"id":"a","type":"recapitalized","effective":"2020-01-01","issuer":"x","holdings":[{"holder":"a","percent":"50"},{"holder":"b","units":"5"}]}"#;
+        assert!(parse(mixed).unwrap_err().message.contains("same form"));
+        let dup = r#"{"id":"a","type":"recapitalized","effective":"2020-01-01","issuer":"x","holdings":[{"holder":"a","percent":"50"},{"holder":"a","percent":"50"}]}"#;
+        assert!(parse(dup).unwrap_err().message.contains("twice"));
+    }
+
+    #[test]
+    fn files_name_the_bad_line() {
+        let text = "\n{\"id\":\"a\",\"type\":\"party_registered\",\"effective\":\"2020-01-01\",\"party\":\"x\",\"name\":\"X\",\"kind\":\"fund\"}\n\nnot json\n";
+        let err = parse_jsonl(text).unwrap_err();
+        assert_eq!(err.line, 4);
+    }
+}

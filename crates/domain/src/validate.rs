@@ -1,0 +1,204 @@
+//! Validation of a batch against the log: idempotency, reversal rules and
+//! every invariant over the whole timeline.
+//!
+//! A batch is checked as the timeline it would produce: the log plus the new
+//! events, reversals applied, folded from the first date to the last, so a
+//! backdated event is checked against every later date and not only its own.
+//! When the fold fails at an event that is already recorded, the new event
+//! responsible is found by bisecting the batch and the refusal names it.
+
+use std::collections::HashMap;
+
+use crate::error::Rejection;
+use crate::event::{Event, Payload};
+use crate::timeline::{fold, order, FoldError, RecordedEvent};
+use crate::values::EventId;
+
+/// What an accepted batch will do.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct Plan {
+    /// Indexes into the batch of the events to append, in batch order.
+    pub new: Vec<usize>,
+    /// Events already recorded with identical content.
+    pub skipped: usize,
+}
+
+/// A refused batch: the rule, and the line of the offending event when the
+/// batch came from a file.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+#[error("{}{rejection}", line.map(|l| format!("line {l}: ")).unwrap_or_default())]
+pub struct BatchRejection {
+    pub line: Option<usize>,
+    pub rejection: Rejection,
+}
+
+/// One event of a batch and the line it came from, if any.
+#[derive(Clone, Debug, PartialEq)]
+pub struct BatchEvent {
+    pub line: Option<usize>,
+    pub event: Event,
+}
+
+/// Checks a batch against the log. On success, says which events are new
+/// and how many are skipped as identical re-appends.
+pub fn plan_batch(log: &[RecordedEvent], batch: &[BatchEvent]) -> Result<Plan, BatchRejection> {
+    let by_id: HashMap<&EventId, &RecordedEvent> =
+        log.iter().map(|r| (&r.event.id, r)).collect();
+    let reject = |b: &BatchEvent, rejection: Rejection| BatchRejection {
+        line: b.line,
+        rejection,
+    };
+
+    // Idempotency: identical content is skipped, other content refused.
+    let mut plan = Plan::default();
+    let mut in_batch: HashMap<&EventId, &Event> = HashMap::new();
+    for (i, b) in batch.iter().enumerate() {
+        let id = &b.event.id;
+        if let Some(r) = by_id.get(id) {
+            if r.event.canonical_bytes() == b.event.canonical_bytes() {
+                plan.skipped += 1;
+                continue;
+            }
+            return Err(reject(
+                b,
+                Rejection::IdConflict {
+                    event: id.clone(),
+                    seq: Some(r.seq),
+                },
+            ));
+        }
+        if let Some(earlier) = in_batch.get(id) {
+            if earlier.canonical_bytes() == b.event.canonical_bytes() {
+                plan.skipped += 1;
+                continue;
+            }
+            return Err(reject(
+                b,
+                Rejection::IdConflict {
+                    event: id.clone(),
+                    seq: None,
+                },
+            ));
+        }
+        in_batch.insert(id, &b.event);
+        plan.new.push(i);
+    }
+
+    // Reversals: the target is recorded before, is no reversal, is not
+    // already reversed, and is not effective after the reversal.
+    let mut reversed_by: HashMap<&EventId, &EventId> = HashMap::new();
+    for r in log {
+        if let Payload::EventReversed(p) = &r.event.payload {
+            reversed_by.insert(&p.reverses, &r.event.id);
+        }
+    }
+    let mut seen: HashMap<&EventId, &Event> = HashMap::new();
+    for &i in &plan.new {
+        let b = &batch[i];
+        if let Payload::EventReversed(p) = &b.event.payload {
+            let target = by_id
+                .get(&p.reverses)
+                .map(|r| &r.event)
+                .or_else(|| seen.get(&p.reverses).copied());
+            let id = || b.event.id.clone();
+            let Some(target) = target else {
+                return Err(reject(
+                    b,
+                    Rejection::UnknownReversedEvent {
+                        event: id(),
+                        reverses: p.reverses.clone(),
+                    },
+                ));
+            };
+            if matches!(target.payload, Payload::EventReversed(_)) {
+                return Err(reject(
+                    b,
+                    Rejection::ReversalOfReversal {
+                        event: id(),
+                        reverses: p.reverses.clone(),
+                    },
+                ));
+            }
+            if let Some(by) = reversed_by.get(&p.reverses) {
+                return Err(reject(
+                    b,
+                    Rejection::AlreadyReversed {
+                        event: id(),
+                        reverses: p.reverses.clone(),
+                        by: (*by).clone(),
+                    },
+                ));
+            }
+            if b.event.effective < target.effective {
+                return Err(reject(
+                    b,
+                    Rejection::ReversalBeforeEvent {
+                        event: id(),
+                        reverses: p.reverses.clone(),
+                        effective: b.event.effective,
+                        reversed_effective: target.effective,
+                    },
+                ));
+            }
+            reversed_by.insert(&p.reverses, &b.event.id);
+        }
+        seen.insert(&b.event.id, &b.event);
+    }
+
+    // Invariants over the whole timeline the batch would produce.
+    let next_seq = log.last().map_or(1, |r| r.seq + 1);
+    let check = |count: usize| -> Result<(), FoldError> {
+        let entries: Vec<(u64, &Event)> = log
+            .iter()
+            .map(|r| (r.seq, &r.event))
+            .chain(
+                plan.new[..count]
+                    .iter()
+                    .enumerate()
+                    .map(|(k, &i)| (next_seq + k as u64, &batch[i].event)),
+            )
+            .collect();
+        fold(&order(entries), None).map(|_| ())
+    };
+    let Err(failure) = check(plan.new.len()) else {
+        return Ok(plan);
+    };
+
+    // Find the first new event whose addition breaks the timeline: the
+    // smallest prefix of the batch that fails. Bisection keeps this
+    // logarithmic in the batch size; the empty prefix is the log as it is.
+    let mut bad = plan.new.len();
+    let mut bad_failure = failure;
+    if check(0).is_ok() {
+        let mut good = 0usize;
+        while bad - good > 1 {
+            let mid = good + (bad - good) / 2;
+            match check(mid) {
+                Ok(()) => good = mid,
+                Err(f) => {
+                    bad = mid;
+                    bad_failure = f;
+                }
+            }
+        }
+    } else {
+        // The log itself fails the current rules (written by an older,
+        // laxer version): refuse the batch, naming its first event.
+        bad = 1;
+    }
+    let culprit_index = plan.new[bad.saturating_sub(1)];
+    let culprit = &batch[culprit_index];
+    let culprit_seq = next_seq + bad.saturating_sub(1) as u64;
+    let rejection = if bad_failure.seq == culprit_seq {
+        bad_failure.rejection
+    } else {
+        Rejection::BreaksLaterEvent {
+            event: culprit.event.id.clone(),
+            cause: Box::new(bad_failure.rejection),
+        }
+    };
+    Err(BatchRejection {
+        line: culprit.line,
+        rejection,
+    })
+}

@@ -1,0 +1,425 @@
+//! Value types of the event format: ids, decimals, money, dates.
+//!
+//! Each type can only be built valid, so the rest of the crate never re-checks
+//! a string. Parsing refuses JSON numbers where a decimal is expected, so no
+//! amount ever passes through a binary float. Nothing here reads a clock.
+
+use std::fmt;
+use std::str::FromStr;
+
+use chrono::{Datelike, NaiveDate};
+use rust_decimal::Decimal;
+use serde::de::{self, Deserializer, Visitor};
+use serde::{Deserialize, Serialize, Serializer};
+
+/// Longest free-text field (names, notes, sources, reasons) we accept, in characters.
+pub const TEXT_LEN_MAX: usize = 4096;
+/// Most significant digits a decimal may carry (rust_decimal's exact range).
+pub const DECIMAL_DIGITS_MAX: usize = 28;
+
+fn is_event_id_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | ':' | '-')
+}
+
+/// An event id: 1 to 128 characters of `A-Z a-z 0-9 . _ : -`.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct EventId(String);
+
+impl EventId {
+    pub fn parse(s: &str) -> Result<EventId, String> {
+        if s.is_empty() || s.chars().count() > 128 || !s.chars().all(is_event_id_char) {
+            return Err(format!(
+                "invalid event id {s:?}: use 1 to 128 characters of A-Z a-z 0-9 . _ : -"
+            ));
+        }
+        Ok(EventId(s.to_string()))
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// The id of a party, obligation, right or milestone: 1 to 64 characters of
+/// `a-z 0-9 -`, starting with a letter or digit.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Slug(String);
+
+pub type PartyId = Slug;
+pub type ObligationId = Slug;
+pub type RightId = Slug;
+pub type MilestoneId = Slug;
+
+impl Slug {
+    pub fn parse(s: &str) -> Result<Slug, String> {
+        let ok = !s.is_empty()
+            && s.len() <= 64
+            && s.chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+            && !s.starts_with('-');
+        if !ok {
+            return Err(format!(
+                "invalid id {s:?}: use 1 to 64 characters of a-z 0-9 -, starting with a letter or digit"
+            ));
+        }
+        Ok(Slug(s.to_string()))
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+macro_rules! string_newtype_serde {
+    ($t:ty) => {
+        impl fmt::Display for $t {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+        impl Serialize for $t {
+            fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_str(&self.0)
+            }
+        }
+        impl<'de> Deserialize<'de> for $t {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let s = String::deserialize(d)?;
+                <$t>::parse(&s).map_err(de::Error::custom)
+            }
+        }
+        impl FromStr for $t {
+            type Err = String;
+            fn from_str(s: &str) -> Result<Self, String> {
+                <$t>::parse(s)
+            }
+        }
+    };
+}
+string_newtype_serde!(EventId);
+string_newtype_serde!(Slug);
+string_newtype_serde!(Currency);
+string_newtype_serde!(ClassName);
+string_newtype_serde!(Text);
+
+/// A share class name: 1 to 64 printable characters. Default `common`.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ClassName(String);
+
+impl ClassName {
+    pub fn parse(s: &str) -> Result<ClassName, String> {
+        if s.is_empty() || s.chars().count() > 64 || s.chars().any(|c| c.is_control()) {
+            return Err(format!(
+                "invalid share class {s:?}: use 1 to 64 printable characters"
+            ));
+        }
+        Ok(ClassName(s.to_string()))
+    }
+    pub fn common() -> ClassName {
+        ClassName("common".to_string())
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// Free text (names, notes, sources, reasons): at most [`TEXT_LEN_MAX`] characters.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Text(String);
+
+impl Text {
+    pub fn parse(s: &str) -> Result<Text, String> {
+        if s.chars().count() > TEXT_LEN_MAX {
+            return Err(format!(
+                "text of {} characters is longer than the limit of {TEXT_LEN_MAX}",
+                s.chars().count()
+            ));
+        }
+        Ok(Text(s.to_string()))
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// An ISO 4217 currency code: three uppercase letters.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Currency(String);
+
+impl Currency {
+    pub fn parse(s: &str) -> Result<Currency, String> {
+        if s.len() != 3 || !s.chars().all(|c| c.is_ascii_uppercase()) {
+            return Err(format!(
+                "invalid currency {s:?}: use three uppercase letters (ISO 4217), e.g. \"USD\""
+            ));
+        }
+        Ok(Currency(s.to_string()))
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// Parses a plain decimal string: optional `-`, digits, optional `.digits`;
+/// no exponent, no separators, at most 28 significant digits.
+pub fn parse_decimal(s: &str) -> Result<Decimal, String> {
+    let bad = || {
+        format!("invalid decimal {s:?}: write a plain number such as \"13800000000\" or \"32.5\"")
+    };
+    let body = s.strip_prefix('-').unwrap_or(s);
+    let (int, frac) = match body.split_once('.') {
+        Some((i, f)) => (i, Some(f)),
+        None => (body, None),
+    };
+    if int.is_empty() || !int.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(bad());
+    }
+    if let Some(f) = frac {
+        if f.is_empty() || !f.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(bad());
+        }
+    }
+    let digits: String = format!("{int}{}", frac.unwrap_or(""));
+    let significant = digits.trim_start_matches('0').len();
+    if significant > DECIMAL_DIGITS_MAX || frac.map_or(0, str::len) > DECIMAL_DIGITS_MAX {
+        return Err(format!(
+            "decimal {s:?} has more than {DECIMAL_DIGITS_MAX} significant digits"
+        ));
+    }
+    Decimal::from_str_exact(s).map_err(|_| bad())
+}
+
+/// A decimal read only from a JSON string; serialized as its normalized string.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct Dec(pub Decimal);
+
+impl Dec {
+    pub fn value(self) -> Decimal {
+        self.0
+    }
+}
+
+impl fmt::Display for Dec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0.normalize())
+    }
+}
+
+impl Serialize for Dec {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0.normalize().to_string())
+    }
+}
+
+struct DecVisitor;
+
+impl Visitor<'_> for DecVisitor {
+    type Value = Dec;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a decimal written as a JSON string, e.g. \"13800000000\"")
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Dec, E> {
+        parse_decimal(v).map(Dec).map_err(E::custom)
+    }
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Dec, E> {
+        Err(E::custom(format!(
+            "the JSON number {v} is not accepted for a decimal: write it as a string, \"{v}\""
+        )))
+    }
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Dec, E> {
+        Err(E::custom(format!(
+            "the JSON number {v} is not accepted for a decimal: write it as a string, \"{v}\""
+        )))
+    }
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Dec, E> {
+        Err(E::custom(format!(
+            "the JSON number {v} is not accepted for a decimal: write it as a string so that no binary float is involved"
+        )))
+    }
+}
+
+impl<'de> Deserialize<'de> for Dec {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(DecVisitor)
+    }
+}
+
+/// A strictly positive decimal (units, split ratios).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(transparent)]
+pub struct Positive(pub Dec);
+
+impl Positive {
+    pub fn value(self) -> Decimal {
+        self.0 .0
+    }
+}
+
+impl<'de> Deserialize<'de> for Positive {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let v = Dec::deserialize(d)?;
+        if v.0 <= Decimal::ZERO {
+            return Err(de::Error::custom(format!(
+                "{v} is not accepted: the value must be strictly positive"
+            )));
+        }
+        Ok(Positive(v))
+    }
+}
+
+/// An amount of money: a strictly positive decimal and a currency.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
+pub struct Money {
+    pub amount: Dec,
+    pub currency: Currency,
+}
+
+impl Money {
+    pub fn new(amount: Decimal, currency: Currency) -> Money {
+        Money {
+            amount: Dec(amount),
+            currency,
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Money {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Raw {
+            amount: Dec,
+            currency: Currency,
+        }
+        let raw = Raw::deserialize(d)?;
+        if raw.amount.0 <= Decimal::ZERO {
+            return Err(de::Error::custom(format!(
+                "amount {} is not accepted: amounts must be strictly positive",
+                raw.amount
+            )));
+        }
+        Ok(Money {
+            amount: raw.amount,
+            currency: raw.currency,
+        })
+    }
+}
+
+impl fmt::Display for Money {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}", self.currency, self.amount)
+    }
+}
+
+/// A calendar date written `YYYY-MM-DD`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Date(pub NaiveDate);
+
+impl Date {
+    pub fn parse(s: &str) -> Result<Date, String> {
+        let b = s.as_bytes();
+        let shape = b.len() == 10
+            && b[4] == b'-'
+            && b[7] == b'-'
+            && b.iter()
+                .enumerate()
+                .all(|(i, c)| i == 4 || i == 7 || c.is_ascii_digit());
+        if !shape {
+            return Err(format!("invalid date {s:?}: write YYYY-MM-DD"));
+        }
+        NaiveDate::parse_from_str(s, "%Y-%m-%d")
+            .map(Date)
+            .map_err(|_| format!("impossible date {s:?}: no such day in the calendar"))
+    }
+    pub fn naive(self) -> NaiveDate {
+        self.0
+    }
+    /// The last representable day; stands for "no end" in comparisons.
+    pub fn max() -> Date {
+        Date(NaiveDate::from_ymd_opt(9999, 12, 31).expect("9999-12-31 is a valid date"))
+    }
+    pub fn year(self) -> i32 {
+        self.0.year()
+    }
+}
+
+impl fmt::Display for Date {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0.format("%Y-%m-%d"))
+    }
+}
+
+impl Serialize for Date {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Date {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        Date::parse(&s).map_err(de::Error::custom)
+    }
+}
+
+impl FromStr for Date {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        Date::parse(s)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decimals_are_plain_strings() {
+        assert_eq!(parse_decimal("32.5").unwrap(), Decimal::new(325, 1));
+        assert_eq!(parse_decimal("-1").unwrap(), Decimal::NEGATIVE_ONE);
+        for bad in ["", "1e5", "1,000", "+1", ".5", "5.", "1.2.3", " 1", "0x10", "NaN"] {
+            assert!(parse_decimal(bad).is_err(), "{bad} should be refused");
+        }
+        assert!(parse_decimal("12345678901234567890123456789").is_err());
+        assert!(parse_decimal("0000000000000000000000000000001").is_ok());
+    }
+
+    #[test]
+    fn json_numbers_are_refused_for_decimals() {
+        let err = serde_json::from_str::<Dec>("13.8").unwrap_err().to_string();
+        assert!(err.contains("write it as a string"), "{err}");
+        assert!(serde_json::from_str::<Dec>("13").is_err());
+        assert_eq!(
+            serde_json::from_str::<Dec>("\"13.80\"").unwrap().to_string(),
+            "13.8"
+        );
+    }
+
+    #[test]
+    fn dates_must_exist() {
+        assert!(Date::parse("2025-10-28").is_ok());
+        assert!(Date::parse("2025-02-30").unwrap_err().contains("impossible"));
+        assert!(Date::parse("2025-1-5").is_err());
+        assert!(Date::parse("20251028").is_err());
+    }
+
+    #[test]
+    fn ids_follow_their_alphabets() {
+        assert!(Slug::parse("openai-group").is_ok());
+        assert!(Slug::parse("OpenAI").is_err());
+        assert!(Slug::parse("-x").is_err());
+        assert!(Slug::parse(&"a".repeat(65)).is_err());
+        assert!(EventId::parse("2025-10-28:recap_1.A").is_ok());
+        assert!(EventId::parse("a b").is_err());
+        assert!(EventId::parse("").is_err());
+    }
+
+    #[test]
+    fn money_is_strictly_positive() {
+        let ok: Money = serde_json::from_str(r#"{"amount":"1","currency":"USD"}"#).unwrap();
+        assert_eq!(ok.to_string(), "USD 1");
+        assert!(serde_json::from_str::<Money>(r#"{"amount":"0","currency":"USD"}"#).is_err());
+        assert!(serde_json::from_str::<Money>(r#"{"amount":"1","currency":"usd"}"#).is_err());
+        assert!(
+            serde_json::from_str::<Money>(r#"{"amount":"1","currency":"USD","x":1}"#).is_err()
+        );
+    }
+}
