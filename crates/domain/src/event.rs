@@ -255,7 +255,7 @@ pub struct ObligationReleased {
 #[serde(deny_unknown_fields)]
 pub struct RightGranted {
     pub right: RightId,
-    pub kind: Slug,
+    pub kind: KindSlug,
     pub holder: PartyId,
     pub grantor: PartyId,
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -110,7 +110,7 @@ impl RightEnd {
 #[derive(Clone, Debug, PartialEq)]
 pub struct RightState {
     pub right: RightId,
-    pub kind: Slug,
+    pub kind: KindSlug,
     pub holder: PartyId,
     pub grantor: PartyId,
     pub description: Option<Text>,

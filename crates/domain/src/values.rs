@@ -99,6 +99,32 @@ string_newtype_serde!(Slug);
 string_newtype_serde!(Currency);
 string_newtype_serde!(ClassName);
 string_newtype_serde!(Text);
+string_newtype_serde!(KindSlug);
+
+/// A free kind slug, such as a right's kind (`ip_rights`): 1 to 64
+/// characters of `a-z 0-9 _ -`, starting with a letter or digit.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct KindSlug(String);
+
+impl KindSlug {
+    pub fn parse(s: &str) -> Result<KindSlug, String> {
+        let ok = !s.is_empty()
+            && s.len() <= 64
+            && s.chars().all(|c| {
+                c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_'
+            })
+            && s.starts_with(|c: char| c.is_ascii_alphanumeric());
+        if !ok {
+            return Err(format!(
+                "invalid kind {s:?}: use 1 to 64 characters of a-z 0-9 _ -, starting with a letter or digit"
+            ));
+        }
+        Ok(KindSlug(s.to_string()))
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
 
 /// A share class name: 1 to 64 printable characters. Default `common`.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
