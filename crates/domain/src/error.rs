@@ -122,7 +122,9 @@ pub enum Rejection {
     IdConflict { event: EventId, seq: Option<u64> },
     #[error("event `{event}`: it reverses `{reverses}`, which is not recorded before it")]
     UnknownReversedEvent { event: EventId, reverses: EventId },
-    #[error("event `{event}`: `{reverses}` is itself a reversal, and a reversal cannot be reversed")]
+    #[error(
+        "event `{event}`: `{reverses}` is itself a reversal, and a reversal cannot be reversed"
+    )]
     ReversalOfReversal { event: EventId, reverses: EventId },
     #[error("event `{event}`: `{reverses}` is already reversed by `{by}`")]
     AlreadyReversed {

@@ -420,7 +420,9 @@ impl Event {
         };
         let effective = match map.remove("effective") {
             None => return Err(fail("missing field `effective`".to_string())),
-            Some(Value::String(s)) => Date::parse(&s).map_err(|e| fail(format!("effective: {e}")))?,
+            Some(Value::String(s)) => {
+                Date::parse(&s).map_err(|e| fail(format!("effective: {e}")))?
+            }
             Some(_) => {
                 return Err(fail(
                     "field `effective` must be a date string YYYY-MM-DD".to_string(),
@@ -438,8 +440,8 @@ impl Event {
         };
         let source = text("source", map.remove("source"))?;
         let note = text("note", map.remove("note"))?;
-        let payload = Payload::from_fields(&type_name, map)
-            .map_err(|e| fail(format!("{type_name}: {e}")))?;
+        let payload =
+            Payload::from_fields(&type_name, map).map_err(|e| fail(format!("{type_name}: {e}")))?;
         let event = Event {
             id,
             effective,
@@ -642,7 +644,8 @@ mod tests {
         let e = parse(r#"{"id":"a","type":"party_registered","effective":"2020-01-01","party":"x","name":"X","kind":"fund","colour":"red"}"#).unwrap_err();
         assert!(e.message.contains("unknown field `colour`"), "{e}");
         assert_eq!(e.id.as_deref(), Some("a"));
-        let e = parse(r#"{"id":"a","type":"party_exploded","effective":"2020-01-01"}"#).unwrap_err();
+        let e =
+            parse(r#"{"id":"a","type":"party_exploded","effective":"2020-01-01"}"#).unwrap_err();
         assert!(e.message.contains("unknown event type"), "{e}");
         let e = parse(r#"{"id":"a","type":"valuation_recorded","effective":"2020-01-01","entity":"x","post_money":{"amount":5,"currency":"USD"}}"#).unwrap_err();
         assert!(e.message.contains("write it as a string"), "{e}");
@@ -662,7 +665,10 @@ mod tests {
         assert_eq!(p.until_milestone, Some(None));
         let text = String::from_utf8(e.canonical_bytes()).unwrap();
         assert!(text.contains(r#""until_milestone":null"#), "{text}");
-        assert!(parse(r#"{"id":"a","type":"right_amended","effective":"2020-01-01","right":"r"}"#).is_err());
+        assert!(
+            parse(r#"{"id":"a","type":"right_amended","effective":"2020-01-01","right":"r"}"#)
+                .is_err()
+        );
     }
 
     #[test]

@@ -285,11 +285,7 @@ impl Ledger {
         Ok(())
     }
 
-    fn check_currency(
-        event: &Event,
-        o: &ObligationState,
-        money: &Money,
-    ) -> Result<(), Rejection> {
+    fn check_currency(event: &Event, o: &ObligationState, money: &Money) -> Result<(), Rejection> {
         if money.currency != *o.currency() {
             return Err(Rejection::CurrencyMismatch {
                 event: event.id.clone(),
@@ -578,11 +574,11 @@ fn holdings_from_table(event: &Event, t: &HoldingsTable) -> Result<HoldingTable,
         .unwrap_or_else(default_total_units);
     for h in &t.holdings {
         let units = match (h.percent, h.units) {
-            (Some(p), _) => p
-                .0
-                .checked_mul(total)
-                .and_then(|u| u.checked_div(Decimal::ONE_HUNDRED))
-                .ok_or_else(|| overflow(event))?,
+            (Some(p), _) => {
+                p.0.checked_mul(total)
+                    .and_then(|u| u.checked_div(Decimal::ONE_HUNDRED))
+                    .ok_or_else(|| overflow(event))?
+            }
             (None, Some(u)) => u.value(),
             // `Event::check_shape` guarantees one of the two.
             (None, None) => Decimal::ZERO,

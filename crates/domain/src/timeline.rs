@@ -46,7 +46,7 @@ impl KnownAt {
 
 /// Orders events for folding: drops reversed events and the reversals
 /// themselves, then sorts by (effective, seq).
-pub fn order<'a>(mut entries: Vec<(u64, &'a Event)>) -> Vec<(u64, &'a Event)> {
+pub fn order(mut entries: Vec<(u64, &Event)>) -> Vec<(u64, &Event)> {
     let reversed: HashSet<&str> = entries
         .iter()
         .filter_map(|(_, e)| match &e.payload {

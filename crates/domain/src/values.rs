@@ -110,9 +110,8 @@ impl KindSlug {
     pub fn parse(s: &str) -> Result<KindSlug, String> {
         let ok = !s.is_empty()
             && s.len() <= 64
-            && s.chars().all(|c| {
-                c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_'
-            })
+            && s.chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
             && s.starts_with(|c: char| c.is_ascii_alphanumeric());
         if !ok {
             return Err(format!(
@@ -401,7 +400,9 @@ mod tests {
     fn decimals_are_plain_strings() {
         assert_eq!(parse_decimal("32.5").unwrap(), Decimal::new(325, 1));
         assert_eq!(parse_decimal("-1").unwrap(), Decimal::NEGATIVE_ONE);
-        for bad in ["", "1e5", "1,000", "+1", ".5", "5.", "1.2.3", " 1", "0x10", "NaN"] {
+        for bad in [
+            "", "1e5", "1,000", "+1", ".5", "5.", "1.2.3", " 1", "0x10", "NaN",
+        ] {
             assert!(parse_decimal(bad).is_err(), "{bad} should be refused");
         }
         assert!(parse_decimal("12345678901234567890123456789").is_err());
@@ -414,7 +415,9 @@ mod tests {
         assert!(err.contains("write it as a string"), "{err}");
         assert!(serde_json::from_str::<Dec>("13").is_err());
         assert_eq!(
-            serde_json::from_str::<Dec>("\"13.80\"").unwrap().to_string(),
+            serde_json::from_str::<Dec>("\"13.80\"")
+                .unwrap()
+                .to_string(),
             "13.8"
         );
     }
@@ -422,7 +425,9 @@ mod tests {
     #[test]
     fn dates_must_exist() {
         assert!(Date::parse("2025-10-28").is_ok());
-        assert!(Date::parse("2025-02-30").unwrap_err().contains("impossible"));
+        assert!(Date::parse("2025-02-30")
+            .unwrap_err()
+            .contains("impossible"));
         assert!(Date::parse("2025-1-5").is_err());
         assert!(Date::parse("20251028").is_err());
     }
@@ -444,8 +449,6 @@ mod tests {
         assert_eq!(ok.to_string(), "USD 1");
         assert!(serde_json::from_str::<Money>(r#"{"amount":"0","currency":"USD"}"#).is_err());
         assert!(serde_json::from_str::<Money>(r#"{"amount":"1","currency":"usd"}"#).is_err());
-        assert!(
-            serde_json::from_str::<Money>(r#"{"amount":"1","currency":"USD","x":1}"#).is_err()
-        );
+        assert!(serde_json::from_str::<Money>(r#"{"amount":"1","currency":"USD","x":1}"#).is_err());
     }
 }

@@ -56,10 +56,7 @@ pub fn project(
 
 /// Projects an explicit list of `(seq, event)` entries, for what-if questions
 /// that add unrecorded events after the log.
-pub fn project_entries(
-    entries: Vec<(u64, &Event)>,
-    as_of: Date,
-) -> Result<Projection, FoldError> {
+pub fn project_entries(entries: Vec<(u64, &Event)>, as_of: Date) -> Result<Projection, FoldError> {
     let ordered = order(entries);
     let ledger = fold(&ordered, Some(as_of))?;
     Ok(Projection { as_of, ledger })
@@ -294,9 +291,7 @@ impl Projection {
             .obligations
             .values()
             .filter(|o| keep(o))
-            .filter(|o| {
-                scope == Scope::All || o.status() == domain::ObligationStatus::Open
-            })
+            .filter(|o| scope == Scope::All || o.status() == domain::ObligationStatus::Open)
             .map(Self::obligation_row)
             .collect()
     }
@@ -405,7 +400,12 @@ impl Projection {
         // Investments grouped by investee and currency; the multiple compares
         // the holding's value with the money put in, same currency only.
         let mut invested: BTreeMap<(PartyId, Currency), Decimal> = BTreeMap::new();
-        for i in self.ledger.investments.iter().filter(|i| i.investor == *party) {
+        for i in self
+            .ledger
+            .investments
+            .iter()
+            .filter(|i| i.investor == *party)
+        {
             *invested
                 .entry((i.investee.clone(), i.amount.currency.clone()))
                 .or_default() += i.amount.amount.0;

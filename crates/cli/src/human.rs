@@ -1,0 +1,109 @@
+//! Human input and output: amounts such as `13.8B USD` or `$250B`, and
+//! numbers with thousands separators for tables.
+//!
+//! Parsing produces exact decimals (a suffix multiplies a decimal, never a
+//! float); anything ambiguous is refused rather than guessed.
+
+use domain::values::{parse_decimal, Currency};
+use rust_decimal::Decimal;
+
+/// Parses a decimal with an optional K, M, B or T suffix: `13.8B`, `250000`.
+pub fn parse_scaled(s: &str) -> Result<Decimal, String> {
+    let s = s.trim().replace('_', "");
+    let (digits, scale) = match s.chars().last() {
+        Some(c @ ('K' | 'k' | 'M' | 'm' | 'B' | 'b' | 'T' | 't')) => {
+            let exp = match c.to_ascii_uppercase() {
+                'K' => 3,
+                'M' => 6,
+                'B' => 9,
+                _ => 12,
+            };
+            (&s[..s.len() - 1], exp)
+        }
+        _ => (s.as_str(), 0),
+    };
+    let base = parse_decimal(digits)
+        .map_err(|_| format!("invalid amount {s:?}: write e.g. 13.8B, 250000000000 or 27.5"))?;
+    base.checked_mul(Decimal::from(10u64.pow(scale)))
+        .map(|d| d.normalize())
+        .ok_or_else(|| format!("amount {s:?} is too large"))
+}
+
+/// Parses money in human forms: `13.8B USD`, `USD 13.8B`, `$13.8B`,
+/// `250000000000 USD`. `$` means USD; other currencies are named.
+pub fn parse_money(s: &str) -> Result<(Decimal, Currency), String> {
+    let t = s.trim();
+    let bad = || {
+        format!(
+            "invalid amount {s:?}: write e.g. \"13.8B USD\", \"USD 13.8B\", \"$13.8B\" or \"250000000000 USD\""
+        )
+    };
+    let (number, currency) = if let Some(rest) = t.strip_prefix('$') {
+        (rest.trim(), "USD".to_string())
+    } else {
+        let parts: Vec<&str> = t.split_whitespace().collect();
+        match parts.as_slice() {
+            [a, b] if Currency::parse(a).is_ok() => (*b, a.to_string()),
+            [a, b] if Currency::parse(b).is_ok() => (*a, b.to_string()),
+            [one] => {
+                return Err(format!(
+                    "amount {s:?} has no currency: write e.g. \"{one} USD\" or \"${one}\""
+                ))
+            }
+            _ => return Err(bad()),
+        }
+    };
+    let amount = parse_scaled(number).map_err(|_| bad())?;
+    let currency = Currency::parse(&currency)?;
+    Ok((amount, currency))
+}
+
+/// Groups the integer part of a decimal string by thousands: `1234567.5`
+/// becomes `1,234,567.5`.
+pub fn group_thousands(s: &str) -> String {
+    let (sign, body) = match s.strip_prefix('-') {
+        Some(b) => ("-", b),
+        None => ("", s),
+    };
+    let (int, frac) = match body.split_once('.') {
+        Some((i, f)) => (i, Some(f)),
+        None => (body, None),
+    };
+    let mut out = String::with_capacity(s.len() + s.len() / 3);
+    for (i, c) in int.chars().enumerate() {
+        if i > 0 && (int.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    match frac {
+        Some(f) => format!("{sign}{out}.{f}"),
+        None => format!("{sign}{out}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn money_forms() {
+        let usd = |s| parse_money(s).map(|(a, c)| format!("{a} {c}"));
+        assert_eq!(usd("13.8B USD").unwrap(), "13800000000 USD");
+        assert_eq!(usd("USD 13.8B").unwrap(), "13800000000 USD");
+        assert_eq!(usd("$13.8B").unwrap(), "13800000000 USD");
+        assert_eq!(usd("$250B").unwrap(), "250000000000 USD");
+        assert_eq!(usd("250000000000 USD").unwrap(), "250000000000 USD");
+        assert_eq!(usd("1.5K EUR").unwrap(), "1500 EUR");
+        assert!(usd("13.8B").unwrap_err().contains("no currency"));
+        assert!(usd("13.8X USD").is_err());
+        assert!(usd("1e9 USD").is_err());
+    }
+
+    #[test]
+    fn thousands() {
+        assert_eq!(group_thousands("135000000000"), "135,000,000,000");
+        assert_eq!(group_thousands("-1234.56"), "-1,234.56");
+        assert_eq!(group_thousands("999"), "999");
+    }
+}
