@@ -359,9 +359,7 @@ impl Ledger {
                         if p.class.as_ref().is_some_and(|c| c != class) {
                             continue;
                         }
-                        *units = units
-                            .checked_mul(p.numerator.value())
-                            .and_then(|u| u.checked_div(p.denominator.value()))
+                        *units = mul_div(*units, p.numerator.value(), p.denominator.value())
                             .ok_or_else(|| overflow(event))?;
                     }
                     table.retain(|_, u| !u.is_zero());
@@ -543,6 +541,14 @@ impl Ledger {
     }
 }
 
+/// `a * b / c`, multiplying first for exactness and dividing first only when
+/// the product would not fit; `None` when neither fits.
+fn mul_div(a: Decimal, b: Decimal, c: Decimal) -> Option<Decimal> {
+    a.checked_mul(b)
+        .and_then(|x| x.checked_div(c))
+        .or_else(|| a.checked_div(c).and_then(|x| x.checked_mul(b)))
+}
+
 fn overflow(event: &Event) -> Rejection {
     Rejection::ArithmeticOverflow {
         event: event.id.clone(),
@@ -575,9 +581,7 @@ fn holdings_from_table(event: &Event, t: &HoldingsTable) -> Result<HoldingTable,
     for h in &t.holdings {
         let units = match (h.percent, h.units) {
             (Some(p), _) => {
-                p.0.checked_mul(total)
-                    .and_then(|u| u.checked_div(Decimal::ONE_HUNDRED))
-                    .ok_or_else(|| overflow(event))?
+                mul_div(p.0, total, Decimal::ONE_HUNDRED).ok_or_else(|| overflow(event))?
             }
             (None, Some(u)) => u.value(),
             // `Event::check_shape` guarantees one of the two.

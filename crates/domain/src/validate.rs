@@ -169,13 +169,33 @@ pub fn plan_batch(log: &[RecordedEvent], batch: &[BatchEvent]) -> Result<Plan, B
         return Ok(plan);
     };
 
-    // Find the first new event whose addition breaks the timeline: the
-    // smallest prefix of the batch that fails. Bisection keeps this
-    // logarithmic in the batch size; the empty prefix is the log as it is.
+    // The fold of the whole batch stopped at a new event. If the batch up
+    // to and including that event already fails there, the event is at
+    // fault on its own. Otherwise a later event of the batch broke it (a
+    // backdated one, or a reversal), and the search below finds which.
+    let mut good = 0usize;
+    if failure.seq >= next_seq {
+        let k = (failure.seq - next_seq) as usize;
+        match check(k + 1) {
+            Err(f) if f.seq == failure.seq => {
+                let b = &batch[plan.new[k]];
+                return Err(BatchRejection {
+                    line: b.line,
+                    rejection: f.rejection,
+                });
+            }
+            Ok(()) => good = k + 1,
+            Err(_) => {}
+        }
+    }
+
+    // Find the new event whose addition breaks the timeline: a prefix of
+    // the batch that passes followed by one that fails. Bisection keeps
+    // this logarithmic in the batch size; the empty prefix is the log as
+    // it is.
     let mut bad = plan.new.len();
     let mut bad_failure = failure;
-    if check(0).is_ok() {
-        let mut good = 0usize;
+    if good > 0 || check(0).is_ok() {
         while bad - good > 1 {
             let mid = good + (bad - good) / 2;
             match check(mid) {

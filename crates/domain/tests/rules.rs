@@ -1565,7 +1565,8 @@ fn a_new_event_on_a_log_that_fails_the_rules_is_refused() {
 }
 
 #[test]
-#[ignore = "known issue: the bisection in plan_batch assumes that a failing prefix of a batch stays failing; a later event of the batch (here a reversal) can repair it"]
+// Regression: the bisection used to name line 1, whose damage line 2
+// repairs; the fold of the whole batch stops at line 3, which is at fault.
 fn the_refusal_names_the_event_that_breaks_the_whole_batch() {
     // Line 1 alone would starve `t-later`, but line 2 reverses `t-later`;
     // what is wrong with the batch as a whole is line 3.
