@@ -246,6 +246,8 @@ struct Receipt {
     first_seq: Option<u64>,
     last_seq: Option<u64>,
     head: Option<String>,
+    /// The seq of `head`, for people (`head SEQ:HASH`).
+    head_seq: Option<u64>,
 }
 
 impl Receipt {
@@ -285,8 +287,8 @@ fn append_files(
         None => Vec::new(),
     };
     let now = Utc::now();
-    let head_hex = match &store {
-        Some(s) => s.head()?.map(|h| h.hash_hex()),
+    let current_head = match &store {
+        Some(s) => s.head()?,
         None => None,
     };
     let mut plans = Vec::new();
@@ -314,7 +316,8 @@ fn append_files(
             skipped: plan.skipped as u64,
             first_seq: (!new_events.is_empty()).then_some(next),
             last_seq: (!new_events.is_empty()).then(|| next + new_events.len() as u64 - 1),
-            head: head_hex.clone(),
+            head: current_head.as_ref().map(|h| h.hash_hex()),
+            head_seq: current_head.as_ref().map(|h| h.seq),
         };
         plans.push((name.clone(), new_events, receipt));
     }
@@ -340,7 +343,7 @@ fn append_files(
         } else {
             Some(store.append(&batch, Utc::now())?)
         };
-        let head = store.head()?.map(|h| h.hash_hex());
+        let head = store.head()?;
         receipts.push((
             name,
             Receipt {
@@ -348,7 +351,8 @@ fn append_files(
                 skipped: planned.skipped + r.as_ref().map_or(0, |r| r.skipped),
                 first_seq: r.as_ref().and_then(|r| r.first_seq),
                 last_seq: r.as_ref().and_then(|r| r.last_seq),
-                head,
+                head: head.as_ref().map(|h| h.hash_hex()),
+                head_seq: head.as_ref().map(|h| h.seq),
             },
         ));
     }
@@ -391,12 +395,8 @@ fn print_receipt(
             }
             writeln!(out, "{line}")?;
             if !dry_run {
-                if let Some(h) = &r.head {
-                    writeln!(
-                        out,
-                        "head {}:{h}",
-                        r.last_seq.map_or(String::new(), |s| s.to_string())
-                    )?;
+                if let (Some(h), Some(s)) = (&r.head, r.head_seq) {
+                    writeln!(out, "head {s}:{h}")?;
                 }
             }
         }
@@ -458,6 +458,7 @@ fn print_import(
     let first_seq = receipts.iter().find_map(|(_, r)| r.first_seq);
     let last_seq = receipts.iter().rev().find_map(|(_, r)| r.last_seq);
     let head = receipts.last().and_then(|(_, r)| r.head.clone());
+    let head_seq = receipts.last().and_then(|(_, r)| r.head_seq);
     match format {
         WriteFormat::Json => {
             let files: Vec<Value> = receipts
@@ -503,7 +504,7 @@ fn print_import(
                 "{verb} {appended} event{}, skipped {skipped}",
                 plural(appended)
             )?;
-            if let (false, Some(h), Some(s)) = (dry_run, &head, last_seq.or(None)) {
+            if let (false, Some(h), Some(s)) = (dry_run, &head, head_seq) {
                 writeln!(out, "head {s}:{h}")?;
             }
         }
@@ -1168,7 +1169,7 @@ fn verify(
             Some(h) if h == hash => {}
             Some(h) => {
                 return Err(Failure::Integrity(format!(
-                    "the log does not hold the expected prefix: seq {seq} has hash {h}, not {hash}: history before it was rewritten"
+                    "the log does not hold the expected prefix: seq {seq} has hash {h}, not {hash}: history up to seq {seq} was rewritten"
                 )))
             }
             None => {

@@ -88,16 +88,20 @@ pub fn opt<T: ToString>(v: &Option<T>) -> String {
 
 /// Writes pretty JSON and a newline.
 pub fn json<T: serde::Serialize>(out: &mut dyn Write, value: &T) -> io::Result<()> {
-    serde_json::to_writer_pretty(&mut *out, value).map_err(io::Error::other)?;
-    writeln!(out)
+    // Serialized first, so that an error writing (a closed pipe) keeps its kind.
+    let text = serde_json::to_string_pretty(value).map_err(io::Error::other)?;
+    writeln!(out, "{text}")
 }
 
 /// Writes CSV (RFC 4180, header first).
 pub fn csv(out: &mut dyn Write, header: &[&str], rows: &[Vec<String>]) -> io::Result<()> {
-    let mut w = ::csv::Writer::from_writer(out);
+    let mut w = ::csv::Writer::from_writer(Vec::new());
     w.write_record(header).map_err(io::Error::other)?;
     for r in rows {
         w.write_record(r).map_err(io::Error::other)?;
     }
-    w.flush()
+    let bytes = w
+        .into_inner()
+        .map_err(|e| io::Error::other(e.to_string()))?;
+    out.write_all(&bytes)
 }
