@@ -171,7 +171,7 @@ pub fn execute(cli: Cli, out: Out) -> Result<(), Failure> {
             format,
         } => {
             let entity = entity.map(|e| slug("entity", &e)).transpose()?;
-            let p = projection(&path, time)?;
+            let p = projection(&path, time, entity.as_ref())?;
             print_ownership(out, format, &p.ownership(entity.as_ref()))
         }
         Command::Obligations {
@@ -181,7 +181,7 @@ pub fn execute(cli: Cli, out: Out) -> Result<(), Failure> {
             format,
         } => {
             let party = party.map(|e| slug("party", &e)).transpose()?;
-            let p = projection(&path, time)?;
+            let p = projection(&path, time, party.as_ref())?;
             print_obligations(out, format, &p.obligations(party.as_ref(), scope(all)))
         }
         Command::Rights {
@@ -191,7 +191,7 @@ pub fn execute(cli: Cli, out: Out) -> Result<(), Failure> {
             format,
         } => {
             let party = party.map(|e| slug("party", &e)).transpose()?;
-            let p = projection(&path, time)?;
+            let p = projection(&path, time, party.as_ref())?;
             print_rights(out, format, &p.rights(party.as_ref(), scope(all)))
         }
         Command::Position {
@@ -201,7 +201,7 @@ pub fn execute(cli: Cli, out: Out) -> Result<(), Failure> {
             format,
         } => {
             let party = slug("party", &party)?;
-            let p = projection(&path, time)?;
+            let p = projection(&path, time, Some(&party))?;
             print_position(out, format, &p.position(&party, scope(all)))
         }
         Command::Verify {
@@ -664,9 +664,21 @@ fn log(path: &Path, since: Option<u64>, format: ReadFormat, out: Out) -> Result<
     Ok(())
 }
 
-fn projection(path: &Path, time: TimeArgs) -> Result<Projection, Failure> {
+/// Projects the store; `party`, when given, must be registered somewhere in
+/// the log, so that a mistyped id is an error rather than an empty report.
+fn projection(path: &Path, time: TimeArgs, party: Option<&Slug>) -> Result<Projection, Failure> {
     let store = open_for_read(path)?;
     let loaded = load(&store)?;
+    if let Some(party) = party {
+        let known = loaded.events.iter().any(|r| {
+            matches!(&r.event.payload, domain::Payload::PartyRegistered(p) if p.party == *party)
+        });
+        if !known {
+            return Err(Failure::Refused(format!(
+                "unknown party `{party}`: no event registers it (see `accord log`)"
+            )));
+        }
+    }
     project_log(&loaded.events, time)
 }
 
