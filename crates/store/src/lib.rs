@@ -1,1 +1,109 @@
-//! store
+//! The append-only event log of accord: bytes on disk, sequence numbers, a hash chain and
+//! atomic batches. It deliberately knows nothing about money, parties or event types: an event
+//! is an opaque `id` plus an opaque `body` (the caller's canonical encoding), and this crate is
+//! the only one that touches the disk.
+//!
+//! # Hash chain
+//!
+//! Every record carries `hash(seq)`, a SHA-256 digest over
+//!
+//! ```text
+//! prev_hash            32 bytes: hash(seq - 1), or 32 zero bytes for seq 1
+//! seq                  u64 big-endian
+//! len(recorded)        u32 big-endian, then the recorded bytes (RFC 3339 UTC, microseconds)
+//! len(id)              u32 big-endian, then the id's UTF-8 bytes
+//! len(body)            u64 big-endian, then the body bytes
+//! ```
+//!
+//! Hashes are displayed as lowercase hex. Changing any byte of any earlier record changes every
+//! later hash, so the head hash commits to the whole log.
+//!
+//! # On-disk layout
+//!
+//! A store is a directory holding a sled database (sled's own `db`, `conf`, `blobs/`, `snap.*`)
+//! and `accord.lock`, the file this crate locks exclusively so that a second process fails
+//! fast with [`StoreError::Locked`]. All keys live in sled's default tree:
+//!
+//! - `b"meta"` -> the head: format byte `1`, seq (u64 BE), hash (32 bytes), varint length +
+//!   recorded bytes.
+//! - `b"seg"` + first seq (u64 BE) -> a *segment* of consecutive records, so that sled's key
+//!   order is seq order and one sled value holds up to [`SEGMENT_MAX_EVENTS`] records or about
+//!   [`SEGMENT_MAX_BYTES`] bytes (one key per event would cost sled tens of bytes each). A segment
+//!   is format byte `1`, record count (u32 BE), then per record: varint length + recorded bytes
+//!   (length 0 means "same as the previous record of this segment", since a batch shares one
+//!   timestamp), the 32-byte hash, varint length + id, varint length + body. Seqs are implicit:
+//!   `first_seq + index`. An append fills up the last segment before starting new ones.
+//! - `b"id"` + id bytes -> seq (u64 BE): the id index used for idempotent appends.
+//!
+//! Every append writes all its keys with one `sled::Batch` (atomic in sled 0.34, also across a
+//! crash) and then flushes sled to disk before reporting success.
+
+mod codec;
+mod error;
+mod store;
+
+pub use error::StoreError;
+pub use store::{Records, Store};
+
+/// Most records one segment holds.
+pub const SEGMENT_MAX_EVENTS: u32 = 1024;
+/// A segment stops taking records once its encoding reaches about this many bytes (a single
+/// record larger than this still gets a segment of its own).
+pub const SEGMENT_MAX_BYTES: usize = 32 * 1024;
+
+/// One stored event with its place in the log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Record {
+    pub seq: u64,
+    /// When the store recorded the event, see [`recorded_string`].
+    pub recorded: String,
+    pub hash: [u8; 32],
+    pub id: String,
+    pub body: Vec<u8>,
+}
+
+impl Record {
+    pub fn hash_hex(&self) -> String {
+        hex::encode(self.hash)
+    }
+}
+
+/// The last record of the log: its seq, hash and recorded time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Head {
+    pub seq: u64,
+    pub hash: [u8; 32],
+    pub recorded: String,
+}
+
+impl Head {
+    pub fn hash_hex(&self) -> String {
+        hex::encode(self.hash)
+    }
+}
+
+/// An event to append: the caller's id and canonical body bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NewEvent<'a> {
+    pub id: &'a str,
+    pub body: &'a [u8],
+}
+
+/// What an append did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Receipt {
+    /// Events that got a new seq.
+    pub appended: u64,
+    /// Events whose id was already recorded (or repeated in the batch) with identical body.
+    pub skipped: u64,
+    pub first_seq: Option<u64>,
+    pub last_seq: Option<u64>,
+    /// The head after the append (unchanged if nothing was appended; None for an empty log).
+    pub head: Option<Head>,
+}
+
+/// The store's text form of a recording time: RFC 3339 in UTC with exactly six fractional
+/// digits and a `Z`, e.g. `2026-11-28T10:00:00.123456Z`. Sub-microsecond digits are dropped.
+pub fn recorded_string(t: chrono::DateTime<chrono::Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+}

@@ -1,0 +1,72 @@
+//! The store's error type. It only classifies failures of the log (missing, locked, corrupt,
+//! I/O, conflicting ids); it deliberately does not decide how a program reports them.
+
+use std::path::PathBuf;
+
+/// Everything that can go wrong when opening, reading or appending to the log.
+#[derive(thiserror::Error, Debug)]
+pub enum StoreError {
+    /// A reader asked for a store that does not exist; nothing was created.
+    #[error("there is no store at {path}")]
+    Missing { path: PathBuf },
+
+    /// Another process (or another open handle in this process) holds the store's lock.
+    #[error("the store {path} is in use by another process")]
+    Locked { path: PathBuf },
+
+    /// Stored bytes that do not decode, a broken hash chain, a gap in the sequence, or an index
+    /// that disagrees with the log. `seq` names the first bad record when it is known.
+    #[error("the store is corrupt{}: {detail}", fmt_seq(.seq))]
+    Corrupt { seq: Option<u64>, detail: String },
+
+    /// The operating system refused a file operation.
+    #[error("I/O error on {path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// sled reported a failure that is neither plain I/O nor corruption (an unsupported
+    /// configuration or an internal bug report); kept separate so its text is not lost.
+    #[error("the storage engine failed on {path}: {detail}")]
+    Backend { path: PathBuf, detail: String },
+
+    /// The id is already recorded (or appears earlier in the same batch) with a different body.
+    #[error("event id {id:?} is already recorded at seq {seq} with a different body")]
+    IdConflict { id: String, seq: u64 },
+
+    /// The event cannot be encoded at all (its id is longer than the hash chain's u32 length
+    /// field allows); nothing was written.
+    #[error("event {index} of the batch cannot be stored: {detail}")]
+    InvalidEvent { index: usize, detail: String },
+}
+
+fn fmt_seq(seq: &Option<u64>) -> String {
+    match seq {
+        Some(seq) => format!(" at seq {seq}"),
+        None => String::new(),
+    }
+}
+
+impl StoreError {
+    /// True when the store itself cannot be used (missing, locked, corrupt, I/O or engine
+    /// failure), as opposed to a request the caller got wrong. The CLI maps this to exit code 4.
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            StoreError::Missing { .. }
+            | StoreError::Locked { .. }
+            | StoreError::Corrupt { .. }
+            | StoreError::Io { .. }
+            | StoreError::Backend { .. } => true,
+            StoreError::IdConflict { .. } | StoreError::InvalidEvent { .. } => false,
+        }
+    }
+
+    pub(crate) fn corrupt(seq: Option<u64>, detail: impl Into<String>) -> StoreError {
+        StoreError::Corrupt {
+            seq,
+            detail: detail.into(),
+        }
+    }
+}

@@ -1,0 +1,809 @@
+//! The `Store` handle: opening and locking a store directory, atomic appends, reading records
+//! in seq order and verifying the whole log. It deliberately does not interpret ids or bodies,
+//! read a clock, or decide how errors are shown to users.
+
+use std::collections::HashMap;
+use std::fs::{self, File, OpenOptions};
+use std::io::ErrorKind;
+use std::marker::PhantomData;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, SubsecRound, Utc};
+
+use crate::codec::{self, ID_PREFIX, META_KEY, SEG_PREFIX};
+use crate::error::StoreError;
+use crate::{
+    recorded_string, Head, NewEvent, Receipt, Record, SEGMENT_MAX_BYTES, SEGMENT_MAX_EVENTS,
+};
+
+/// The file every opener locks exclusively; see `acquire_lock` for why sled's own lock is not
+/// enough.
+const LOCK_FILE: &str = "accord.lock";
+/// sled's data file; its presence is what makes a directory a store for `open_existing`.
+const SLED_DB_FILE: &str = "db";
+/// Bounds sled's page cache, which otherwise defaults to 1 GiB.
+const CACHE_CAPACITY: u64 = 64 * 1024 * 1024;
+/// How long to wait for sled's own file lock while already holding ours (see `open_sled`).
+const SLED_LOCK_GRACE: Duration = Duration::from_millis(500);
+/// The first key after every segment key (`b"seg"` with its last byte incremented).
+const SEG_END: &[u8] = b"seh";
+const ZERO_HASH: [u8; 32] = [0u8; 32];
+
+/// An open, exclusively locked store. Appends are serialized by an internal mutex, so a
+/// `Store` can be shared between threads.
+pub struct Store {
+    // Fields drop in declaration order: sled must be closed (flushing and releasing its own
+    // file lock) before `lock` releases ours, or a process waiting on our lock could find
+    // sled's still held.
+    db: sled::Db,
+    state: Mutex<State>,
+    path: PathBuf,
+    _lock: File,
+}
+
+/// What appends need to know about the end of the log. Only this process can write the store
+/// (we hold the exclusive lock), so the cached values stay true between appends.
+struct State {
+    head: Option<Head>,
+    /// First seq of the last segment, which the next append may extend.
+    tail: Option<u64>,
+}
+
+impl Store {
+    /// Opens the store at `path` for writing, creating the directory and an empty store if
+    /// they do not exist yet.
+    pub fn create_or_open(path: &Path) -> Result<Store, StoreError> {
+        fs::create_dir_all(path).map_err(io_error(path))?;
+        let lock = acquire_lock(path)?;
+        Store::open_locked(path, lock)
+    }
+
+    /// Opens an existing store for reading. A path that does not exist, or a directory that
+    /// holds no store, gives `StoreError::Missing` and nothing is created.
+    pub fn open_existing(path: &Path) -> Result<Store, StoreError> {
+        let missing = || StoreError::Missing {
+            path: path.to_path_buf(),
+        };
+        match fs::metadata(path) {
+            Ok(meta) if meta.is_dir() => {}
+            Ok(_) => return Err(missing()),
+            Err(e) if e.kind() == ErrorKind::NotFound => return Err(missing()),
+            Err(e) => return Err(io_error(path)(e)),
+        }
+        // Without sled's data file sled would create a fresh database here, which a reader
+        // must never do.
+        match fs::metadata(path.join(SLED_DB_FILE)) {
+            Ok(meta) if meta.is_file() => {}
+            Ok(_) => return Err(missing()),
+            Err(e) if e.kind() == ErrorKind::NotFound => return Err(missing()),
+            Err(e) => return Err(io_error(path)(e)),
+        }
+        // The store exists, so (re)creating its lock file inside it is not creating a store.
+        let lock = acquire_lock(path)?;
+        Store::open_locked(path, lock)
+    }
+
+    fn open_locked(path: &Path, lock: File) -> Result<Store, StoreError> {
+        let db = open_sled(path)?;
+        let head = match db.get(META_KEY).map_err(sled_error(path))? {
+            Some(bytes) => {
+                let (seq, hash, recorded) = codec::decode_head(&bytes)?;
+                Some(Head {
+                    seq,
+                    hash,
+                    recorded,
+                })
+            }
+            None => None,
+        };
+        let tail = match db.scan_prefix(SEG_PREFIX).keys().next_back() {
+            Some(key) => {
+                let key = key.map_err(sled_error(path))?;
+                Some(codec::parse_seg_key(&key).ok_or_else(|| {
+                    StoreError::corrupt(None, "malformed segment key at the end of the log")
+                })?)
+            }
+            None => None,
+        };
+        Ok(Store {
+            db,
+            state: Mutex::new(State { head, tail }),
+            path: path.to_path_buf(),
+            _lock: lock,
+        })
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        // State is replaced only after a write succeeded, by plain assignments that cannot
+        // panic halfway, so a poisoned mutex still guards consistent values.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The last record's seq, hash and recorded time; None for an empty log.
+    pub fn head(&self) -> Result<Option<Head>, StoreError> {
+        Ok(self.state().head.clone())
+    }
+
+    /// Number of records (which is also the head's seq, since seqs start at 1 without gaps).
+    pub fn len(&self) -> u64 {
+        self.state().head.as_ref().map_or(0, |h| h.seq)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Atomic batch: all events become visible, or none (also across a crash). Events whose id
+    /// is already recorded with byte-identical body are skipped and counted; an id recorded with
+    /// a different body gives `IdConflict` and nothing is written. Within the batch, a repeated
+    /// id with identical body is skipped, with a different body it is an `IdConflict` naming the
+    /// first one's provisional seq. All appended events get the same `recorded` =
+    /// max(now, last recorded), so `recorded` never decreases along seq. Flushed to disk before
+    /// returning Ok; if the flush itself fails the events may still be visible, and appending
+    /// the same batch again is then skipped as idempotent.
+    pub fn append(
+        &self,
+        batch: &[NewEvent<'_>],
+        now: DateTime<Utc>,
+    ) -> Result<Receipt, StoreError> {
+        let mut state = self.state();
+        let head_seq = state.head.as_ref().map_or(0, |h| h.seq);
+
+        for (index, event) in batch.iter().enumerate() {
+            if u32::try_from(event.id.len()).is_err() {
+                return Err(StoreError::InvalidEvent {
+                    index,
+                    detail: "the id is longer than 4 GiB".into(),
+                });
+            }
+        }
+
+        // Decide which events are new before writing anything, so a conflict anywhere leaves
+        // the log untouched.
+        let mut seen: HashMap<&str, (u64, &[u8])> = HashMap::with_capacity(batch.len());
+        let mut fresh: Vec<&NewEvent<'_>> = Vec::with_capacity(batch.len());
+        let mut skipped = 0u64;
+        let mut bodies = BodyLookup::new(self, head_seq);
+        for event in batch {
+            if let Some(&(seq, body)) = seen.get(event.id) {
+                if body == event.body {
+                    skipped += 1;
+                    continue;
+                }
+                return Err(StoreError::IdConflict {
+                    id: event.id.to_owned(),
+                    seq,
+                });
+            }
+            // An empty log has no index entries, so a fresh import skips the lookups.
+            let recorded_seq = if head_seq == 0 {
+                None
+            } else {
+                self.seq_of(event.id)?
+            };
+            if let Some(seq) = recorded_seq {
+                if !bodies.same_body(seq, event.id, event.body)? {
+                    return Err(StoreError::IdConflict {
+                        id: event.id.to_owned(),
+                        seq,
+                    });
+                }
+                skipped += 1;
+                seen.insert(event.id, (seq, event.body));
+                continue;
+            }
+            let provisional = head_seq + fresh.len() as u64 + 1;
+            seen.insert(event.id, (provisional, event.body));
+            fresh.push(event);
+        }
+        drop(bodies);
+
+        if fresh.is_empty() {
+            return Ok(Receipt {
+                appended: 0,
+                skipped,
+                first_seq: None,
+                last_seq: None,
+                head: state.head.clone(),
+            });
+        }
+
+        let now = now.trunc_subsecs(6);
+        let recorded_at = match &state.head {
+            Some(head) => {
+                let last = parse_recorded(&head.recorded)
+                    .map_err(|e| StoreError::corrupt(Some(head.seq), e))?;
+                now.max(last)
+            }
+            None => now,
+        };
+        let recorded = recorded_string(recorded_at);
+
+        let mut writes = sled::Batch::default();
+        let mut segment = match state.tail {
+            Some(first) => self.reopen_tail(first, head_seq)?,
+            None => None,
+        }
+        .unwrap_or_else(|| SegmentBuilder::new(head_seq + 1));
+
+        let mut prev = state.head.as_ref().map_or(ZERO_HASH, |h| h.hash);
+        let mut seq = head_seq;
+        for event in &fresh {
+            seq = seq.checked_add(1).ok_or_else(|| {
+                StoreError::corrupt(Some(head_seq), "the log has run out of seq numbers")
+            })?;
+            let hash = codec::chain_hash(&prev, seq, &recorded, event.id, event.body);
+            if segment.is_full_for(codec::encoded_record_len(&recorded, event.id, event.body)) {
+                let full = std::mem::replace(&mut segment, SegmentBuilder::new(seq));
+                full.write_to(&mut writes);
+            }
+            segment.push(&recorded, &hash, event.id, event.body);
+            writes.insert(codec::id_key(event.id), &seq.to_be_bytes()[..]);
+            prev = hash;
+        }
+        let tail = segment.first_seq;
+        segment.write_to(&mut writes);
+        writes.insert(META_KEY, codec::encode_head(seq, &prev, &recorded));
+
+        self.db
+            .apply_batch(writes)
+            .map_err(sled_error(&self.path))?;
+        // The batch is applied, so the cache must follow it even if the flush below fails.
+        let head = Head {
+            seq,
+            hash: prev,
+            recorded,
+        };
+        state.head = Some(head.clone());
+        state.tail = Some(tail);
+        self.db.flush().map_err(sled_error(&self.path))?;
+
+        Ok(Receipt {
+            appended: fresh.len() as u64,
+            skipped,
+            first_seq: Some(head_seq + 1),
+            last_seq: Some(seq),
+            head: Some(head),
+        })
+    }
+
+    /// Loads the last segment for extension if it has room; checks on the way that it ends
+    /// exactly at the head, since extending a segment that does not would bake in a gap.
+    fn reopen_tail(&self, first: u64, head_seq: u64) -> Result<Option<SegmentBuilder>, StoreError> {
+        let bytes = self
+            .db
+            .get(codec::seg_key(first))
+            .map_err(sled_error(&self.path))?
+            .ok_or_else(|| StoreError::corrupt(Some(first), "the last segment disappeared"))?;
+        let count = codec::segment_count(first, &bytes)?;
+        if first.checked_add(u64::from(count)) != head_seq.checked_add(1) {
+            return Err(StoreError::corrupt(
+                Some(first),
+                format!("the last segment holds {count} records but the head is seq {head_seq}"),
+            ));
+        }
+        if count >= SEGMENT_MAX_EVENTS || bytes.len() >= SEGMENT_MAX_BYTES {
+            return Ok(None);
+        }
+        Ok(Some(SegmentBuilder {
+            first_seq: first,
+            buf: bytes.to_vec(),
+            count,
+            batch_recorded_written: false,
+        }))
+    }
+
+    /// The seq of a recorded id, if any (for idempotency checks by callers).
+    pub fn seq_of(&self, id: &str) -> Result<Option<u64>, StoreError> {
+        match self
+            .db
+            .get(codec::id_key(id))
+            .map_err(sled_error(&self.path))?
+        {
+            Some(bytes) => codec::decode_index_seq(id, &bytes).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// All records in seq order, up to the head as of this call, decoding one segment at a
+    /// time. A decoding error or a seq gap is yielded once as `Corrupt`, then iteration ends.
+    pub fn iter(&self) -> Records<'_> {
+        self.iter_from(0)
+    }
+
+    /// The records with seq > `after`, in seq order (see `iter`).
+    pub fn iter_from(&self, after: u64) -> Records<'_> {
+        let limit = self.len();
+        let mut records = Records {
+            inner: None,
+            pending: Vec::new().into_iter(),
+            expected: 1,
+            after,
+            limit,
+            path: self.path.clone(),
+            done: after >= limit,
+            _store: PhantomData,
+        };
+        if records.done {
+            return records;
+        }
+        // Start at the segment holding `after + 1`: the last segment key <= seg_key(after + 1).
+        let wanted = codec::seg_key(after + 1);
+        let start = match self.db.range(SEG_PREFIX..=&wanted[..]).next_back() {
+            // No segment at or before it: start at the beginning and let the continuity check
+            // report the missing seqs.
+            None => Ok(None),
+            Some(Err(e)) => Err(sled_error(&self.path)(e)),
+            Some(Ok((key, _))) => match codec::parse_seg_key(&key) {
+                Some(first) => Ok(Some(first)),
+                None => Err(StoreError::corrupt(
+                    Some(after + 1),
+                    "malformed segment key",
+                )),
+            },
+        };
+        let start = match start {
+            Ok(start) => start,
+            Err(e) => {
+                records.pending = Vec::new().into_iter();
+                records.inner = Some(Err(e));
+                return records;
+            }
+        };
+        let from = start.map_or_else(|| SEG_PREFIX.to_vec(), |s| codec::seg_key(s).to_vec());
+        records.expected = start.unwrap_or(1);
+        records.inner = Some(Ok(self.db.range(from..SEG_END.to_vec())));
+        records
+    }
+
+    /// Re-reads the whole log: seqs continue from 1 without gaps, every record decodes, every
+    /// hash recomputes from its predecessor, `recorded` never decreases, the head key matches the
+    /// last record and the id index maps exactly the recorded ids to their seqs. Returns the head,
+    /// or `Corrupt` naming the first bad seq.
+    pub fn verify(&self) -> Result<Option<Head>, StoreError> {
+        // Holding the state lock keeps appends from this process out while we read.
+        let _state = self.state();
+        let sled_err = sled_error(&self.path);
+
+        let mut expected = 1u64;
+        let mut prev = ZERO_HASH;
+        let mut last_recorded: Option<(String, DateTime<Utc>)> = None;
+        for entry in self.db.scan_prefix(SEG_PREFIX) {
+            let (key, value) = entry.map_err(&sled_err)?;
+            let first = codec::parse_seg_key(&key)
+                .ok_or_else(|| StoreError::corrupt(Some(expected), "malformed segment key"))?;
+            if first != expected {
+                return Err(StoreError::corrupt(
+                    Some(first.min(expected)),
+                    format!("segment starts at seq {first}, expected {expected}"),
+                ));
+            }
+            for record in codec::decode_segment(first, &value)? {
+                let seq = record.seq;
+                let hash =
+                    codec::chain_hash(&prev, seq, &record.recorded, &record.id, &record.body);
+                if hash != record.hash {
+                    return Err(StoreError::corrupt(
+                        Some(seq),
+                        "the stored hash does not match the record's contents",
+                    ));
+                }
+                // Written as a match because `Option::is_none_or` is newer than the MSRV.
+                let changed = match &last_recorded {
+                    Some((text, _)) => *text != record.recorded,
+                    None => true,
+                };
+                if changed {
+                    let at = parse_recorded(&record.recorded)
+                        .map_err(|e| StoreError::corrupt(Some(seq), e))?;
+                    if let Some((_, before)) = &last_recorded {
+                        if at < *before {
+                            return Err(StoreError::corrupt(
+                                Some(seq),
+                                "recorded time goes backwards",
+                            ));
+                        }
+                    }
+                    last_recorded = Some((record.recorded.clone(), at));
+                }
+                match self.seq_of(&record.id) {
+                    Ok(Some(indexed)) if indexed == seq => {}
+                    Ok(Some(indexed)) => {
+                        return Err(StoreError::corrupt(
+                            Some(seq),
+                            format!("the id index maps {:?} to seq {indexed}", record.id),
+                        ))
+                    }
+                    Ok(None) => {
+                        return Err(StoreError::corrupt(
+                            Some(seq),
+                            format!("the id index lacks {:?}", record.id),
+                        ))
+                    }
+                    Err(StoreError::Corrupt { detail, .. }) => {
+                        return Err(StoreError::corrupt(Some(seq), detail))
+                    }
+                    Err(e) => return Err(e),
+                }
+                prev = hash;
+                expected = seq + 1;
+            }
+        }
+        let last_seq = expected - 1;
+
+        let stored_head = match self.db.get(META_KEY).map_err(&sled_err)? {
+            Some(bytes) => Some(codec::decode_head(&bytes).map_err(|e| match e {
+                StoreError::Corrupt { detail, .. } => {
+                    StoreError::corrupt(Some(last_seq.max(1)), detail)
+                }
+                other => other,
+            })?),
+            None => None,
+        };
+        let head = match stored_head {
+            None if last_seq == 0 => None,
+            None => {
+                return Err(StoreError::corrupt(
+                    Some(last_seq),
+                    "records exist but the head is missing",
+                ))
+            }
+            Some((seq, hash, recorded)) => {
+                let matches = seq == last_seq
+                    && hash == prev
+                    && last_recorded
+                        .as_ref()
+                        .is_some_and(|(text, _)| *text == recorded);
+                if !matches {
+                    return Err(StoreError::corrupt(
+                        Some(seq.min(last_seq).max(1)),
+                        format!(
+                            "the head (seq {seq}) does not match the last record (seq {last_seq})"
+                        ),
+                    ));
+                }
+                Some(Head {
+                    seq,
+                    hash,
+                    recorded,
+                })
+            }
+        };
+
+        // Every record's id was found above; equal counts mean there are no stray entries.
+        let mut indexed = 0u64;
+        for key in self.db.scan_prefix(ID_PREFIX).keys() {
+            key.map_err(&sled_err)?;
+            indexed += 1;
+        }
+        if indexed != last_seq {
+            return Err(StoreError::corrupt(
+                None,
+                format!("the id index has {indexed} entries for {last_seq} records"),
+            ));
+        }
+        Ok(head)
+    }
+
+    /// Test-only raw access: rewrites the record `seq` with its body replaced by `body`,
+    /// keeping the old hash, to simulate tampering that `verify` must report.
+    #[doc(hidden)]
+    pub fn tamper_body_for_tests(&self, seq: u64, body: &[u8]) -> Result<(), StoreError> {
+        let _state = self.state();
+        let (first, mut records) = self.segment_containing(seq)?;
+        let index = usize::try_from(seq - first)
+            .ok()
+            .filter(|&i| i < records.len())
+            .ok_or_else(|| StoreError::corrupt(Some(seq), "no such record"))?;
+        records[index].body = body.to_vec();
+        let mut segment = SegmentBuilder::new(first);
+        for record in &records {
+            segment.batch_recorded_written = false;
+            segment.push(&record.recorded, &record.hash, &record.id, &record.body);
+        }
+        self.db
+            .insert(codec::seg_key(first), segment.finish())
+            .map_err(sled_error(&self.path))?;
+        self.db.flush().map_err(sled_error(&self.path))?;
+        Ok(())
+    }
+
+    /// The decoded segment whose range includes `seq`: the last segment key <= seg_key(seq).
+    fn segment_containing(&self, seq: u64) -> Result<(u64, Vec<Record>), StoreError> {
+        let wanted = codec::seg_key(seq);
+        let (key, value) = self
+            .db
+            .range(SEG_PREFIX..=&wanted[..])
+            .next_back()
+            .transpose()
+            .map_err(sled_error(&self.path))?
+            .ok_or_else(|| StoreError::corrupt(Some(seq), "no segment holds this seq"))?;
+        let first = codec::parse_seg_key(&key)
+            .ok_or_else(|| StoreError::corrupt(Some(seq), "malformed segment key"))?;
+        Ok((first, codec::decode_segment(first, &value)?))
+    }
+}
+
+/// Finds stored bodies by seq during one append, keeping the last decoded segment because
+/// re-appended batches usually look up consecutive seqs.
+struct BodyLookup<'s> {
+    store: &'s Store,
+    head_seq: u64,
+    cached: Option<(u64, Vec<Record>)>,
+}
+
+impl<'s> BodyLookup<'s> {
+    fn new(store: &'s Store, head_seq: u64) -> Self {
+        BodyLookup {
+            store,
+            head_seq,
+            cached: None,
+        }
+    }
+
+    /// Whether record `seq` (which the index says holds `id`) has exactly `body`.
+    fn same_body(&mut self, seq: u64, id: &str, body: &[u8]) -> Result<bool, StoreError> {
+        if seq == 0 || seq > self.head_seq {
+            return Err(StoreError::corrupt(
+                Some(seq),
+                format!(
+                    "the id index maps {id:?} beyond the head (seq {})",
+                    self.head_seq
+                ),
+            ));
+        }
+        let hit = matches!(&self.cached, Some((first, records))
+            if seq >= *first && seq - *first < records.len() as u64);
+        if !hit {
+            self.cached = Some(self.store.segment_containing(seq)?);
+        }
+        let record = self.cached.as_ref().and_then(|(first, records)| {
+            usize::try_from(seq - first)
+                .ok()
+                .and_then(|i| records.get(i))
+        });
+        match record {
+            Some(record) if record.id == id => Ok(record.body == body),
+            Some(record) => Err(StoreError::corrupt(
+                Some(seq),
+                format!(
+                    "the id index maps {id:?} here but the record's id is {:?}",
+                    record.id
+                ),
+            )),
+            None => Err(StoreError::corrupt(Some(seq), "no segment holds this seq")),
+        }
+    }
+}
+
+/// Accumulates the encoding of one segment during an append.
+struct SegmentBuilder {
+    first_seq: u64,
+    /// Header (count patched in `finish`) followed by encoded records.
+    buf: Vec<u8>,
+    count: u32,
+    /// Whether this batch's `recorded` is already written in this segment, so later records can
+    /// refer back to it with a zero length.
+    batch_recorded_written: bool,
+}
+
+impl SegmentBuilder {
+    fn new(first_seq: u64) -> Self {
+        SegmentBuilder {
+            first_seq,
+            buf: codec::segment_header(0).to_vec(),
+            count: 0,
+            batch_recorded_written: false,
+        }
+    }
+
+    /// Whether a record of (at most) `record_len` bytes must go to a new segment. An empty
+    /// segment takes any record, so an oversized event still gets stored.
+    fn is_full_for(&self, record_len: usize) -> bool {
+        self.count >= SEGMENT_MAX_EVENTS
+            || (self.count > 0 && self.buf.len() + record_len > SEGMENT_MAX_BYTES)
+    }
+
+    fn push(&mut self, recorded: &str, hash: &[u8; 32], id: &str, body: &[u8]) {
+        codec::encode_record(
+            &mut self.buf,
+            self.batch_recorded_written,
+            recorded,
+            hash,
+            id,
+            body,
+        );
+        self.batch_recorded_written = true;
+        self.count += 1;
+    }
+
+    fn finish(mut self) -> Vec<u8> {
+        let header = codec::segment_header(self.count);
+        self.buf[..codec::SEGMENT_HEADER_LEN].copy_from_slice(&header);
+        self.buf
+    }
+
+    fn write_to(self, writes: &mut sled::Batch) {
+        let key = codec::seg_key(self.first_seq);
+        writes.insert(&key[..], self.finish());
+    }
+}
+
+/// Streaming iterator over records in seq order; see `Store::iter`.
+pub struct Records<'a> {
+    /// The sled range over segment keys, or the error met while positioning it.
+    inner: Option<Result<sled::Iter, StoreError>>,
+    pending: std::vec::IntoIter<Record>,
+    /// The seq the next segment must start with.
+    expected: u64,
+    after: u64,
+    /// The head seq when the iterator was made: later appends are not part of this pass, and
+    /// cutting there keeps a concurrently extended tail segment from looking like a gap.
+    limit: u64,
+    path: PathBuf,
+    done: bool,
+    _store: PhantomData<&'a Store>,
+}
+
+impl Records<'_> {
+    fn fail(&mut self, e: StoreError) -> Option<Result<Record, StoreError>> {
+        self.done = true;
+        self.pending = Vec::new().into_iter();
+        Some(Err(e))
+    }
+}
+
+impl Iterator for Records<'_> {
+    type Item = Result<Record, StoreError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            if let Some(record) = self.pending.next() {
+                if record.seq <= self.after {
+                    continue;
+                }
+                if record.seq > self.limit {
+                    self.done = true;
+                    self.pending = Vec::new().into_iter();
+                    return None;
+                }
+                return Some(Ok(record));
+            }
+            if self.done {
+                return None;
+            }
+            let next = match self.inner.take() {
+                None => return None,
+                Some(Err(e)) => return self.fail(e),
+                Some(Ok(mut iter)) => {
+                    let next = iter.next();
+                    self.inner = Some(Ok(iter));
+                    next
+                }
+            };
+            let (key, value) = match next {
+                None => {
+                    self.done = true;
+                    if self.expected <= self.limit {
+                        return self.fail(StoreError::corrupt(
+                            Some(self.expected),
+                            format!("the log ends before the head (seq {})", self.limit),
+                        ));
+                    }
+                    return None;
+                }
+                Some(Err(e)) => {
+                    let e = sled_error(&self.path)(e);
+                    return self.fail(e);
+                }
+                Some(Ok(kv)) => kv,
+            };
+            let Some(first) = codec::parse_seg_key(&key) else {
+                return self.fail(StoreError::corrupt(
+                    Some(self.expected),
+                    "malformed segment key",
+                ));
+            };
+            if first > self.limit {
+                self.done = true;
+                return None;
+            }
+            if first != self.expected {
+                return self.fail(StoreError::corrupt(
+                    Some(first.min(self.expected)),
+                    format!("segment starts at seq {first}, expected {}", self.expected),
+                ));
+            }
+            match codec::decode_segment(first, &value) {
+                Ok(records) => {
+                    self.expected = first.saturating_add(records.len() as u64);
+                    self.pending = records.into_iter();
+                }
+                Err(e) => return self.fail(e),
+            }
+        }
+    }
+}
+
+/// Takes our exclusive lock on `path/accord.lock` without waiting. sled 0.34 does take its own
+/// non-blocking lock on its `db` file, but only after creating `blobs/` and reading `conf`, and
+/// it reports a held lock as an `io::ErrorKind::Other` error recognizable only by its message;
+/// our own lock comes first, touches nothing else and maps cleanly to `Locked`.
+fn acquire_lock(path: &Path) -> Result<File, StoreError> {
+    let lock_path = path.join(LOCK_FILE);
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&lock_path)
+        .map_err(io_error(&lock_path))?;
+    match fs4::fs_std::FileExt::try_lock_exclusive(&file) {
+        Ok(true) => Ok(file),
+        Ok(false) => Err(StoreError::Locked {
+            path: path.to_path_buf(),
+        }),
+        Err(e) => Err(io_error(&lock_path)(e)),
+    }
+}
+
+/// Opens sled while holding our lock. If sled's own lock is still held, it is almost always a
+/// handle of this same process that is still shutting down (sled's background threads keep its
+/// lock file open briefly after `Store` is dropped), so we retry for a short grace period; a
+/// foreign process that ignores our lock file still ends in `Locked` well within a second.
+fn open_sled(path: &Path) -> Result<sled::Db, StoreError> {
+    let config = sled::Config::new()
+        .path(path)
+        .cache_capacity(CACHE_CAPACITY);
+    let deadline = Instant::now() + SLED_LOCK_GRACE;
+    loop {
+        match config.open() {
+            Ok(db) => return Ok(db),
+            Err(e) if is_sled_lock_error(&e) => {
+                if Instant::now() >= deadline {
+                    return Err(StoreError::Locked {
+                        path: path.to_path_buf(),
+                    });
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            Err(e) => return Err(sled_error(path)(e)),
+        }
+    }
+}
+
+fn is_sled_lock_error(e: &sled::Error) -> bool {
+    matches!(e, sled::Error::Io(io) if io.kind() == ErrorKind::Other
+        && io.to_string().contains("could not acquire lock"))
+}
+
+fn io_error(path: &Path) -> impl Fn(std::io::Error) -> StoreError + '_ {
+    move |source| StoreError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+fn sled_error(path: &Path) -> impl Fn(sled::Error) -> StoreError + '_ {
+    move |e| match e {
+        sled::Error::Io(source) => StoreError::Io {
+            path: path.to_path_buf(),
+            source,
+        },
+        sled::Error::Corruption { at, .. } => {
+            StoreError::corrupt(None, format!("sled reports corruption at {at:?}"))
+        }
+        other => StoreError::Backend {
+            path: path.to_path_buf(),
+            detail: other.to_string(),
+        },
+    }
+}
+
+fn parse_recorded(text: &str) -> Result<DateTime<Utc>, String> {
+    DateTime::parse_from_rfc3339(text)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|e| format!("recorded time {text:?} does not parse: {e}"))
+}
