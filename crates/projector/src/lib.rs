@@ -6,6 +6,10 @@
 //! always give the same answer. The report types serialize to the JSON shapes
 //! of CLI.md; formatting for people is the CLI's business, not this crate's.
 
+// A refusal carries the event and the values involved, which makes it large;
+// it is the cold path, so it is returned by value rather than boxed.
+#![allow(clippy::result_large_err)]
+
 use std::collections::{BTreeMap, BTreeSet};
 
 use domain::event::Event;
