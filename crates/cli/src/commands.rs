@@ -82,13 +82,17 @@ fn store_path(cli_store: Option<PathBuf>) -> PathBuf {
 }
 
 fn open_for_read(path: &Path) -> Result<Store, Failure> {
-    Store::open_existing(path).map_err(|e| match e {
+    Store::open_existing(path).map_err(|e| read_failure(path, e))
+}
+
+fn read_failure(path: &Path, e: StoreError) -> Failure {
+    match e {
         StoreError::Missing { .. } => Failure::Unavailable(format!(
             "no store at {} (create one with `accord append FILE` or `accord demo`, or pass --store)",
             path.display()
         )),
         other => other.into(),
-    })
+    }
 }
 
 /// The decoded log, with the store's records alongside for hashes.
@@ -1142,13 +1146,19 @@ fn verify(
     out: Out,
 ) -> Result<(), Failure> {
     let expected = expect_head.map(parse_expected_head).transpose()?;
-    let store = open_for_read(path)?;
     let integrity = |e: StoreError| match e {
         StoreError::Corrupt { seq, detail } => Failure::Integrity(match seq {
             Some(s) => format!("integrity check failed at seq {s}: {detail}"),
             None => format!("integrity check failed: {detail}"),
         }),
         other => Failure::from(other),
+    };
+    // Damage found while opening (sled's own checks, a log shorter than its acknowledged head)
+    // is an integrity failure too.
+    let store = match Store::open_existing(path) {
+        Ok(store) => store,
+        Err(e @ StoreError::Corrupt { .. }) => return Err(integrity(e)),
+        Err(e) => return Err(read_failure(path, e)),
     };
     let head = store.verify().map_err(integrity)?;
     // Every event decodes, and the timeline as known now satisfies every rule.

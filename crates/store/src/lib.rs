@@ -20,9 +20,10 @@
 //!
 //! # On-disk layout
 //!
-//! A store is a directory holding a sled database (sled's own `db`, `conf`, `blobs/`, `snap.*`)
-//! and `accord.lock`, the file this crate locks exclusively so that a second process fails
-//! fast with [`StoreError::Locked`]. All keys live in sled's default tree:
+//! A store is a directory holding a sled database (sled's own `db`, `conf`, `blobs/`, `snap.*`),
+//! `accord.lock`, the file this crate locks exclusively so that a second process fails
+//! fast with [`StoreError::Locked`], and `accord.head`, the head sidecar (see below). All keys
+//! live in sled's default tree:
 //!
 //! - `b"meta"` -> the head: format byte `1`, seq (u64 BE), hash (32 bytes), varint length +
 //!   recorded bytes.
@@ -37,6 +38,33 @@
 //!
 //! Every append writes all its keys with one `sled::Batch` (atomic in sled 0.34, also across a
 //! crash) and then flushes sled to disk before reporting success.
+//!
+//! # Head sidecar: detecting a lost tail
+//!
+//! sled recovers to the last state it can read back, silently: a `db` file that was truncated,
+//! partly overwritten at its end or replaced by an older copy opens as a shorter but perfectly
+//! consistent log, and the hash chain cannot tell, since every prefix of a chain is a valid
+//! chain. So the store keeps a second, independent record of what it has acknowledged:
+//!
+//! - `accord.head` in the store directory holds one line, `SEQ:HASH\n` (decimal seq, 64
+//!   lowercase hex digits), naming the head of the last append that succeeded.
+//! - It is written only after the append's `flush` returned, by writing `accord.head.tmp`,
+//!   fsyncing it, renaming it over `accord.head` and fsyncing the directory, so it is always
+//!   either the old line or the new one, and never names events sled has not made durable.
+//! - Every open (reader or writer) and [`Store::verify`] compare it with sled: a sidecar seq
+//!   beyond sled's head ("the store lost acknowledged events: it ends at seq 22 but seq 23
+//!   (hash ...) was acknowledged", `seq` = the first lost one), or a different hash at that seq
+//!   (history rewritten or replaced), is [`StoreError::Corrupt`]; a sidecar that does not parse
+//!   is `Corrupt` too.
+//! - A sidecar *behind* sled is normal (a crash between sled's flush and the rename) and so is a
+//!   missing one (a new store, or one written before the sidecar existed): both are accepted, and
+//!   the next append, even one whose events are all skipped as already recorded, flushes sled
+//!   and brings the sidecar up to date. Readers never write it.
+//!
+//! What it cannot detect: losing the sidecar together with sled's tail (e.g. the whole
+//! directory restored from an old backup), and losses that happen between sled's flush and the
+//! sidecar's rename. `accord head` / `verify --expect-head` cover the first case for anyone who
+//! wrote a head down elsewhere.
 
 mod codec;
 mod error;

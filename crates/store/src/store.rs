@@ -23,6 +23,11 @@ use crate::{
 const LOCK_FILE: &str = "accord.lock";
 /// sled's data file; its presence is what makes a directory a store for `open_existing`.
 const SLED_DB_FILE: &str = "db";
+/// The head sidecar: `SEQ:HASHHEX\n` of the last acknowledged append, kept outside sled so that
+/// a sled file that lost its tail cannot silently pass for a shorter log (see the crate docs).
+const HEAD_FILE: &str = "accord.head";
+/// Where the next sidecar is written and fsync'd before it is renamed over `HEAD_FILE`.
+const HEAD_TMP_FILE: &str = "accord.head.tmp";
 /// Bounds sled's page cache, which otherwise defaults to 1 GiB.
 const CACHE_CAPACITY: u64 = 64 * 1024 * 1024;
 /// How long to wait for sled's own file lock while already holding ours (see `open_sled`).
@@ -49,11 +54,15 @@ struct State {
     head: Option<Head>,
     /// First seq of the last segment, which the next append may extend.
     tail: Option<u64>,
+    /// The seq the head sidecar names (0 when there is none yet); when it is behind `head`, the
+    /// next append brings it up to date.
+    acknowledged: u64,
 }
 
 impl Store {
     /// Opens the store at `path` for writing, creating the directory and an empty store if
-    /// they do not exist yet.
+    /// they do not exist yet. Like `open_existing`, it refuses (`Corrupt`) a sled database that
+    /// lacks events the `accord.head` sidecar says were acknowledged.
     pub fn create_or_open(path: &Path) -> Result<Store, StoreError> {
         fs::create_dir_all(path).map_err(io_error(path))?;
         let lock = acquire_lock(path)?;
@@ -107,9 +116,20 @@ impl Store {
             }
             None => None,
         };
+        let acknowledged = match read_head_file(path)? {
+            Some((seq, hash)) => {
+                check_acknowledged(&db, path, head.as_ref(), seq, &hash)?;
+                seq
+            }
+            None => 0,
+        };
         Ok(Store {
             db,
-            state: Mutex::new(State { head, tail }),
+            state: Mutex::new(State {
+                head,
+                tail,
+                acknowledged,
+            }),
             path: path.to_path_buf(),
             _lock: lock,
         })
@@ -140,9 +160,11 @@ impl Store {
     /// a different body gives `IdConflict` and nothing is written. Within the batch, a repeated
     /// id with identical body is skipped, with a different body it is an `IdConflict` naming the
     /// first one's provisional seq. All appended events get the same `recorded` =
-    /// max(now, last recorded), so `recorded` never decreases along seq. Flushed to disk before
-    /// returning Ok; if the flush itself fails the events may still be visible, and appending
-    /// the same batch again is then skipped as idempotent.
+    /// max(now, last recorded), so `recorded` never decreases along seq. Flushed to disk, and
+    /// the new head recorded in the `accord.head` sidecar (see the crate docs), before
+    /// returning Ok; if the flush or the sidecar write fails the events may still be visible,
+    /// and appending the same batch again is then skipped as idempotent (and completes the
+    /// sidecar).
     pub fn append(
         &self,
         batch: &[NewEvent<'_>],
@@ -201,6 +223,15 @@ impl Store {
         drop(bodies);
 
         if fresh.is_empty() {
+            // A sidecar left behind by a crash between sled's flush and its own write (or an old
+            // store without one) is brought up to date here, once sled's state is durable.
+            if let Some(head) = &state.head {
+                if state.acknowledged < head.seq {
+                    self.db.flush().map_err(sled_error(&self.path))?;
+                    write_head_file(&self.path, head.seq, &head.hash)?;
+                    state.acknowledged = head.seq;
+                }
+            }
             return Ok(Receipt {
                 appended: 0,
                 skipped,
@@ -259,6 +290,10 @@ impl Store {
         state.head = Some(head.clone());
         state.tail = Some(tail);
         self.db.flush().map_err(sled_error(&self.path))?;
+        // Only now is the batch durable, so only now may the sidecar vouch for it. If this write
+        // fails the events stay (as after a failed flush) and the next append retries it.
+        write_head_file(&self.path, head.seq, &head.hash)?;
+        state.acknowledged = head.seq;
 
         Ok(Receipt {
             appended: fresh.len() as u64,
@@ -366,6 +401,8 @@ impl Store {
         // Holding the state lock keeps appends from this process out while we read.
         let _state = self.state();
         let sled_err = sled_error(&self.path);
+        let acknowledged = read_head_file(&self.path)?;
+        let mut acknowledged_seen: Option<[u8; 32]> = None;
 
         let mut expected = 1u64;
         let mut prev = ZERO_HASH;
@@ -427,6 +464,9 @@ impl Store {
                     }
                     Err(e) => return Err(e),
                 }
+                if acknowledged.as_ref().is_some_and(|(s, _)| *s == seq) {
+                    acknowledged_seen = Some(hash);
+                }
                 prev = hash;
                 expected = seq + 1;
             }
@@ -472,6 +512,14 @@ impl Store {
             }
         };
 
+        if let Some((seq, hash)) = &acknowledged {
+            match acknowledged_seen {
+                None => return Err(lost_events(last_seq, *seq, hash)),
+                Some(found) if found != *hash => return Err(rewritten(*seq, &found, hash)),
+                Some(_) => {}
+            }
+        }
+
         // Every record's id was found above; equal counts mean there are no stray entries.
         let mut indexed = 0u64;
         for key in self.db.scan_prefix(ID_PREFIX).keys() {
@@ -512,18 +560,148 @@ impl Store {
 
     /// The decoded segment whose range includes `seq`: the last segment key <= seg_key(seq).
     fn segment_containing(&self, seq: u64) -> Result<(u64, Vec<Record>), StoreError> {
-        let wanted = codec::seg_key(seq);
-        let (key, value) = self
-            .db
-            .range(SEG_PREFIX..=&wanted[..])
-            .next_back()
-            .transpose()
-            .map_err(sled_error(&self.path))?
-            .ok_or_else(|| StoreError::corrupt(Some(seq), "no segment holds this seq"))?;
-        let first = codec::parse_seg_key(&key)
-            .ok_or_else(|| StoreError::corrupt(Some(seq), "malformed segment key"))?;
-        Ok((first, codec::decode_segment(first, &value)?))
+        segment_containing(&self.db, &self.path, seq)
     }
+}
+
+fn segment_containing(
+    db: &sled::Db,
+    path: &Path,
+    seq: u64,
+) -> Result<(u64, Vec<Record>), StoreError> {
+    let wanted = codec::seg_key(seq);
+    let (key, value) = db
+        .range(SEG_PREFIX..=&wanted[..])
+        .next_back()
+        .transpose()
+        .map_err(sled_error(path))?
+        .ok_or_else(|| StoreError::corrupt(Some(seq), "no segment holds this seq"))?;
+    let first = codec::parse_seg_key(&key)
+        .ok_or_else(|| StoreError::corrupt(Some(seq), "malformed segment key"))?;
+    Ok((first, codec::decode_segment(first, &value)?))
+}
+
+/// Reads the head sidecar: None when there is none (a new store, or one written before the
+/// sidecar existed). A sidecar that does not parse is `Corrupt`: it is only ever replaced whole
+/// by a rename, so a damaged one means damaged storage.
+fn read_head_file(path: &Path) -> Result<Option<(u64, [u8; 32])>, StoreError> {
+    let file = path.join(HEAD_FILE);
+    let bytes = match fs::read(&file) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(io_error(&file)(e)),
+    };
+    let damaged = || {
+        StoreError::corrupt(
+            None,
+            format!(
+                "the head file {} is damaged (expected `SEQ:HASH`, found {:?})",
+                file.display(),
+                String::from_utf8_lossy(&bytes[..bytes.len().min(100)])
+            ),
+        )
+    };
+    let text = std::str::from_utf8(&bytes).map_err(|_| damaged())?;
+    let line = text.strip_suffix('\n').ok_or_else(damaged)?;
+    let (seq, hash) = line.split_once(':').ok_or_else(damaged)?;
+    if seq.is_empty() || !seq.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(damaged());
+    }
+    let seq: u64 = seq.parse().map_err(|_| damaged())?;
+    if seq == 0 || hash.len() != 64 || hash.bytes().any(|b| b.is_ascii_uppercase()) {
+        return Err(damaged());
+    }
+    let mut out = [0u8; 32];
+    hex::decode_to_slice(hash, &mut out).map_err(|_| damaged())?;
+    Ok(Some((seq, out)))
+}
+
+/// Durably replaces the head sidecar: write a temporary file, fsync it, rename it over the
+/// sidecar, fsync the directory so that the rename itself survives a power cut.
+fn write_head_file(path: &Path, seq: u64, hash: &[u8; 32]) -> Result<(), StoreError> {
+    use std::io::Write;
+    let tmp = path.join(HEAD_TMP_FILE);
+    let target = path.join(HEAD_FILE);
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(&tmp)
+        .map_err(io_error(&tmp))?;
+    file.write_all(format!("{seq}:{}\n", hex::encode(hash)).as_bytes())
+        .map_err(io_error(&tmp))?;
+    file.sync_all().map_err(io_error(&tmp))?;
+    drop(file);
+    fs::rename(&tmp, &target).map_err(io_error(&target))?;
+    sync_dir(path)
+}
+
+#[cfg(unix)]
+fn sync_dir(path: &Path) -> Result<(), StoreError> {
+    File::open(path)
+        .and_then(|dir| dir.sync_all())
+        .map_err(io_error(path))
+}
+
+/// Other platforms cannot open a directory as a file; their rename is as durable as it gets.
+#[cfg(not(unix))]
+fn sync_dir(_path: &Path) -> Result<(), StoreError> {
+    Ok(())
+}
+
+/// Checks at open that sled still holds the acknowledged head `seq`/`hash`: the log may have
+/// grown past it (a crash after sled's flush but before the sidecar write), never shrunk below
+/// it or changed it.
+fn check_acknowledged(
+    db: &sled::Db,
+    path: &Path,
+    head: Option<&Head>,
+    seq: u64,
+    hash: &[u8; 32],
+) -> Result<(), StoreError> {
+    let head_seq = head.map_or(0, |h| h.seq);
+    if seq > head_seq {
+        return Err(lost_events(head_seq, seq, hash));
+    }
+    let found = match head {
+        Some(head) if head.seq == seq => head.hash,
+        _ => {
+            let (first, records) = segment_containing(db, path, seq)?;
+            usize::try_from(seq - first)
+                .ok()
+                .and_then(|i| records.get(i))
+                .map(|r| r.hash)
+                .ok_or_else(|| StoreError::corrupt(Some(seq), "no segment holds this seq"))?
+        }
+    };
+    if found != *hash {
+        return Err(rewritten(seq, &found, hash));
+    }
+    Ok(())
+}
+
+fn lost_events(ends_at: u64, seq: u64, hash: &[u8; 32]) -> StoreError {
+    StoreError::corrupt(
+        Some(ends_at + 1),
+        format!(
+            "the store lost acknowledged events: it ends at seq {ends_at} but seq {seq} \
+             (hash {}) was acknowledged (recorded in {HEAD_FILE}); the database file was \
+             truncated, damaged or replaced by an older copy",
+            hex::encode(hash)
+        ),
+    )
+}
+
+fn rewritten(seq: u64, found: &[u8; 32], acknowledged: &[u8; 32]) -> StoreError {
+    StoreError::corrupt(
+        Some(seq),
+        format!(
+            "the record at seq {seq} has hash {} but hash {} was acknowledged (recorded in \
+             {HEAD_FILE}); the log was rewritten or replaced",
+            hex::encode(found),
+            hex::encode(acknowledged)
+        ),
+    )
 }
 
 /// Finds stored bodies by seq during one append, keeping the last decoded segment because
@@ -792,9 +970,20 @@ fn sled_error(path: &Path) -> impl Fn(sled::Error) -> StoreError + '_ {
             path: path.to_path_buf(),
             source,
         },
-        sled::Error::Corruption { at, .. } => {
-            StoreError::corrupt(None, format!("sled reports corruption at {at:?}"))
-        }
+        sled::Error::Corruption { at, .. } => StoreError::corrupt(
+            None,
+            match at {
+                Some(at) => format!(
+                    "sled found damaged bytes on disk (at offset {} of its file {})",
+                    at.lid(),
+                    path.join(SLED_DB_FILE).display()
+                ),
+                None => format!(
+                    "sled found damaged bytes on disk (in {}; it did not say where)",
+                    path.join(SLED_DB_FILE).display()
+                ),
+            },
+        ),
         other => StoreError::Backend {
             path: path.to_path_buf(),
             detail: other.to_string(),

@@ -1,0 +1,145 @@
+//! Acceptance of `accord demo` on a fresh store: the figures of the
+//! 2025-10-28 Microsoft-OpenAI agreement, idempotence, and `verify`.
+
+use std::path::Path;
+
+use assert_cmd::Command;
+
+fn accord(store: &Path) -> Command {
+    let mut cmd = Command::cargo_bin("accord").expect("the accord binary is built");
+    cmd.env_remove("ACCORD_STORE").arg("--store").arg(store);
+    cmd
+}
+
+fn run(store: &Path, args: &[&str]) -> String {
+    let o = accord(store).args(args).output().unwrap();
+    assert!(
+        o.status.success(),
+        "accord {args:?}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(o.stderr.is_empty(), "accord {args:?} wrote to stderr");
+    String::from_utf8(o.stdout).unwrap()
+}
+
+/// The position of `needle` in `hay` at or after `from`, or a failure that shows `hay`.
+fn find(hay: &str, needle: &str, from: usize) -> usize {
+    match hay[from..].find(needle) {
+        Some(i) => from + i,
+        None => panic!("{needle:?} not found after byte {from} of:\n{hay}"),
+    }
+}
+
+#[test]
+fn demo_shows_the_recapitalization_and_is_idempotent() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("demo.db");
+    let out = run(&store, &["demo"]);
+
+    // The day before: Microsoft 32.5 %.
+    let before = find(&out, "As of 2025-10-27", 0);
+    let msft_before = find(&out, "microsoft", before);
+    let line = out[msft_before..].lines().next().unwrap();
+    assert!(line.contains("32.5 %"), "{line}");
+    assert!(line.contains("97,500,000,000 USD"), "{line}");
+    assert!(find(&out, "Obligations on 2025-10-27:\n  none", before) > before);
+
+    // The day of: Microsoft 27 % worth $135B, the Foundation 26 % worth $130B.
+    let day = find(&out, "As of 2025-10-28", before);
+    let msft = &out[find(&out, "  microsoft ", day)..];
+    let msft = msft.lines().next().unwrap();
+    assert!(msft.contains("27 %"), "{msft}");
+    assert!(msft.contains("135,000,000,000"), "{msft}");
+    let foundation = &out[find(&out, "  openai-foundation ", day)..];
+    let foundation = foundation.lines().next().unwrap();
+    assert!(foundation.contains("26 %"), "{foundation}");
+    assert!(foundation.contains("130,000,000,000"), "{foundation}");
+
+    // The $250B Azure commitment and the $25B pledge, outstanding.
+    let obligations = find(&out, "Obligations on 2025-10-28:", day);
+    let azure = &out[find(&out, "azure-commitment", obligations)..];
+    let azure = azure.lines().next().unwrap();
+    assert!(azure.contains("250,000,000,000 USD"), "{azure}");
+    assert!(azure.contains("open"), "{azure}");
+    let pledge = &out[find(&out, "foundation-pledge", obligations)..];
+    let pledge = pledge.lines().next().unwrap();
+    assert!(pledge.contains("25,000,000,000 USD"), "{pledge}");
+    let totals = find(&out, "Outstanding by obligor:", obligations);
+    let totals = &out[totals..find(&out, "Rights on 2025-10-28", totals)];
+    assert!(totals.contains("25,000,000,000 USD"), "{totals}");
+    assert!(totals.contains("250,000,000,000 USD"), "{totals}");
+    assert!(out.contains("22 appended, 0 already there"), "{out}");
+
+    // A second run appends nothing and leaves the log byte-identical.
+    let log = run(&store, &["log", "--format", "json"]);
+    assert_eq!(log.lines().count(), 22);
+    let head = run(&store, &["head"]);
+    let again = run(&store, &["demo"]);
+    assert!(again.contains("0 appended, 22 already there"), "{again}");
+    assert_eq!(run(&store, &["log", "--format", "json"]), log);
+    assert_eq!(run(&store, &["head"]), head);
+    // The same report both times, but for the counts line.
+    let body = |s: &str| s.lines().skip(1).collect::<Vec<_>>().join("\n");
+    assert_eq!(body(&again), body(&out));
+
+    // verify: `ok: 22 events, head <64 hex>`, the same hash as `head`.
+    let verify = run(&store, &["verify"]);
+    let hash = verify
+        .strip_prefix("ok: 22 events, head ")
+        .and_then(|h| h.strip_suffix('\n'))
+        .unwrap_or_else(|| panic!("verify printed {verify:?}"));
+    assert_eq!(hash.len(), 64, "{verify}");
+    assert!(
+        hash.bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)),
+        "{verify}"
+    );
+    assert_eq!(head, format!("22:{hash}\n"));
+}
+
+#[test]
+fn demo_json_has_both_days() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("demo.db");
+    let out = run(&store, &["demo", "--format", "json"]);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["appended"], 22);
+    assert_eq!(v["skipped"], 0);
+    let days = v["days"].as_array().unwrap();
+    assert_eq!(days.len(), 2);
+    assert_eq!(days[0]["as_of"], "2025-10-27");
+    assert_eq!(days[1]["as_of"], "2025-10-28");
+    let holders = |d: &serde_json::Value| d["ownership"]["entities"][0]["holders"].clone();
+    let msft = |d: &serde_json::Value| {
+        holders(d)
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|h| h["holder"] == "microsoft")
+            .cloned()
+            .unwrap()
+    };
+    assert_eq!(msft(&days[0])["percent"], "32.5");
+    assert_eq!(msft(&days[1])["percent"], "27");
+    assert_eq!(msft(&days[1])["value"]["amount"], "135000000000");
+    let totals = &days[1]["obligations"]["totals"];
+    assert_eq!(totals[0]["outstanding"], "25000000000");
+    assert_eq!(totals[1]["outstanding"], "250000000000");
+}
+
+#[test]
+fn demo_matches_an_import_of_the_events_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    let demo = dir.path().join("demo.db");
+    let imported = dir.path().join("imported.db");
+    run(&demo, &["demo"]);
+    let events = Path::new(env!("CARGO_MANIFEST_DIR")).join("events");
+    let o = accord(&imported)
+        .arg("import")
+        .arg(&events)
+        .output()
+        .unwrap();
+    assert!(o.status.success());
+    let export = |s: &Path| run(s, &["export", "--format", "jsonl"]);
+    assert_eq!(export(&demo), export(&imported));
+}
