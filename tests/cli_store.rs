@@ -388,7 +388,7 @@ fn csv_outputs_parse_with_a_header_row() {
         ),
         (
             &["position", "microsoft", "--as-of", "2025-10-28"][..],
-            "section,item,detail,units,percent,amount,currency,status",
+            "section,item,detail,units,percent,amount,value,currency,multiple,status",
         ),
     ] {
         let mut full = args.to_vec();

@@ -978,22 +978,22 @@ fn print_position(
         ReadFormat::Json => render::json(out, p)?,
         ReadFormat::Csv => {
             // One row per item, tagged by section, so a spreadsheet can filter.
-            let mut rows = Vec::new();
+            let amount = |m: &Option<domain::values::Money>| {
+                m.as_ref().map(|v| v.amount.to_string()).unwrap_or_default()
+            };
+            let mut rows: Vec<Vec<String>> = Vec::new();
             for h in &p.holdings {
+                let currency = h.value.as_ref().map(|v| v.currency.to_string());
                 rows.push(vec![
                     "holding".into(),
                     h.entity.to_string(),
                     h.class.clone(),
                     h.units.to_string(),
                     h.percent.to_string(),
-                    h.value
-                        .as_ref()
-                        .map(|v| v.amount.to_string())
-                        .unwrap_or_default(),
-                    h.value
-                        .as_ref()
-                        .map(|v| v.currency.to_string())
-                        .unwrap_or_default(),
+                    String::new(),
+                    amount(&h.value),
+                    currency.unwrap_or_default(),
+                    String::new(),
                     String::new(),
                 ]);
             }
@@ -1005,8 +1005,10 @@ fn print_position(
                     String::new(),
                     String::new(),
                     i.amount.amount.to_string(),
+                    amount(&i.value),
                     i.amount.currency.to_string(),
                     i.multiple.map(|m| m.to_string()).unwrap_or_default(),
+                    String::new(),
                 ]);
             }
             for (section, list) in [("owes", &p.owes), ("owed", &p.owed)] {
@@ -1018,7 +1020,9 @@ fn print_position(
                         String::new(),
                         String::new(),
                         o.outstanding.amount.to_string(),
+                        String::new(),
                         o.outstanding.currency.to_string(),
+                        String::new(),
                         o.status.into(),
                     ]);
                 }
@@ -1028,23 +1032,17 @@ fn print_position(
                 ("right_granted", &p.rights_granted),
             ] {
                 for r in list {
-                    rows.push(vec![
-                        section.into(),
-                        r.right.clone(),
-                        r.kind.clone(),
-                        String::new(),
-                        String::new(),
-                        String::new(),
-                        String::new(),
-                        r.ended.unwrap_or("in_force").to_string(),
-                    ]);
+                    let mut row = vec![section.to_string(), r.right.clone(), r.kind.clone()];
+                    row.extend(std::iter::repeat_n(String::new(), 6));
+                    row.push(r.ended.unwrap_or("in_force").to_string());
+                    rows.push(row);
                 }
             }
-            let _ = &rows;
             render::csv(
                 out,
                 &[
-                    "section", "item", "detail", "units", "percent", "amount", "currency", "status",
+                    "section", "item", "detail", "units", "percent", "amount", "value", "currency",
+                    "multiple", "status",
                 ],
                 &rows,
             )?;

@@ -23,6 +23,8 @@ use crate::{
 const LOCK_FILE: &str = "accord.lock";
 /// sled's data file; its presence is what makes a directory a store for `open_existing`.
 const SLED_DB_FILE: &str = "db";
+/// sled's configuration file, written when sled creates a database.
+const SLED_CONF_FILE: &str = "conf";
 /// The head sidecar: `SEQ:HASHHEX\n` of the last acknowledged append, kept outside sled so that
 /// a sled file that lost its tail cannot silently pass for a shorter log (see the crate docs).
 const HEAD_FILE: &str = "accord.head";
@@ -88,6 +90,17 @@ impl Store {
             Ok(_) => return Err(missing()),
             Err(e) if e.kind() == ErrorKind::NotFound => return Err(missing()),
             Err(e) => return Err(io_error(path)(e)),
+        }
+        // sled writes `conf` when it creates a database; a `db` without it is not a store
+        // sled made, and letting sled open it would reinitialize the directory.
+        if !path.join(SLED_CONF_FILE).is_file() {
+            return Err(StoreError::corrupt(
+                None,
+                format!(
+                    "{} holds a `db` file but no `conf`: it is not a complete accord store",
+                    path.display()
+                ),
+            ));
         }
         // The store exists, so (re)creating its lock file inside it is not creating a store.
         let lock = acquire_lock(path)?;

@@ -240,3 +240,20 @@ fn verify_checks_the_head_file_too() -> TestResult {
     }
     Ok(())
 }
+
+/// Regression: a reader used to let sled reinitialize a directory whose `db`
+/// was not a sled file, printing an empty log instead of refusing.
+#[test]
+fn a_reader_refuses_a_directory_with_a_foreign_db_file() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("db"), b"garbage").unwrap();
+    let err = store::Store::open_existing(dir.path())
+        .err()
+        .expect("refused");
+    assert!(
+        matches!(err, store::StoreError::Corrupt { .. }),
+        "got {err:?}"
+    );
+    assert_eq!(std::fs::read(dir.path().join("db")).unwrap(), b"garbage");
+    assert!(!dir.path().join("conf").exists());
+}
