@@ -1,0 +1,354 @@
+//! Robustness: the parser and the batch planner never panic, whatever they
+//! are fed, and every event that parses round-trips through its canonical
+//! encoding to an equal event.
+//!
+//! (a) arbitrary bytes (lossy UTF-8) to `parse_jsonl` and `Event::from_line`;
+//! (b) arbitrary JSON values, biased towards the real field names and event
+//!     types of EVENTS.md, to `Event::from_json`;
+//! (c) valid-looking batches from a small vocabulary to `plan_batch` against
+//!     a random (not necessarily valid) log.
+
+use chrono::{Duration, NaiveDate, TimeZone, Utc};
+use domain::{parse_jsonl, plan_batch, BatchEvent, Event, RecordedEvent, EVENT_TYPES};
+use proptest::prelude::*;
+use serde_json::{json, Map, Value};
+
+/// Every field name that EVENTS.md mentions, envelope and payloads.
+const FIELDS: &[&str] = &[
+    "id",
+    "type",
+    "effective",
+    "source",
+    "note",
+    "party",
+    "name",
+    "kind",
+    "issuer",
+    "holder",
+    "units",
+    "class",
+    "price",
+    "from",
+    "to",
+    "numerator",
+    "denominator",
+    "holdings",
+    "percent",
+    "total_units",
+    "reason",
+    "entity",
+    "post_money",
+    "basis",
+    "investor",
+    "investee",
+    "amount",
+    "currency",
+    "instrument",
+    "label",
+    "obligation",
+    "obligor",
+    "obligee",
+    "purpose",
+    "due",
+    "reference",
+    "right",
+    "grantor",
+    "description",
+    "until",
+    "until_milestone",
+    "milestone",
+    "declared_by",
+    "verified_by",
+    "reverses",
+];
+
+/// String values that mean something to the parser.
+const WORDS: &[&str] = &[
+    "",
+    "a",
+    "acme",
+    "beta",
+    "USD",
+    "EUR",
+    "usd",
+    "common",
+    "pref",
+    "fund",
+    "corporation",
+    "group",
+    "equity",
+    "pledge",
+    "loan",
+    "ip_rights",
+    "2020-01-01",
+    "2024-02-29",
+    "2023-02-29",
+    "9999-12-31",
+    "0000-01-01",
+    "2020-1-1",
+    "0",
+    "1",
+    "-1",
+    "100",
+    "0.5",
+    "1e5",
+    "1,000",
+    "79228162514264337593543950335",
+    "79228162514264337593543950336",
+    "0.0000000000000000000000000001",
+    "99999999999999999999999999999999",
+    "NaN",
+    " 1",
+    "e1",
+    "ob-a",
+    "r-a",
+    "m1",
+    "-x",
+    "A:b.c_d-e",
+];
+
+fn leaf() -> impl Strategy<Value = Value> {
+    prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::Bool),
+        any::<i64>().prop_map(Value::from),
+        any::<f64>()
+            .prop_map(|f| serde_json::Number::from_f64(f).map_or(Value::Null, Value::Number)),
+        any::<u64>().prop_map(Value::from),
+        prop::sample::select(WORDS).prop_map(|s| Value::String(s.to_string())),
+        prop::sample::select(EVENT_TYPES).prop_map(|s| Value::String(s.to_string())),
+        ".{0,12}".prop_map(Value::String),
+    ]
+}
+
+fn key() -> impl Strategy<Value = String> {
+    prop_oneof![
+        4 => prop::sample::select(FIELDS).prop_map(str::to_string),
+        1 => "[a-z_]{0,8}",
+    ]
+}
+
+fn json_value() -> impl Strategy<Value = Value> {
+    leaf().prop_recursive(3, 24, 5, |inner| {
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 0..5).prop_map(Value::Array),
+            prop::collection::btree_map(key(), inner, 0..6)
+                .prop_map(|m| Value::Object(m.into_iter().collect())),
+        ]
+    })
+}
+
+/// An object that usually has a plausible envelope, plus random fields.
+fn event_like() -> impl Strategy<Value = Value> {
+    (
+        prop::option::weighted(0.9, prop::sample::select(WORDS)),
+        prop::option::weighted(0.9, prop::sample::select(EVENT_TYPES)),
+        prop::option::weighted(0.9, prop::sample::select(WORDS)),
+        prop::collection::btree_map(key(), json_value(), 0..7),
+    )
+        .prop_map(|(id, ty, eff, rest)| {
+            let mut map: Map<String, Value> = rest.into_iter().collect();
+            if let Some(id) = id {
+                map.insert("id".into(), json!(id));
+            }
+            if let Some(ty) = ty {
+                map.insert("type".into(), json!(ty));
+            }
+            if let Some(eff) = eff {
+                map.insert("effective".into(), json!(eff));
+            }
+            Value::Object(map)
+        })
+}
+
+/// A parsed event must re-read from its canonical bytes as an equal event
+/// with the same bytes.
+fn assert_round_trip(e: &Event) -> Result<(), TestCaseError> {
+    let bytes = e.canonical_bytes();
+    prop_assert!(!bytes.is_empty(), "empty canonical bytes for {e:?}");
+    let text = std::str::from_utf8(&bytes).map_err(|x| TestCaseError::fail(x.to_string()))?;
+    let again = Event::from_line(text)
+        .map_err(|x| TestCaseError::fail(format!("canonical {text} does not re-parse: {x}")))?;
+    prop_assert_eq!(&again, e, "canonical {}", text);
+    prop_assert_eq!(again.canonical_bytes(), bytes);
+    Ok(())
+}
+
+// ------------------------------------------------ a small valid-ish world
+
+const PARTIES: [&str; 4] = ["acme", "beta", "carol", "dave"];
+const AMOUNTS: [&str; 6] = ["1", "5", "10", "100", "0.5", "250"];
+const OBLIGATIONS: [&str; 2] = ["ob-a", "ob-b"];
+const RIGHTS: [&str; 2] = ["r-a", "r-b"];
+const MILESTONES: [&str; 2] = ["m1", "m2"];
+
+fn pick<'a>(r: u8, xs: &[&'a str]) -> &'a str {
+    xs[r as usize % xs.len()]
+}
+
+fn date(day: u16) -> String {
+    (NaiveDate::from_ymd_opt(2021, 1, 1).unwrap() + Duration::days(30 * i64::from(day % 40)))
+        .to_string()
+}
+
+fn money(a: u8, c: u8) -> Value {
+    json!({"amount": pick(a, &AMOUNTS), "currency": if c % 5 < 1 { "EUR" } else { "USD" }})
+}
+
+/// One event of type `EVENT_TYPES[ty]` from the small vocabulary.
+fn build(id: u8, ty: usize, r: [u8; 8], day: u16) -> Value {
+    let p = |i: usize| pick(r[i], &PARTIES);
+    let mut v = match EVENT_TYPES[ty % EVENT_TYPES.len()] {
+        "party_registered" => json!({"party": p(0), "name": "N", "kind": "corporation"}),
+        "party_updated" => json!({"party": p(0), "name": "M"}),
+        "shares_issued" => json!({"issuer": p(0), "holder": p(1), "units": pick(r[2], &AMOUNTS)}),
+        "shares_transferred" => {
+            json!({"issuer": p(0), "from": p(1), "to": p(2), "units": pick(r[3], &AMOUNTS)})
+        }
+        "shares_cancelled" => {
+            json!({"issuer": p(0), "holder": p(1), "units": pick(r[2], &AMOUNTS)})
+        }
+        "shares_split" => json!({"issuer": p(0), "numerator": pick(r[1], &AMOUNTS),
+                                  "denominator": pick(r[2], &AMOUNTS)}),
+        "recapitalized" | "holdings_stated" => {
+            let holdings = if r[3] % 2 != 1 {
+                json!([{"holder": p(1), "percent": "60"}, {"holder": p(2), "percent": "40"}])
+            } else {
+                json!([{"holder": p(1), "units": pick(r[4], &AMOUNTS)}])
+            };
+            json!({"issuer": p(0), "holdings": holdings})
+        }
+        "valuation_recorded" => json!({"entity": p(0), "post_money": money(r[1], r[2])}),
+        "investment_made" => {
+            json!({"investor": p(0), "investee": p(1), "amount": money(r[2], r[3])})
+        }
+        "obligation_incurred" => json!({"obligation": pick(r[0], &OBLIGATIONS), "kind": "loan",
+                                         "obligor": p(1), "obligee": p(2),
+                                         "amount": money(r[3], r[4])}),
+        "obligation_settled" => {
+            json!({"obligation": pick(r[0], &OBLIGATIONS), "amount": money(r[3], r[4])})
+        }
+        "obligation_amended" => {
+            json!({"obligation": pick(r[0], &OBLIGATIONS), "amount": money(r[3], r[4])})
+        }
+        "obligation_released" => json!({"obligation": pick(r[0], &OBLIGATIONS)}),
+        "right_granted" => {
+            let mut m = json!({"right": pick(r[0], &RIGHTS), "kind": "ip_rights",
+                               "holder": p(1), "grantor": p(2)});
+            let limit = r[3] % 3;
+            if limit == 0 {
+                m["until"] = json!(date(u16::from(r[4])));
+            }
+            if limit == 1 {
+                m["until_milestone"] = json!(pick(r[4], &MILESTONES));
+            }
+            m
+        }
+        "right_amended" => {
+            if r[3] % 2 != 1 {
+                json!({"right": pick(r[0], &RIGHTS), "until": date(u16::from(r[4]))})
+            } else {
+                json!({"right": pick(r[0], &RIGHTS), "until_milestone": null})
+            }
+        }
+        "right_ended" => json!({"right": pick(r[0], &RIGHTS)}),
+        "milestone_declared" => json!({"milestone": pick(r[0], &MILESTONES), "declared_by": p(1)}),
+        "milestone_verified" => {
+            json!({"milestone": pick(r[0], &MILESTONES), "verified_by": "panel"})
+        }
+        "event_reversed" => json!({"reverses": format!("e{}", r[0] % 24), "reason": "oops"}),
+        other => unreachable!("type {other}"),
+    };
+    v["id"] = json!(format!("e{}", id % 24));
+    v["type"] = json!(EVENT_TYPES[ty % EVENT_TYPES.len()]);
+    v["effective"] = json!(date(day));
+    v
+}
+
+/// An event from the vocabulary; a third are party registrations so that
+/// many of the others find their parties.
+fn vocab_event() -> impl Strategy<Value = Event> {
+    (
+        any::<u8>(),
+        prop_oneof![1 => Just(0usize), 2 => 0..EVENT_TYPES.len()],
+        any::<[u8; 8]>(),
+        0..40u16,
+    )
+        .prop_filter_map("does not parse", |(id, ty, r, day)| {
+            Event::from_json(build(id, ty, r, day)).ok()
+        })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    #[test]
+    fn bytes_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..400)) {
+        let text = String::from_utf8_lossy(&bytes);
+        if let Ok(events) = parse_jsonl(&text) {
+            for (_, e) in &events {
+                assert_round_trip(e)?;
+            }
+        }
+        if let Ok(e) = Event::from_line(&text) {
+            assert_round_trip(&e)?;
+        }
+    }
+
+    #[test]
+    fn json_lines_never_panic(lines in prop::collection::vec(event_like(), 1..4)) {
+        let text: Vec<String> = lines.iter().map(Value::to_string).collect();
+        if let Ok(events) = parse_jsonl(&text.join("\n")) {
+            prop_assert_eq!(events.len(), lines.len());
+            for (_, e) in &events {
+                assert_round_trip(e)?;
+            }
+        }
+        for (v, line) in lines.iter().zip(&text) {
+            let a = Event::from_json(v.clone());
+            let b = Event::from_line(line);
+            prop_assert_eq!(a.is_ok(), b.is_ok(), "from_json and from_line disagree on {}", line);
+            if let Ok(e) = a {
+                assert_round_trip(&e)?;
+            }
+        }
+    }
+
+    #[test]
+    fn arbitrary_json_never_panics(v in json_value()) {
+        if let Ok(e) = Event::from_json(v) {
+            assert_round_trip(&e)?;
+        }
+    }
+
+    #[test]
+    fn vocabulary_events_round_trip(e in vocab_event()) {
+        assert_round_trip(&e)?;
+    }
+
+    #[test]
+    fn plan_batch_never_panics(
+        log in prop::collection::vec(vocab_event(), 0..12),
+        batch in prop::collection::vec(vocab_event(), 1..5),
+    ) {
+        let t0 = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
+        let log: Vec<RecordedEvent> = log
+            .into_iter()
+            .enumerate()
+            .map(|(i, event)| RecordedEvent {
+                seq: i as u64 + 1,
+                recorded: t0 + Duration::seconds(i as i64),
+                event,
+            })
+            .collect();
+        let batch: Vec<BatchEvent> = batch
+            .into_iter()
+            .enumerate()
+            .map(|(i, event)| BatchEvent { line: Some(i + 1), event })
+            .collect();
+        if let Ok(plan) = plan_batch(&log, &batch) {
+            prop_assert_eq!(plan.new.len() + plan.skipped, batch.len());
+            prop_assert!(plan.new.windows(2).all(|w| w[0] < w[1]));
+        }
+    }
+}
