@@ -6,6 +6,37 @@ use rust_decimal::Decimal;
 
 use crate::values::*;
 
+/// Every [`Rejection::rule`] name, in the order of the variants. The test
+/// below fails to compile when a variant is added without a name here, and
+/// fails when the list and the variants disagree.
+pub const RULES: &[&str] = &[
+    "unknown_party",
+    "party_already_registered",
+    "insufficient_units",
+    "transfer_to_self",
+    "percents_must_sum_to_100",
+    "unknown_obligation",
+    "obligation_already_exists",
+    "settlement_exceeds_outstanding",
+    "settlement_after_release",
+    "obligation_already_released",
+    "amendment_below_settled",
+    "currency_mismatch",
+    "unknown_right",
+    "right_already_exists",
+    "right_already_ended",
+    "milestone_already_declared",
+    "milestone_not_declared",
+    "milestone_already_verified",
+    "arithmetic_overflow",
+    "id_conflict",
+    "unknown_reversed_event",
+    "reversal_of_reversal",
+    "already_reversed",
+    "reversal_before_event",
+    "breaks_later_event",
+];
+
 #[derive(Clone, Debug, PartialEq, thiserror::Error)]
 pub enum Rejection {
     #[error("event `{event}`: party `{party}` is not registered on or before {date}")]
@@ -208,6 +239,208 @@ impl Rejection {
             AlreadyReversed { .. } => "already_reversed",
             ReversalBeforeEvent { .. } => "reversal_before_event",
             BreaksLaterEvent { .. } => "breaks_later_event",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeSet;
+
+    /// The index of a variant in declaration order. Exhaustive, with no
+    /// wildcard: a new variant does not compile until it is listed here.
+    fn index(r: &Rejection) -> usize {
+        use Rejection::*;
+        match r {
+            UnknownParty { .. } => 0,
+            PartyAlreadyRegistered { .. } => 1,
+            InsufficientUnits { .. } => 2,
+            TransferToSelf { .. } => 3,
+            PercentsMustSumTo100 { .. } => 4,
+            UnknownObligation { .. } => 5,
+            ObligationAlreadyExists { .. } => 6,
+            SettlementExceedsOutstanding { .. } => 7,
+            SettlementAfterRelease { .. } => 8,
+            ObligationAlreadyReleased { .. } => 9,
+            AmendmentBelowSettled { .. } => 10,
+            CurrencyMismatch { .. } => 11,
+            UnknownRight { .. } => 12,
+            RightAlreadyExists { .. } => 13,
+            RightAlreadyEnded { .. } => 14,
+            MilestoneAlreadyDeclared { .. } => 15,
+            MilestoneNotDeclared { .. } => 16,
+            MilestoneAlreadyVerified { .. } => 17,
+            ArithmeticOverflow { .. } => 18,
+            IdConflict { .. } => 19,
+            UnknownReversedEvent { .. } => 20,
+            ReversalOfReversal { .. } => 21,
+            AlreadyReversed { .. } => 22,
+            ReversalBeforeEvent { .. } => 23,
+            BreaksLaterEvent { .. } => 24,
+        }
+    }
+    const VARIANTS: usize = 25;
+
+    fn one_of_each() -> Vec<Rejection> {
+        use Rejection::*;
+        let event = EventId::parse("e").unwrap();
+        let other = EventId::parse("f").unwrap();
+        let slug = Slug::parse("x").unwrap();
+        let date = Date::parse("2020-01-01").unwrap();
+        let usd = Currency::parse("USD").unwrap();
+        let money = Money {
+            amount: Dec(Decimal::ONE),
+            currency: usd.clone(),
+        };
+        vec![
+            UnknownParty {
+                event: event.clone(),
+                party: slug.clone(),
+                date,
+            },
+            PartyAlreadyRegistered {
+                event: event.clone(),
+                party: slug.clone(),
+                registered: date,
+            },
+            InsufficientUnits {
+                event: event.clone(),
+                issuer: slug.clone(),
+                holder: slug.clone(),
+                class: ClassName::common(),
+                held: Decimal::ZERO,
+                needed: Decimal::ONE,
+                date,
+            },
+            TransferToSelf {
+                event: event.clone(),
+                party: slug.clone(),
+            },
+            PercentsMustSumTo100 {
+                event: event.clone(),
+                issuer: slug.clone(),
+                sum: Decimal::ONE,
+            },
+            UnknownObligation {
+                event: event.clone(),
+                obligation: slug.clone(),
+                date,
+            },
+            ObligationAlreadyExists {
+                event: event.clone(),
+                obligation: slug.clone(),
+            },
+            SettlementExceedsOutstanding {
+                event: event.clone(),
+                obligation: slug.clone(),
+                amount: money.clone(),
+                outstanding: Decimal::ZERO,
+                date,
+            },
+            SettlementAfterRelease {
+                event: event.clone(),
+                obligation: slug.clone(),
+                released: date,
+            },
+            ObligationAlreadyReleased {
+                event: event.clone(),
+                obligation: slug.clone(),
+                released: date,
+            },
+            AmendmentBelowSettled {
+                event: event.clone(),
+                obligation: slug.clone(),
+                amount: money,
+                settled: Decimal::TWO,
+                date,
+            },
+            CurrencyMismatch {
+                event: event.clone(),
+                obligation: slug.clone(),
+                expected: usd,
+                found: Currency::parse("EUR").unwrap(),
+            },
+            UnknownRight {
+                event: event.clone(),
+                right: slug.clone(),
+                date,
+            },
+            RightAlreadyExists {
+                event: event.clone(),
+                right: slug.clone(),
+            },
+            RightAlreadyEnded {
+                event: event.clone(),
+                right: slug.clone(),
+                ended: date,
+            },
+            MilestoneAlreadyDeclared {
+                event: event.clone(),
+                milestone: slug.clone(),
+                declared: date,
+            },
+            MilestoneNotDeclared {
+                event: event.clone(),
+                milestone: slug.clone(),
+                date,
+            },
+            MilestoneAlreadyVerified {
+                event: event.clone(),
+                milestone: slug.clone(),
+                verified: date,
+            },
+            ArithmeticOverflow {
+                event: event.clone(),
+            },
+            IdConflict {
+                event: event.clone(),
+                seq: Some(1),
+            },
+            UnknownReversedEvent {
+                event: event.clone(),
+                reverses: other.clone(),
+            },
+            ReversalOfReversal {
+                event: event.clone(),
+                reverses: other.clone(),
+            },
+            AlreadyReversed {
+                event: event.clone(),
+                reverses: other.clone(),
+                by: other.clone(),
+            },
+            ReversalBeforeEvent {
+                event: event.clone(),
+                reverses: other.clone(),
+                effective: date,
+                reversed_effective: date,
+            },
+            BreaksLaterEvent {
+                event: event.clone(),
+                cause: Box::new(ArithmeticOverflow { event: other }),
+            },
+        ]
+    }
+
+    #[test]
+    fn rules_name_every_variant_once() {
+        let all = one_of_each();
+        let indices: BTreeSet<usize> = all.iter().map(index).collect();
+        assert_eq!(
+            indices,
+            (0..VARIANTS).collect(),
+            "one value of each variant"
+        );
+        assert_eq!(all.len(), VARIANTS);
+        let names: BTreeSet<&str> = all.iter().map(Rejection::rule).collect();
+        assert_eq!(names.len(), VARIANTS, "rule names are distinct");
+        let listed: BTreeSet<&str> = RULES.iter().copied().collect();
+        assert_eq!(listed.len(), RULES.len(), "RULES has no duplicates");
+        assert_eq!(listed, names);
+        for r in &all {
+            assert_eq!(r.event().as_str(), "e");
+            assert!(r.to_string().starts_with("event `e`"), "{r}");
         }
     }
 }

@@ -531,9 +531,18 @@ impl Event {
     }
 }
 
+/// Most lines one `recapitalized` or `holdings_stated` table may hold.
+pub const HOLDINGS_MAX: usize = 10_000;
+
 fn check_table_shape(t: &HoldingsTable) -> Result<(), String> {
     if t.holdings.is_empty() {
         return Err("`holdings` must not be empty".into());
+    }
+    if t.holdings.len() > HOLDINGS_MAX {
+        return Err(format!(
+            "`holdings` has {} lines, more than the limit of {HOLDINGS_MAX}",
+            t.holdings.len()
+        ));
     }
     let percent_form = t.holdings[0].percent.is_some();
     let mut seen = BTreeSet::new();
@@ -588,9 +597,29 @@ pub struct FileError {
 /// Longest line accepted in an event file, in bytes.
 pub const LINE_LEN_MAX: usize = 1 << 20;
 
+/// Most events one file (one batch) may hold.
+pub const BATCH_EVENTS_MAX: usize = 1_000_000;
+
 /// Parses a JSON Lines text. Blank lines are skipped; the first bad line
-/// stops the parse.
+/// stops the parse. A file of more than [`BATCH_EVENTS_MAX`] non-blank lines
+/// is refused before any line is parsed, naming the first line past the limit.
 pub fn parse_jsonl(text: &str) -> Result<ParsedFile, FileError> {
+    if let Some((i, _)) = text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+        .nth(BATCH_EVENTS_MAX)
+    {
+        return Err(FileError {
+            line: i + 1,
+            error: ParseError {
+                id: None,
+                message: format!(
+                    "the file holds more than {BATCH_EVENTS_MAX} events, the limit of one batch: split it into several files"
+                ),
+            },
+        });
+    }
     let mut events = Vec::new();
     for (i, line) in text.lines().enumerate() {
         let line_no = i + 1;
@@ -677,6 +706,47 @@ mod tests {
         assert!(parse(mixed).unwrap_err().message.contains("same form"));
         let dup = r#"{"id":"a","type":"recapitalized","effective":"2020-01-01","issuer":"x","holdings":[{"holder":"a","percent":"50"},{"holder":"a","percent":"50"}]}"#;
         assert!(parse(dup).unwrap_err().message.contains("twice"));
+    }
+
+    #[test]
+    fn holdings_tables_are_bounded() {
+        let table = |n: usize| {
+            let lines: Vec<String> = (0..n)
+                .map(|i| format!(r#"{{"holder":"h{i}","units":"1"}}"#))
+                .collect();
+            format!(
+                r#"{{"id":"a","type":"holdings_stated","effective":"2020-01-01","issuer":"x","holdings":[{}]}}"#,
+                lines.join(",")
+            )
+        };
+        assert!(parse(&table(HOLDINGS_MAX)).is_ok());
+        let e = parse(&table(HOLDINGS_MAX + 1)).unwrap_err();
+        assert!(
+            e.message.contains(&format!(
+                "{} lines, more than the limit of {HOLDINGS_MAX}",
+                HOLDINGS_MAX + 1
+            )),
+            "{e}"
+        );
+        assert_eq!(e.id.as_deref(), Some("a"));
+    }
+
+    #[test]
+    fn batches_are_bounded() {
+        // Junk lines: the count is checked before any line is parsed.
+        let mut text = "\n{}\n".repeat(BATCH_EVENTS_MAX);
+        let err = parse_jsonl(&text).unwrap_err();
+        assert_eq!(err.line, 2, "at the limit, the first line is parsed: {err}");
+        assert!(err.error.message.contains("missing field `id`"), "{err}");
+        text.push_str("{}\n");
+        let err = parse_jsonl(&text).unwrap_err();
+        assert_eq!(err.line, 2 * BATCH_EVENTS_MAX + 1);
+        assert!(
+            err.error
+                .message
+                .contains(&format!("more than {BATCH_EVENTS_MAX} events")),
+            "{err}"
+        );
     }
 
     #[test]
