@@ -1161,7 +1161,8 @@ fn verify(
     let head = store.verify().map_err(integrity)?;
     // Every event decodes, and the timeline as known now satisfies every rule.
     let mut events = Vec::new();
-    let mut records_by_seq: HashMap<u64, String> = HashMap::new();
+    // The hash recorded at the expected head's seq, if the log reaches it.
+    let mut hash_at_expected: Option<String> = None;
     for r in store.iter() {
         let r = r.map_err(integrity)?;
         let e = decode(&r).map_err(|m| {
@@ -1170,10 +1171,8 @@ fn verify(
                 r.seq
             ))
         })?;
-        if let Some((seq, _)) = &expected {
-            if r.seq == *seq {
-                records_by_seq.insert(r.seq, r.hash_hex());
-            }
+        if expected.as_ref().is_some_and(|(seq, _)| r.seq == *seq) {
+            hash_at_expected = Some(r.hash_hex());
         }
         events.push(e);
     }
@@ -1185,7 +1184,7 @@ fn verify(
         ))
     })?;
     if let Some((seq, hash)) = &expected {
-        match records_by_seq.get(seq) {
+        match &hash_at_expected {
             Some(h) if h == hash => {}
             Some(h) => {
                 return Err(Failure::Integrity(format!(
@@ -1248,17 +1247,13 @@ fn export(path: &Path, format: ExportFormat, time: TimeArgs, out: Out) -> Result
             }
             Ok(())
         }
-        ExportFormat::Ledger => crate::commands::ledger_export(&loaded.events, time, out),
+        ExportFormat::Ledger => ledger_export(&loaded.events, time, out),
     }
 }
 
 /// `export --format ledger`: one transaction per event, reversed events left
 /// out, so that hledger and ledger-cli can cross-check balances.
-pub(crate) fn ledger_export(
-    events: &[RecordedEvent],
-    time: TimeArgs,
-    out: Out,
-) -> Result<(), Failure> {
+fn ledger_export(events: &[RecordedEvent], time: TimeArgs, out: Out) -> Result<(), Failure> {
     use domain::event::Payload;
     let known_at = time.known_at.unwrap_or_default();
     let ordered = domain::timeline(events, known_at);
