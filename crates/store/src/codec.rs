@@ -11,12 +11,20 @@ use crate::Record;
 /// byte order is seq order.
 pub(crate) const SEG_PREFIX: &[u8] = b"seg";
 /// Prefix of id-index keys; the rest of the key is the id's UTF-8 bytes.
-pub(crate) const ID_PREFIX: &[u8] = b"id";
+/// Id index buckets (`ix` + bucket u16 BE).
+pub(crate) const ID_PREFIX: &[u8] = b"ix";
+/// The id index of format-1 stores: one key per event (`id` + id), migrated on open.
+pub(crate) const LEGACY_ID_PREFIX: &[u8] = b"id";
+/// Keys that belong to callers (`Store::append_with` and the cache methods).
+pub(crate) const AUX_PREFIX: &[u8] = b"aux";
 /// Key of the head record.
 pub(crate) const META_KEY: &[u8] = b"meta";
 
 /// Format byte at the start of every segment value, so a future layout can be told apart.
+/// A plain segment; still read, and the in-memory form of a segment being built.
 const SEGMENT_FORMAT: u8 = 1;
+/// A segment whose records are LZ4-compressed (see `compress_segment`); what appends write.
+const SEGMENT_FORMAT_LZ4: u8 = 2;
 /// Format byte at the start of the head value.
 const META_FORMAT: u8 = 1;
 /// Format byte + record count (u32 big-endian). The count is fixed-width so that a tail segment
@@ -39,19 +47,78 @@ pub(crate) fn parse_seg_key(key: &[u8]) -> Option<u64> {
     Some(u64::from_be_bytes(bytes))
 }
 
-pub(crate) fn id_key(id: &str) -> Vec<u8> {
-    let mut key = Vec::with_capacity(ID_PREFIX.len() + id.len());
-    key.extend_from_slice(ID_PREFIX);
-    key.extend_from_slice(id.as_bytes());
+/// Buckets of the id index: a store holds `ID_BUCKETS` keys for its ids however many events
+/// it has, instead of one sled key per event.
+pub(crate) const ID_BUCKETS: u64 = 4096;
+
+/// A 64-bit fingerprint of an id: FNV-1a, then the SplitMix64 finalizer to spread it over all
+/// bits. Stable forever: it is part of the on-disk format.
+pub(crate) fn id_fingerprint(id: &str) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in id.as_bytes() {
+        h ^= u64::from(*b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h ^= h >> 30;
+    h = h.wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    h ^= h >> 27;
+    h = h.wrapping_mul(0x94d0_49bb_1331_11eb);
+    h ^ (h >> 31)
+}
+
+pub(crate) fn id_bucket(fingerprint: u64) -> u16 {
+    (fingerprint % ID_BUCKETS) as u16
+}
+
+pub(crate) fn id_bucket_key(bucket: u16) -> [u8; 4] {
+    let mut key = [0u8; 4];
+    key[..2].copy_from_slice(ID_PREFIX);
+    key[2..].copy_from_slice(&bucket.to_be_bytes());
     key
 }
 
-/// The hash of record `seq`, chained to the previous record's hash; the layout is documented
-/// in the crate docs and must never change for existing stores.
-///
-/// The caller guarantees that `recorded` and `id` fit a u32 length (checked when appending and
-/// when decoding); a longer value would be a bug, so it saturates rather than panicking, which
-/// can only make the hash disagree, never crash.
+pub(crate) fn parse_id_bucket_key(key: &[u8]) -> Option<u16> {
+    let rest = key.strip_prefix(ID_PREFIX)?;
+    Some(u16::from_be_bytes(rest.try_into().ok()?))
+}
+
+/// A bucket of the id index: format byte `1`, then (fingerprint u64 BE, seq varint) pairs
+/// sorted by fingerprint then seq. Ids themselves are not repeated here: a lookup confirms a
+/// fingerprint match against the record it points at.
+pub(crate) fn encode_id_bucket(entries: &[(u64, u64)]) -> Vec<u8> {
+    let mut buf = Vec::with_capacity(1 + entries.len() * 12);
+    buf.push(1);
+    for (fp, seq) in entries {
+        buf.extend_from_slice(&fp.to_be_bytes());
+        put_varint(&mut buf, *seq);
+    }
+    buf
+}
+
+pub(crate) fn decode_id_bucket(bucket: u16, bytes: &[u8]) -> Result<Vec<(u64, u64)>, StoreError> {
+    let bad = |e: String| StoreError::corrupt(None, format!("id index bucket {bucket}: {e}"));
+    let mut r = Reader::new(bytes);
+    let format = r.u8().map_err(bad)?;
+    if format != 1 {
+        return Err(bad(format!("unknown format {format}")));
+    }
+    let mut out = Vec::with_capacity(r.remaining() / 9);
+    while !r.is_done() {
+        let fp = u64::from_be_bytes(r.array::<8>().map_err(bad)?);
+        let seq = r.varint().map_err(bad)?;
+        if id_bucket(fp) != bucket {
+            return Err(bad(format!(
+                "fingerprint {fp:016x} belongs to another bucket"
+            )));
+        }
+        out.push((fp, seq));
+    }
+    if out.windows(2).any(|w| w[0] >= w[1]) {
+        return Err(bad("entries out of order".into()));
+    }
+    Ok(out)
+}
+
 pub(crate) fn chain_hash(
     prev: &[u8; 32],
     seq: u64,
@@ -192,13 +259,63 @@ pub(crate) fn segment_header(count: u32) -> [u8; SEGMENT_HEADER_LEN] {
     out
 }
 
-/// Reads the record count of a segment without decoding its records.
+/// Compresses a plain segment (format 1: header then records) into the stored form, format 2:
+/// format byte `2`, record count (u32 BE), then the records as one LZ4 block with its
+/// decompressed length prepended (u32 LE). Consecutive events share ids, field names and
+/// dates, so a segment shrinks about threefold; hashes are over the plain bytes and do not
+/// depend on this.
+pub(crate) fn compress_segment(plain: &[u8]) -> Vec<u8> {
+    let (header, records) = plain.split_at(SEGMENT_HEADER_LEN.min(plain.len()));
+    let mut out = Vec::with_capacity(SEGMENT_HEADER_LEN + records.len() / 2 + 16);
+    out.push(SEGMENT_FORMAT_LZ4);
+    out.extend_from_slice(&header[1..]);
+    out.extend_from_slice(&lz4_flex::block::compress_prepend_size(records));
+    out
+}
+
+/// The plain form (format 1) of a stored segment of either format.
+pub(crate) fn plain_segment(first_seq: u64, bytes: &[u8]) -> Result<Vec<u8>, StoreError> {
+    let bad = |e: String| StoreError::corrupt(Some(first_seq), e);
+    let mut r = Reader::new(bytes);
+    let format = r.u8().map_err(bad)?;
+    let count = r.array::<4>().map_err(bad)?;
+    match format {
+        SEGMENT_FORMAT => Ok(bytes.to_vec()),
+        SEGMENT_FORMAT_LZ4 => {
+            let size = u32::from_le_bytes(r.array::<4>().map_err(bad)?) as usize;
+            let block = &bytes[SEGMENT_HEADER_LEN + 4..];
+            // LZ4 expands at most about 255-fold: a larger claimed size is damage, and must
+            // not become a huge allocation.
+            if size > block.len().saturating_mul(255).saturating_add(16) {
+                return Err(bad(format!(
+                    "compressed segment claims {size} bytes from {} stored",
+                    block.len()
+                )));
+            }
+            let mut out = Vec::with_capacity(SEGMENT_HEADER_LEN + size);
+            out.push(SEGMENT_FORMAT);
+            out.extend_from_slice(&count);
+            out.resize(SEGMENT_HEADER_LEN + size, 0);
+            let written =
+                lz4_flex::block::decompress_into(block, &mut out[SEGMENT_HEADER_LEN..])
+                    .map_err(|e| bad(format!("compressed segment does not decompress: {e}")))?;
+            if written != size {
+                return Err(bad(format!(
+                    "compressed segment holds {written} bytes, not the {size} it claims"
+                )));
+            }
+            Ok(out)
+        }
+        other => Err(bad(format!("unknown segment format {other}"))),
+    }
+}
+
 pub(crate) fn segment_count(first_seq: u64, bytes: &[u8]) -> Result<u32, StoreError> {
     let mut r = Reader::new(bytes);
     let format = r
         .u8()
         .map_err(|e| StoreError::corrupt(Some(first_seq), e))?;
-    if format != SEGMENT_FORMAT {
+    if format != SEGMENT_FORMAT && format != SEGMENT_FORMAT_LZ4 {
         return Err(StoreError::corrupt(
             Some(first_seq),
             format!("unknown segment format {format}"),
@@ -210,9 +327,9 @@ pub(crate) fn segment_count(first_seq: u64, bytes: &[u8]) -> Result<u32, StoreEr
     Ok(u32::from_be_bytes(count))
 }
 
-/// Decodes every record of the segment whose key names `first_seq`. Seqs are implicit
-/// (`first_seq + index`); continuity between segments is the caller's check.
-pub(crate) fn decode_segment(first_seq: u64, bytes: &[u8]) -> Result<Vec<Record>, StoreError> {
+pub(crate) fn decode_segment(first_seq: u64, stored: &[u8]) -> Result<Vec<Record>, StoreError> {
+    let plain = plain_segment(first_seq, stored)?;
+    let bytes = &plain[..];
     let count = segment_count(first_seq, bytes)?;
     if count == 0 {
         return Err(StoreError::corrupt(Some(first_seq), "empty segment"));
@@ -294,16 +411,6 @@ pub(crate) fn decode_head(bytes: &[u8]) -> Result<(u64, [u8; 32], String), Store
 }
 
 /// The seq stored in an id-index value.
-pub(crate) fn decode_index_seq(id: &str, bytes: &[u8]) -> Result<u64, StoreError> {
-    let arr: [u8; 8] = bytes.try_into().map_err(|_| {
-        StoreError::corrupt(
-            None,
-            format!("id index entry for {id:?} is {} bytes, not 8", bytes.len()),
-        )
-    })?;
-    Ok(u64::from_be_bytes(arr))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -33,8 +33,17 @@
 //!   is format byte `1`, record count (u32 BE), then per record: varint length + recorded bytes
 //!   (length 0 means "same as the previous record of this segment", since a batch shares one
 //!   timestamp), the 32-byte hash, varint length + id, varint length + body. Seqs are implicit:
-//!   `first_seq + index`. An append fills up the last segment before starting new ones.
-//! - `b"id"` + id bytes -> seq (u64 BE): the id index used for idempotent appends.
+//!   `first_seq + index`. An append fills up the last segment before starting new ones. That is
+//!   the *plain* form (format 1, still read); what is stored is format 2: format byte `2`, the
+//!   count, then the records as one LZ4 block with its length prepended (u32 LE). Hashes are
+//!   computed over the record fields, never over stored bytes, so compression changes no hash.
+//! - `b"ix"` + bucket (u16 BE) -> the id index, used for idempotent appends: 4096 buckets, each
+//!   format byte `1` then (fingerprint u64 BE, seq varint) pairs in order; the fingerprint is
+//!   FNV-1a 64 of the id followed by the SplitMix64 finalizer, and the bucket is fingerprint mod
+//!   4096. A lookup confirms a fingerprint match against the record's id. Stores of the first
+//!   format (one `b"id"` + id key per event) are migrated to buckets when opened.
+//! - `b"aux"` + the caller's key -> the caller's value, written only by `Store::append_with` in
+//!   the same batch as the events it derives from.
 //!
 //! Every append writes all its keys with one `sled::Batch` (atomic in sled 0.34, also across a
 //! crash) and then flushes sled to disk before reporting success.
@@ -71,7 +80,7 @@ mod error;
 mod store;
 
 pub use error::StoreError;
-pub use store::{Records, Store};
+pub use store::{AuxWrite, Records, Store};
 
 /// Most records one segment holds.
 pub const SEGMENT_MAX_EVENTS: u32 = 1024;

@@ -2,7 +2,7 @@
 //! in seq order and verifying the whole log. It deliberately does not interpret ids or bodies,
 //! read a clock, or decide how errors are shown to users.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fs::{self, File, OpenOptions};
 use std::io::ErrorKind;
 use std::marker::PhantomData;
@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, SubsecRound, Utc};
 
-use crate::codec::{self, ID_PREFIX, META_KEY, SEG_PREFIX};
+use crate::codec::{self, AUX_PREFIX, ID_PREFIX, LEGACY_ID_PREFIX, META_KEY, SEG_PREFIX};
 use crate::error::StoreError;
 use crate::{
     recorded_string, Head, NewEvent, Receipt, Record, SEGMENT_MAX_BYTES, SEGMENT_MAX_EVENTS,
@@ -136,6 +136,7 @@ impl Store {
             }
             None => 0,
         };
+        migrate_legacy_index(&db, path)?;
         Ok(Store {
             db,
             state: Mutex::new(State {
@@ -183,8 +184,34 @@ impl Store {
         batch: &[NewEvent<'_>],
         now: DateTime<Utc>,
     ) -> Result<Receipt, StoreError> {
+        self.append_with(batch, now, None)
+    }
+
+    /// `append`, plus the caller's own keys written in the same atomic batch, so that what
+    /// the caller derives from the events (its indexes) can never disagree with the log, even
+    /// across a crash. `aux` names the seq the batch's first event must get (the caller
+    /// computed its writes for it) and the writes: `(key, Some(value))` sets, `(key, None)`
+    /// removes, keys are in the caller's namespace (see `aux_get`). With `aux`, every event
+    /// must be new and get exactly those seqs; otherwise nothing is written and the error is
+    /// `InvalidEvent`.
+    pub fn append_with(
+        &self,
+        batch: &[NewEvent<'_>],
+        now: DateTime<Utc>,
+        aux: Option<(u64, &[AuxWrite])>,
+    ) -> Result<Receipt, StoreError> {
         let mut state = self.state();
         let head_seq = state.head.as_ref().map_or(0, |h| h.seq);
+        if let Some((first, _)) = aux {
+            if first != head_seq + 1 {
+                return Err(StoreError::InvalidEvent {
+                    index: 0,
+                    detail: format!(
+                        "the caller expected the batch at seq {first} but the log is at seq {head_seq}"
+                    ),
+                });
+            }
+        }
 
         for (index, event) in batch.iter().enumerate() {
             if u32::try_from(event.id.len()).is_err() {
@@ -216,7 +243,7 @@ impl Store {
             let recorded_seq = if head_seq == 0 {
                 None
             } else {
-                self.seq_of(event.id)?
+                self.seq_of_upto(event.id, head_seq)?
             };
             if let Some(seq) = recorded_seq {
                 if !bodies.same_body(seq, event.id, event.body)? {
@@ -234,6 +261,16 @@ impl Store {
             fresh.push(event);
         }
         drop(bodies);
+        if aux.is_some() && fresh.len() != batch.len() {
+            return Err(StoreError::InvalidEvent {
+                index: 0,
+                detail: format!(
+                    "{} of the batch's events are already recorded, so the caller's index \
+                     writes do not apply",
+                    batch.len() - fresh.len()
+                ),
+            });
+        }
 
         if fresh.is_empty() {
             // A sidecar left behind by a crash between sled's flush and its own write (or an old
@@ -274,6 +311,7 @@ impl Store {
 
         let mut prev = state.head.as_ref().map_or(ZERO_HASH, |h| h.hash);
         let mut seq = head_seq;
+        let mut buckets: BTreeMap<u16, Vec<(u64, u64)>> = BTreeMap::new();
         for event in &fresh {
             seq = seq.checked_add(1).ok_or_else(|| {
                 StoreError::corrupt(Some(head_seq), "the log has run out of seq numbers")
@@ -284,11 +322,34 @@ impl Store {
                 full.write_to(&mut writes);
             }
             segment.push(&recorded, &hash, event.id, event.body);
-            writes.insert(codec::id_key(event.id), &seq.to_be_bytes()[..]);
+            let fp = codec::id_fingerprint(event.id);
+            buckets
+                .entry(codec::id_bucket(fp))
+                .or_default()
+                .push((fp, seq));
             prev = hash;
         }
         let tail = segment.first_seq;
         segment.write_to(&mut writes);
+        for (bucket, mut entries) in buckets {
+            if head_seq > 0 {
+                entries.extend(self.id_bucket(bucket)?);
+            }
+            entries.sort_unstable();
+            writes.insert(
+                &codec::id_bucket_key(bucket)[..],
+                codec::encode_id_bucket(&entries),
+            );
+        }
+        if let Some((_, aux)) = aux {
+            for w in aux {
+                let key = aux_key(&w.key);
+                match &w.value {
+                    Some(v) => writes.insert(key, v.as_slice()),
+                    None => writes.remove(key),
+                }
+            }
+        }
         writes.insert(META_KEY, codec::encode_head(seq, &prev, &recorded));
 
         self.db
@@ -332,27 +393,117 @@ impl Store {
                 format!("the last segment holds {count} records but the head is seq {head_seq}"),
             ));
         }
-        if count >= SEGMENT_MAX_EVENTS || bytes.len() >= SEGMENT_MAX_BYTES {
+        if count >= SEGMENT_MAX_EVENTS {
+            return Ok(None);
+        }
+        let plain = codec::plain_segment(first, &bytes)?;
+        if plain.len() >= SEGMENT_MAX_BYTES {
             return Ok(None);
         }
         Ok(Some(SegmentBuilder {
             first_seq: first,
-            buf: bytes.to_vec(),
+            buf: plain,
             count,
             batch_recorded_written: false,
         }))
     }
 
-    /// The seq of a recorded id, if any (for idempotency checks by callers).
+    /// The seq of a recorded id, if any (for idempotency checks by callers). The id index
+    /// holds fingerprints; a match is confirmed against the record itself.
     pub fn seq_of(&self, id: &str) -> Result<Option<u64>, StoreError> {
+        self.seq_of_upto(id, self.len())
+    }
+
+    /// `seq_of` for a caller that holds the state lock and knows the head.
+    fn seq_of_upto(&self, id: &str, head_seq: u64) -> Result<Option<u64>, StoreError> {
+        let fp = codec::id_fingerprint(id);
+        for (_, seq) in self
+            .id_bucket(codec::id_bucket(fp))?
+            .into_iter()
+            .filter(|(f, _)| *f == fp)
+        {
+            if seq == 0 || seq > head_seq {
+                return Err(StoreError::corrupt(
+                    Some(seq),
+                    format!("the id index maps {id:?} beyond the head (seq {head_seq})"),
+                ));
+            }
+            let (first, records) = self.segment_containing(seq)?;
+            let record = usize::try_from(seq - first)
+                .ok()
+                .and_then(|i| records.get(i))
+                .ok_or_else(|| StoreError::corrupt(Some(seq), "no segment holds this seq"))?;
+            if record.id == id {
+                return Ok(Some(seq));
+            }
+        }
+        Ok(None)
+    }
+
+    /// The decoded entries of one id index bucket (empty when it has none).
+    fn id_bucket(&self, bucket: u16) -> Result<Vec<(u64, u64)>, StoreError> {
         match self
             .db
-            .get(codec::id_key(id))
+            .get(codec::id_bucket_key(bucket))
             .map_err(sled_error(&self.path))?
         {
-            Some(bytes) => codec::decode_index_seq(id, &bytes).map(Some),
-            None => Ok(None),
+            Some(bytes) => codec::decode_id_bucket(bucket, &bytes),
+            None => Ok(Vec::new()),
         }
+    }
+
+    /// The records with the given seqs, in the order asked, reading each segment once.
+    /// A seq beyond the head is `Corrupt` (callers take seqs from their own indexes).
+    pub fn records_at(&self, seqs: &[u64]) -> Result<Vec<Record>, StoreError> {
+        let head_seq = self.len();
+        let mut sorted: Vec<u64> = seqs.to_vec();
+        sorted.sort_unstable();
+        sorted.dedup();
+        let mut found: HashMap<u64, Record> = HashMap::with_capacity(sorted.len());
+        let mut i = 0;
+        while i < sorted.len() {
+            let seq = sorted[i];
+            if seq == 0 || seq > head_seq {
+                return Err(StoreError::corrupt(
+                    Some(seq),
+                    format!("asked for seq {seq} but the log ends at seq {head_seq}"),
+                ));
+            }
+            let (first, records) = self.segment_containing(seq)?;
+            let end = first + records.len() as u64;
+            let mut records: Vec<Option<Record>> = records.into_iter().map(Some).collect();
+            while i < sorted.len() && sorted[i] < end {
+                let at = (sorted[i] - first) as usize;
+                let record = records[at]
+                    .take()
+                    .ok_or_else(|| StoreError::corrupt(Some(sorted[i]), "seq read twice"))?;
+                found.insert(sorted[i], record);
+                i += 1;
+            }
+            if i < sorted.len() && sorted[i] < end {
+                return Err(StoreError::corrupt(
+                    Some(sorted[i]),
+                    "no segment holds this seq",
+                ));
+            }
+        }
+        seqs.iter()
+            .map(|s| {
+                found
+                    .get(s)
+                    .cloned()
+                    .ok_or_else(|| StoreError::corrupt(Some(*s), "no segment holds this seq"))
+            })
+            .collect()
+    }
+
+    /// A caller's key written by `append_with`.
+    pub fn aux_get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self
+            .db
+            .get(aux_key(key))
+            .map_err(sled_error(&self.path))?
+            .map(|v| v.to_vec()))
     }
 
     /// All records in seq order, up to the head as of this call, decoding one segment at a
@@ -420,6 +571,9 @@ impl Store {
         let mut expected = 1u64;
         let mut prev = ZERO_HASH;
         let mut last_recorded: Option<(String, DateTime<Utc>)> = None;
+        let capacity = _state.head.as_ref().map_or(0, |h| h.seq);
+        let mut expected_index: Vec<(u16, u64, u64)> =
+            Vec::with_capacity(usize::try_from(capacity).unwrap_or(0));
         for entry in self.db.scan_prefix(SEG_PREFIX) {
             let (key, value) = entry.map_err(&sled_err)?;
             let first = codec::parse_seg_key(&key)
@@ -458,25 +612,8 @@ impl Store {
                     }
                     last_recorded = Some((record.recorded.clone(), at));
                 }
-                match self.seq_of(&record.id) {
-                    Ok(Some(indexed)) if indexed == seq => {}
-                    Ok(Some(indexed)) => {
-                        return Err(StoreError::corrupt(
-                            Some(seq),
-                            format!("the id index maps {:?} to seq {indexed}", record.id),
-                        ))
-                    }
-                    Ok(None) => {
-                        return Err(StoreError::corrupt(
-                            Some(seq),
-                            format!("the id index lacks {:?}", record.id),
-                        ))
-                    }
-                    Err(StoreError::Corrupt { detail, .. }) => {
-                        return Err(StoreError::corrupt(Some(seq), detail))
-                    }
-                    Err(e) => return Err(e),
-                }
+                let fp = codec::id_fingerprint(&record.id);
+                expected_index.push((codec::id_bucket(fp), fp, seq));
                 if acknowledged.as_ref().is_some_and(|(s, _)| *s == seq) {
                     acknowledged_seen = Some(hash);
                 }
@@ -533,16 +670,38 @@ impl Store {
             }
         }
 
-        // Every record's id was found above; equal counts mean there are no stray entries.
-        let mut indexed = 0u64;
-        for key in self.db.scan_prefix(ID_PREFIX).keys() {
-            key.map_err(&sled_err)?;
-            indexed += 1;
+        // The id index must hold exactly one entry per record, under its id's fingerprint.
+        expected_index.sort_unstable();
+        let mut expected = expected_index.into_iter().peekable();
+        for kv in self.db.scan_prefix(ID_PREFIX) {
+            let (key, value) = kv.map_err(&sled_err)?;
+            let bucket = codec::parse_id_bucket_key(&key)
+                .ok_or_else(|| StoreError::corrupt(None, "malformed id index key"))?;
+            for (fp, seq) in codec::decode_id_bucket(bucket, &value)? {
+                match expected.next() {
+                    Some(e) if e == (bucket, fp, seq) => {}
+                    Some((_, _, want)) => {
+                        return Err(StoreError::corrupt(
+                            Some(want.min(seq)),
+                            format!(
+                                "the id index does not match the records at seq {}",
+                                want.min(seq)
+                            ),
+                        ))
+                    }
+                    None => {
+                        return Err(StoreError::corrupt(
+                            Some(seq),
+                            format!("the id index has a stray entry for seq {seq}"),
+                        ))
+                    }
+                }
+            }
         }
-        if indexed != last_seq {
+        if let Some((_, _, seq)) = expected.next() {
             return Err(StoreError::corrupt(
-                None,
-                format!("the id index has {indexed} entries for {last_seq} records"),
+                Some(seq),
+                format!("the id index lacks the record at seq {seq}"),
             ));
         }
         Ok(head)
@@ -592,6 +751,45 @@ fn segment_containing(
     let first = codec::parse_seg_key(&key)
         .ok_or_else(|| StoreError::corrupt(Some(seq), "malformed segment key"))?;
     Ok((first, codec::decode_segment(first, &value)?))
+}
+
+/// Rewrites the one-key-per-id index of format-1 stores (`id` + id -> seq) into buckets, in
+/// one atomic, flushed batch; a no-op for current stores.
+fn migrate_legacy_index(db: &sled::Db, path: &Path) -> Result<(), StoreError> {
+    let mut buckets: BTreeMap<u16, Vec<(u64, u64)>> = BTreeMap::new();
+    let mut writes = sled::Batch::default();
+    let mut any = false;
+    for kv in db.scan_prefix(LEGACY_ID_PREFIX) {
+        let (key, value) = kv.map_err(sled_error(path))?;
+        let id = std::str::from_utf8(&key[LEGACY_ID_PREFIX.len()..])
+            .map_err(|_| StoreError::corrupt(None, "a legacy id index key is not UTF-8"))?;
+        let seq: [u8; 8] = value[..].try_into().map_err(|_| {
+            StoreError::corrupt(
+                None,
+                format!("legacy id index entry for {id:?} is not 8 bytes"),
+            )
+        })?;
+        let fp = codec::id_fingerprint(id);
+        buckets
+            .entry(codec::id_bucket(fp))
+            .or_default()
+            .push((fp, u64::from_be_bytes(seq)));
+        writes.remove(&key[..]);
+        any = true;
+    }
+    if !any {
+        return Ok(());
+    }
+    for (bucket, mut entries) in buckets {
+        entries.sort_unstable();
+        writes.insert(
+            &codec::id_bucket_key(bucket)[..],
+            codec::encode_id_bucket(&entries),
+        );
+    }
+    db.apply_batch(writes).map_err(sled_error(path))?;
+    db.flush().map_err(sled_error(path))?;
+    Ok(())
 }
 
 /// Reads the head sidecar: None when there is none (a new store, or one written before the
@@ -813,7 +1011,7 @@ impl SegmentBuilder {
     fn finish(mut self) -> Vec<u8> {
         let header = codec::segment_header(self.count);
         self.buf[..codec::SEGMENT_HEADER_LEN].copy_from_slice(&header);
-        self.buf
+        codec::compress_segment(&self.buf)
     }
 
     fn write_to(self, writes: &mut sled::Batch) {
@@ -1002,6 +1200,20 @@ fn sled_error(path: &Path) -> impl Fn(sled::Error) -> StoreError + '_ {
             detail: other.to_string(),
         },
     }
+}
+
+/// A write of one of the caller's keys: `Some` sets it, `None` removes it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AuxWrite {
+    pub key: Vec<u8>,
+    pub value: Option<Vec<u8>>,
+}
+
+fn aux_key(key: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(AUX_PREFIX.len() + key.len());
+    out.extend_from_slice(AUX_PREFIX);
+    out.extend_from_slice(key);
+    out
 }
 
 fn parse_recorded(text: &str) -> Result<DateTime<Utc>, String> {

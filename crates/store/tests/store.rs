@@ -9,7 +9,8 @@ use chrono::{DateTime, TimeZone, Utc};
 use proptest::prelude::*;
 use sha2::{Digest, Sha256};
 use store::{
-    recorded_string, NewEvent, Record, Store, StoreError, SEGMENT_MAX_BYTES, SEGMENT_MAX_EVENTS,
+    recorded_string, AuxWrite, NewEvent, Record, Store, StoreError, SEGMENT_MAX_BYTES,
+    SEGMENT_MAX_EVENTS,
 };
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
@@ -464,4 +465,54 @@ proptest! {
         let head = store.verify().map_err(fail)?;
         prop_assert_eq!(head.map(|h| h.seq), if model.is_empty() { None } else { Some(model.len() as u64) });
     }
+}
+
+#[test]
+fn aux_writes_land_with_the_batch_or_not_at_all() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::create_or_open(dir.path()).unwrap();
+    let body = b"{}".to_vec();
+    let first = [NewEvent {
+        id: "a",
+        body: &body,
+    }];
+    let set = [AuxWrite {
+        key: b"k".to_vec(),
+        value: Some(b"v1".to_vec()),
+    }];
+    store
+        .append_with(&first, chrono::Utc::now(), Some((1, &set)))
+        .unwrap();
+    assert_eq!(store.aux_get(b"k").unwrap(), Some(b"v1".to_vec()));
+    // A wrong expected seq, or an already recorded event, writes nothing.
+    let second = [NewEvent {
+        id: "b",
+        body: &body,
+    }];
+    let remove = [AuxWrite {
+        key: b"k".to_vec(),
+        value: None,
+    }];
+    assert!(store
+        .append_with(&second, chrono::Utc::now(), Some((5, &remove)))
+        .is_err());
+    assert!(store
+        .append_with(&first, chrono::Utc::now(), Some((2, &remove)))
+        .is_err());
+    assert_eq!(store.len(), 1);
+    assert_eq!(store.aux_get(b"k").unwrap(), Some(b"v1".to_vec()));
+    store
+        .append_with(&second, chrono::Utc::now(), Some((2, &remove)))
+        .unwrap();
+    assert_eq!(store.aux_get(b"k").unwrap(), None);
+    assert_eq!(store.len(), 2);
+    let ids: Vec<String> = store
+        .records_at(&[2, 1, 2])
+        .unwrap()
+        .into_iter()
+        .map(|r| r.id)
+        .collect();
+    assert_eq!(ids, ["b", "a", "b"]);
+    assert!(store.records_at(&[3]).is_err());
+    store.verify().unwrap();
 }
