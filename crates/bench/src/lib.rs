@@ -1,0 +1,8 @@
+//! The benchmark harness of issue 4: a synthetic, valid workload
+//! ([`workload`]), fresh processes timed with their own peak memory
+//! ([`measure`]), and the Markdown table ([`report`]). The binary
+//! `accord-bench` ties them together; see its `--help`.
+
+pub mod measure;
+pub mod report;
+pub mod workload;
