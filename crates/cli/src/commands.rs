@@ -1262,7 +1262,14 @@ fn ledger_export(events: &[RecordedEvent], time: TimeArgs, out: Out) -> Result<(
         String,
         (String, rust_decimal::Decimal, rust_decimal::Decimal, String),
     > = HashMap::new();
-    let amt = |d: rust_decimal::Decimal, c: &str| format!("{c} {}", d.normalize());
+    // `normalize` drops trailing zeros; a zero is written `0`, never `-0`.
+    let amt = |d: rust_decimal::Decimal, c: &str| {
+        if d.is_zero() {
+            format!("{c} 0")
+        } else {
+            format!("{c} {}", d.normalize())
+        }
+    };
     for (_, e) in ordered {
         if time.as_of.is_some_and(|d| e.effective > d) {
             break;
@@ -1321,36 +1328,34 @@ fn ledger_export(events: &[RecordedEvent], time: TimeArgs, out: Out) -> Result<(
                     let change = p.amount.amount.0 - *amount;
                     *amount = p.amount.amount.0;
                     let (obligor, c) = (obligor.clone(), c.clone());
-                    if !change.is_zero() {
-                        post(
-                            format!("{} amended", p.obligation),
-                            vec![
-                                (
-                                    format!("obligations:{obligor}:{}", p.obligation),
-                                    amt(-change, &c),
-                                ),
-                                (format!("commitments:{obligor}"), amt(change, &c)),
-                            ],
-                        )?;
-                    }
+                    // One transaction per event, even when it changes nothing
+                    // (zero postings), so that `hledger reg` shows every event.
+                    post(
+                        format!("{} amended", p.obligation),
+                        vec![
+                            (
+                                format!("obligations:{obligor}:{}", p.obligation),
+                                amt(-change, &c),
+                            ),
+                            (format!("commitments:{obligor}"), amt(change, &c)),
+                        ],
+                    )?;
                 }
             }
             Payload::ObligationReleased(p) => {
                 if let Some((obligor, amount, settled, c)) = obligations.get(p.obligation.as_str())
                 {
                     let rest = *amount - *settled;
-                    if !rest.is_zero() {
-                        post(
-                            format!("{} released", p.obligation),
-                            vec![
-                                (
-                                    format!("obligations:{obligor}:{}", p.obligation),
-                                    amt(rest, c),
-                                ),
-                                (format!("releases:{obligor}"), amt(-rest, c)),
-                            ],
-                        )?;
-                    }
+                    post(
+                        format!("{} released", p.obligation),
+                        vec![
+                            (
+                                format!("obligations:{obligor}:{}", p.obligation),
+                                amt(rest, c),
+                            ),
+                            (format!("releases:{obligor}"), amt(-rest, c)),
+                        ],
+                    )?;
                 }
             }
             Payload::InvestmentMade(p) => {
