@@ -59,7 +59,7 @@ impl Table {
             }
             s.trim_end().to_string()
         };
-        writeln!(out, "{}", line(&self.header))?;
+        writeln!(out, "{}", crate::style::header(&line(&self.header)))?;
         for r in &self.rows {
             writeln!(out, "{}", line(r))?;
         }
