@@ -574,6 +574,13 @@ fn generated_batches() -> (Vec<String>, Vec<String>) {
             "the generator made no {kind}"
         );
     }
+    let mut counts: BTreeMap<String, usize> = BTreeMap::new();
+    for e in batches.iter().flatten() {
+        *counts
+            .entry(e["type"].as_str().unwrap().to_string())
+            .or_default() += 1;
+    }
+    eprintln!("generated log: {counts:?}");
     let files = batches
         .into_iter()
         .map(|b| b.iter().map(|e| format!("{e}\n")).collect())
