@@ -1,5 +1,5 @@
 //! The `accord` binary: a thin shell around the `cli` crate.
 
 fn main() {
-    std::process::exit(cli::run());
+    std::process::exit(cli::run(env!("CARGO_PKG_VERSION")));
 }

@@ -16,6 +16,7 @@ use projector::{project, Projection, Scope};
 use serde_json::{json, Value};
 use store::{NewEvent, Record, Store, StoreError};
 
+use crate::progress::Progress;
 use crate::record::{self, FlagError};
 use crate::render::{self, Align, Table};
 use crate::{Cli, Command, ExportFormat, ReadFormat, TimeArgs, WriteFormat};
@@ -215,6 +216,8 @@ pub fn execute(cli: Cli, out: Out) -> Result<(), Failure> {
         Command::Head { format } => head(&path, format, out),
         Command::Export { format, time } => export(&path, format, time, out),
         Command::Demo { format } => demo(&path, format, out),
+        Command::Completions { shell } => crate::manual::completions(shell, out),
+        Command::Man { command } => crate::manual::man(command.as_deref(), out),
     }
 }
 
@@ -273,6 +276,8 @@ fn append_files(
     files: Vec<(String, String)>,
     dry_run: bool,
 ) -> Result<Vec<(String, Receipt)>, Failure> {
+    // Shown on a terminal only, once the command has run for a second.
+    let progress = Progress::start();
     let mut parsed = Vec::new();
     for (name, text) in &files {
         let events = parse_jsonl(text).map_err(|e| Failure::Refused(format!("{name}: {e}")))?;
@@ -295,6 +300,8 @@ fn append_files(
         Some(s) => s.head()?,
         None => None,
     };
+    let total: usize = parsed.iter().map(|(_, events)| events.len()).sum();
+    progress.phase("validated", total as u64);
     let mut plans = Vec::new();
     for (name, events) in &parsed {
         let batch: Vec<BatchEvent> = events
@@ -324,6 +331,7 @@ fn append_files(
             head_seq: current_head.as_ref().map(|h| h.seq),
         };
         plans.push((name.clone(), new_events, receipt));
+        progress.advance(events.len() as u64);
     }
     if dry_run {
         return Ok(plans.into_iter().map(|(n, _, r)| (n, r)).collect());
@@ -331,6 +339,8 @@ fn append_files(
     let Some(store) = store else {
         return Err(Failure::Unavailable("no store to append to".into()));
     };
+    let new_total: usize = plans.iter().map(|(_, events, _)| events.len()).sum();
+    progress.phase("written", new_total as u64);
     let mut receipts = Vec::new();
     for (name, events, planned) in plans {
         let bodies: Vec<Vec<u8>> = events.iter().map(Event::canonical_bytes).collect();
@@ -347,6 +357,7 @@ fn append_files(
         } else {
             Some(store.append(&batch, Utc::now())?)
         };
+        progress.advance(events.len() as u64);
         let head = store.head()?;
         receipts.push((
             name,
@@ -521,7 +532,19 @@ fn record_event(path: &Path, type_name: &str, args: &[String], out: Out) -> Resu
         FlagError::Usage(m) => Failure::Usage(m),
         FlagError::Value(m) => Failure::Refused(m),
     };
+    // clap's help flag is off for `record`, so that `record TYPE --help`
+    // reaches here and lists the flags of TYPE; `record --help` is clap's help.
+    if type_name == "--help" || type_name == "-h" {
+        let mut cmd = crate::command();
+        cmd.build();
+        if let Some(record) = cmd.find_subcommand_mut("record") {
+            write!(out, "{}", record.render_long_help())?;
+        }
+        return Ok(());
+    }
     if args.iter().any(|a| a == "--help" || a == "-h") {
+        // An unknown type is refused as for an append (exit 2).
+        record::payload(type_name, &[]).map_err(usage)?;
         writeln!(
             out,
             "accord record {type_name}: {}\nalso: --id ID (generated when absent), --effective DATE (default today), --source TEXT, --note TEXT, --format table|json",
@@ -1262,7 +1285,14 @@ fn ledger_export(events: &[RecordedEvent], time: TimeArgs, out: Out) -> Result<(
         String,
         (String, rust_decimal::Decimal, rust_decimal::Decimal, String),
     > = HashMap::new();
-    let amt = |d: rust_decimal::Decimal, c: &str| format!("{c} {}", d.normalize());
+    // `normalize` drops trailing zeros; a zero is written `0`, never `-0`.
+    let amt = |d: rust_decimal::Decimal, c: &str| {
+        if d.is_zero() {
+            format!("{c} 0")
+        } else {
+            format!("{c} {}", d.normalize())
+        }
+    };
     for (_, e) in ordered {
         if time.as_of.is_some_and(|d| e.effective > d) {
             break;
@@ -1321,36 +1351,34 @@ fn ledger_export(events: &[RecordedEvent], time: TimeArgs, out: Out) -> Result<(
                     let change = p.amount.amount.0 - *amount;
                     *amount = p.amount.amount.0;
                     let (obligor, c) = (obligor.clone(), c.clone());
-                    if !change.is_zero() {
-                        post(
-                            format!("{} amended", p.obligation),
-                            vec![
-                                (
-                                    format!("obligations:{obligor}:{}", p.obligation),
-                                    amt(-change, &c),
-                                ),
-                                (format!("commitments:{obligor}"), amt(change, &c)),
-                            ],
-                        )?;
-                    }
+                    // One transaction per event, even when it changes nothing
+                    // (zero postings), so that `hledger reg` shows every event.
+                    post(
+                        format!("{} amended", p.obligation),
+                        vec![
+                            (
+                                format!("obligations:{obligor}:{}", p.obligation),
+                                amt(-change, &c),
+                            ),
+                            (format!("commitments:{obligor}"), amt(change, &c)),
+                        ],
+                    )?;
                 }
             }
             Payload::ObligationReleased(p) => {
                 if let Some((obligor, amount, settled, c)) = obligations.get(p.obligation.as_str())
                 {
                     let rest = *amount - *settled;
-                    if !rest.is_zero() {
-                        post(
-                            format!("{} released", p.obligation),
-                            vec![
-                                (
-                                    format!("obligations:{obligor}:{}", p.obligation),
-                                    amt(rest, c),
-                                ),
-                                (format!("releases:{obligor}"), amt(-rest, c)),
-                            ],
-                        )?;
-                    }
+                    post(
+                        format!("{} released", p.obligation),
+                        vec![
+                            (
+                                format!("obligations:{obligor}:{}", p.obligation),
+                                amt(rest, c),
+                            ),
+                            (format!("releases:{obligor}"), amt(-rest, c)),
+                        ],
+                    )?;
                 }
             }
             Payload::InvestmentMade(p) => {

@@ -59,7 +59,7 @@ impl Table {
             }
             s.trim_end().to_string()
         };
-        writeln!(out, "{}", line(&self.header))?;
+        writeln!(out, "{}", crate::style::header(&line(&self.header)))?;
         for r in &self.rows {
             writeln!(out, "{}", line(r))?;
         }
@@ -93,7 +93,11 @@ pub fn json<T: serde::Serialize>(out: &mut dyn Write, value: &T) -> io::Result<(
     writeln!(out, "{text}")
 }
 
-/// Writes CSV (RFC 4180, header first).
+/// Writes CSV (RFC 4180, header first): fields with a comma, a quote or a
+/// line break are quoted, quotes doubled. Records end with LF, the `csv`
+/// crate's default, which every spreadsheet reads; CRLF would change the
+/// bytes that scripts have read since version 1. An empty report is its
+/// header alone. `tests/csv_output.rs` parses every CSV output.
 pub fn csv(out: &mut dyn Write, header: &[&str], rows: &[Vec<String>]) -> io::Result<()> {
     let mut w = ::csv::Writer::from_writer(Vec::new());
     w.write_record(header).map_err(io::Error::other)?;

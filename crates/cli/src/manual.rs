@@ -1,0 +1,85 @@
+//! Documentation generated from the clap definitions of `lib.rs`, so that it
+//! cannot drift from the flags: shell completion scripts (`clap_complete`)
+//! and manual pages in roff (`clap_mangen`). Needs no store.
+
+use clap_complete::Shell;
+
+use crate::commands::Failure;
+use crate::CompletionShell;
+
+/// `accord completions SHELL`: the completion script on standard output.
+pub fn completions(shell: CompletionShell, out: &mut dyn std::io::Write) -> Result<(), Failure> {
+    let shell = match shell {
+        CompletionShell::Bash => Shell::Bash,
+        CompletionShell::Zsh => Shell::Zsh,
+        CompletionShell::Fish => Shell::Fish,
+    };
+    // Written to a buffer first: `generate` panics on a write error (a closed pipe).
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut crate::command(), "accord", &mut script);
+    out.write_all(&script)?;
+    Ok(())
+}
+
+/// `accord man [COMMAND]`: the page of accord, or of one command as
+/// `accord-COMMAND(1)`, in roff on standard output.
+pub fn man(command: Option<&str>, out: &mut dyn std::io::Write) -> Result<(), Failure> {
+    let mut cli = crate::command();
+    cli.build();
+    let page = match command {
+        None => cli,
+        Some(name) => {
+            let Some(sub) = cli.find_subcommand(name).cloned() else {
+                let names: Vec<&str> = cli.get_subcommands().map(|c| c.get_name()).collect();
+                return Err(Failure::Usage(format!(
+                    "no command {name:?}: use one of {}",
+                    names.join(", ")
+                )));
+            };
+            let sub = sub.bin_name(format!("accord {name}"));
+            match crate::VERSION.get() {
+                Some(v) => sub.version(*v),
+                None => sub,
+            }
+        }
+    };
+    let title = match command {
+        None => "accord".to_string(),
+        Some(name) => format!("accord-{name}"),
+    };
+    let mut roff = Vec::new();
+    render(&page, &title, &mut roff)?;
+    out.write_all(&roff)?;
+    Ok(())
+}
+
+/// clap_mangen's sections (as `Man::render` picks them), with the `--help`
+/// examples in an EXAMPLES section printed as written (no-fill), where
+/// clap_mangen's own EXTRA section would reflow them.
+fn render(page: &clap::Command, title: &str, w: &mut dyn std::io::Write) -> std::io::Result<()> {
+    use clap_mangen::roff::{roman, Roff};
+    let man = clap_mangen::Man::new(page.clone()).title(title);
+    man.render_title(w)?;
+    man.render_name_section(w)?;
+    man.render_synopsis_section(w)?;
+    man.render_description_section(w)?;
+    if page.get_arguments().any(|a| !a.is_hide_set()) {
+        man.render_options_section(w)?;
+    }
+    if page.get_subcommands().any(|c| !c.is_hide_set()) {
+        man.render_subcommands_section(w)?;
+    }
+    if let Some(text) = page.get_after_help() {
+        let mut roff = Roff::new();
+        roff.control("SH", ["EXAMPLES"]).control("nf", []);
+        for line in text.to_string().lines() {
+            roff.text([roman(line)]);
+        }
+        roff.control("fi", []);
+        roff.to_writer(w)?;
+    }
+    if page.get_version().is_some() {
+        man.render_version_section(w)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,156 @@
+//! Every command's `--help` ends with examples that work when pasted: this
+//! test reads `accord --help` for the list of commands, then each command's
+//! `--help`, takes every example line (indented two spaces under a line
+//! starting `Examples`), and runs it with bash, as a new user would paste it,
+//! in a fresh directory holding a copy of `events/` and the store that
+//! `accord demo` leaves in `./accord.db`. Each must exit 0 without an error.
+//! A command without an example fails the test.
+
+use std::path::{Path, PathBuf};
+use std::process;
+
+use assert_cmd::Command;
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn help(args: &[&str]) -> String {
+    let o = Command::cargo_bin("accord")
+        .unwrap()
+        .env_remove("ACCORD_STORE")
+        .env("NO_COLOR", "1")
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "accord {args:?} exits 0");
+    assert!(o.stderr.is_empty(), "accord {args:?} writes help to stdout");
+    String::from_utf8(o.stdout).unwrap()
+}
+
+/// The command names of `accord --help`, `help` left out.
+fn commands() -> Vec<String> {
+    let text = help(&["--help"]);
+    text.lines()
+        .skip_while(|l| !l.starts_with("Commands:"))
+        .skip(1)
+        .take_while(|l| l.starts_with("  "))
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|c| *c != "help")
+        .map(String::from)
+        .collect()
+}
+
+/// The example lines of a help text.
+fn examples(text: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    let mut inside = false;
+    for line in text.lines() {
+        if line.starts_with("Examples") {
+            inside = true;
+        } else if inside && line.starts_with("  ") && !line.trim().is_empty() {
+            found.push(line.trim().to_string());
+        } else if inside {
+            inside = false;
+        }
+    }
+    found
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+/// A directory as a new user has it after `accord demo`: `events/` and `./accord.db`.
+fn workdir() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    copy_dir(&root().join("events"), &dir.path().join("events"));
+    std::fs::create_dir(dir.path().join("home")).unwrap();
+    let o = Command::cargo_bin("accord")
+        .unwrap()
+        .env_remove("ACCORD_STORE")
+        .current_dir(dir.path())
+        .arg("demo")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "accord demo");
+    dir
+}
+
+/// Runs one pasted line with bash, the built `accord` first on PATH.
+fn paste(line: &str) -> process::Output {
+    let dir = workdir();
+    let bin = assert_cmd::cargo::cargo_bin("accord");
+    let path = format!(
+        "{}:{}",
+        bin.parent().unwrap().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    process::Command::new("bash")
+        .arg("-c")
+        .arg(format!("set -eo pipefail\n{line}"))
+        .current_dir(dir.path())
+        .env("PATH", path)
+        .env("HOME", dir.path().join("home"))
+        .env_remove("ACCORD_STORE")
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn every_command_has_an_example_in_its_help() {
+    let commands = commands();
+    for expected in ["append", "import", "record", "log", "export", "demo", "man"] {
+        assert!(commands.iter().any(|c| c == expected), "{commands:?}");
+    }
+    assert!(!examples(&help(&["--help"])).is_empty(), "accord --help");
+    for c in &commands {
+        let ex = examples(&help(&[c, "--help"]));
+        assert!(!ex.is_empty(), "accord {c} --help has no example");
+        for line in &ex {
+            assert!(
+                line.contains(&format!("accord {c}")) || line.contains(&format!("demo.db {c}")),
+                "an example of {c} that does not run {c}: {line}"
+            );
+        }
+        // -h shows the same examples.
+        assert_eq!(examples(&help(&[c, "-h"])), ex, "accord {c} -h");
+    }
+}
+
+#[test]
+fn every_example_in_the_help_works_when_pasted() {
+    let mut lines = examples(&help(&["--help"]));
+    for c in commands() {
+        lines.extend(examples(&help(&[&c, "--help"])));
+    }
+    assert!(lines.len() >= 30, "only {} examples", lines.len());
+    let mut failures = Vec::new();
+    for line in &lines {
+        let o = paste(line);
+        let stderr = String::from_utf8_lossy(&o.stderr);
+        if !o.status.success() || stderr.contains("error") {
+            failures.push(format!(
+                "{line}\n  exit {:?}\n  {}",
+                o.status.code(),
+                stderr.trim()
+            ));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {} examples fail:\n{}",
+        failures.len(),
+        lines.len(),
+        failures.join("\n")
+    );
+}
