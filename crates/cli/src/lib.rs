@@ -6,9 +6,12 @@
 //! 2 usage error, 3 integrity check failed, 4 store unavailable.
 
 mod commands;
+mod diff;
 mod human;
 mod record;
 mod render;
+mod timeline;
+mod whatif;
 
 use std::io::{self, Write};
 use std::path::PathBuf;
@@ -35,6 +38,16 @@ pub enum ReadFormat {
     Table,
     Json,
     Csv,
+}
+
+/// Format of `timeline`: the read formats, and an SVG chart.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Default)]
+pub enum TimelineFormat {
+    #[default]
+    Table,
+    Json,
+    Csv,
+    Svg,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -122,7 +135,7 @@ pub enum Command {
     },
     /// Cap tables: units, percent and value of every holder.
     #[command(
-        after_help = "Example:\n  accord ownership --entity openai-group --as-of 2025-10-28"
+        after_help = "Examples:\n  accord ownership --entity openai-group --as-of 2025-10-28\n  accord ownership --entity openai-group --with proposed-round.jsonl   pro-forma cap table"
     )]
     Ownership {
         /// Only this entity.
@@ -130,12 +143,16 @@ pub enum Command {
         entity: Option<String>,
         #[command(flatten)]
         time: TimeArgs,
+        /// What-if: answer as if the events of FILE (`-`: stdin) were appended;
+        /// validated like an append, nothing is written. Not with --known-at.
+        #[arg(long, value_name = "FILE", conflicts_with = "known_at")]
+        with: Option<String>,
         #[arg(long, value_enum, default_value_t)]
         format: ReadFormat,
     },
     /// Obligations: amount, settled, outstanding, status; totals per obligor.
     #[command(
-        after_help = "Example:\n  accord obligations --as-of 2025-10-28 --party openai-group --all"
+        after_help = "Examples:\n  accord obligations --as-of 2025-10-28 --party openai-group --all\n  accord obligations --as-of 2026-02-01 --with settlements.jsonl   as if appended"
     )]
     Obligations {
         /// Only obligations where this party is obligor or obligee.
@@ -146,11 +163,17 @@ pub enum Command {
         all: bool,
         #[command(flatten)]
         time: TimeArgs,
+        /// What-if: answer as if the events of FILE (`-`: stdin) were appended;
+        /// validated like an append, nothing is written. Not with --known-at.
+        #[arg(long, value_name = "FILE", conflicts_with = "known_at")]
+        with: Option<String>,
         #[arg(long, value_enum, default_value_t)]
         format: ReadFormat,
     },
     /// Rights in force, and the milestones they wait for.
-    #[command(after_help = "Example:\n  accord rights --as-of 2031-01-01 --all")]
+    #[command(
+        after_help = "Examples:\n  accord rights --as-of 2031-01-01 --all\n  accord rights --as-of 2031-01-01 --all --with amendments.jsonl   as if appended"
+    )]
     Rights {
         /// Only rights this party holds or granted.
         #[arg(long, value_name = "ID")]
@@ -160,11 +183,17 @@ pub enum Command {
         all: bool,
         #[command(flatten)]
         time: TimeArgs,
+        /// What-if: answer as if the events of FILE (`-`: stdin) were appended;
+        /// validated like an append, nothing is written. Not with --known-at.
+        #[arg(long, value_name = "FILE", conflicts_with = "known_at")]
+        with: Option<String>,
         #[arg(long, value_enum, default_value_t)]
         format: ReadFormat,
     },
     /// Everything about one party: holdings, investments, obligations, rights.
-    #[command(after_help = "Example:\n  accord position microsoft --as-of 2025-10-28")]
+    #[command(
+        after_help = "Examples:\n  accord position microsoft --as-of 2025-10-28\n  accord position microsoft --with proposed-round.jsonl   as if appended"
+    )]
     Position {
         party: String,
         /// Include settled and released obligations and ended rights.
@@ -172,6 +201,10 @@ pub enum Command {
         all: bool,
         #[command(flatten)]
         time: TimeArgs,
+        /// What-if: answer as if the events of FILE (`-`: stdin) were appended;
+        /// validated like an append, nothing is written. Not with --known-at.
+        #[arg(long, value_name = "FILE", conflicts_with = "known_at")]
+        with: Option<String>,
         #[arg(long, value_enum, default_value_t)]
         format: ReadFormat,
     },
@@ -200,6 +233,36 @@ pub enum Command {
         #[command(flatten)]
         time: TimeArgs,
     },
+    /// Each holder's percent of an entity at every date it changed; `svg` draws a chart.
+    #[command(
+        after_help = "Examples:\n  accord timeline --entity openai-group\n  accord timeline --entity openai-group --format svg > ownership.svg\n\n--as-of (default today) is the last date shown; --known-at as elsewhere.\nsvg draws one entity: pass --entity when several have holdings."
+    )]
+    Timeline {
+        /// Only this entity (required for svg when several entities have holdings).
+        #[arg(long, value_name = "ID")]
+        entity: Option<String>,
+        #[command(flatten)]
+        time: TimeArgs,
+        #[arg(long, value_enum, default_value_t)]
+        format: TimelineFormat,
+    },
+    /// What changed on a date between two transaction times, and which events did it.
+    #[command(
+        after_help = "Examples:\n  accord diff --as-of 2026-02-01 --known-at 23 --vs-known-at 24\n  accord diff --as-of 2025-10-28 --known-at 2025-10-27 --format json   (vs everything recorded)\n\nT is a seq, a date (end of that day, UTC) or an RFC 3339 timestamp."
+    )]
+    Diff {
+        /// Valid time: the date compared (default: today, UTC).
+        #[arg(long, value_name = "DATE", value_parser = parse_date)]
+        as_of: Option<Date>,
+        /// The earlier view: what was known at T1.
+        #[arg(long, value_name = "T1")]
+        known_at: String,
+        /// The later view: what was known at T2 (default: everything recorded).
+        #[arg(long, value_name = "T2")]
+        vs_known_at: Option<String>,
+        #[arg(long, value_enum, default_value_t)]
+        format: ReadFormat,
+    },
     /// Import the bundled Microsoft-OpenAI sample and show it around 2025-10-28.
     #[command(after_help = "Example:\n  accord --store /tmp/demo.db demo")]
     Demo {
@@ -213,7 +276,7 @@ fn parse_date(s: &str) -> Result<Date, String> {
 }
 
 /// `--known-at`: a positive seq, a date (end of that day, UTC) or an RFC 3339 timestamp.
-fn parse_known_at(s: &str) -> Result<KnownAt, String> {
+pub(crate) fn parse_known_at(s: &str) -> Result<KnownAt, String> {
     if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) {
         return match s.parse::<u64>() {
             Ok(0) | Err(_) => Err(format!("invalid seq {s:?}: use a positive integer")),
