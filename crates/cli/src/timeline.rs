@@ -402,52 +402,58 @@ fn draw<DB: DrawingBackend>(
         )?;
     }
 
-    // Percent labels right of each change point, pushed apart vertically
-    // where two would overlap, on a white backing so lines do not cross them.
-    let mut labels: BTreeMap<NaiveDate, Vec<(i32, i32, String, RGBColor)>> = BTreeMap::new();
+    // A percent label beside each change point, on a white backing so that
+    // lines do not cross it. Each takes the first free place of: above
+    // right, below right, above left, below left; a label with no free
+    // place is left out (its marker stays, and the legend, table and JSON
+    // have the figure) rather than drawn over another.
+    let (area_x, area_y) = chart.plotting_area().get_pixel_range();
+    let mut points: Vec<(NaiveDate, i32, i32, String, RGBColor)> = Vec::new();
     for s in &all {
         for (d, y, text) in &s.points {
             let (px, py) = chart.backend_coord(&(*d, *y));
-            labels
-                .entry(*d)
-                .or_default()
-                .push((px, py, text.clone(), s.colour));
+            points.push((*d, py, px, text.clone(), s.colour));
         }
     }
-    const LABEL_GAP: i32 = 17;
-    for (_, mut at) in labels {
-        at.sort_by_key(|(_, py, _, _)| *py);
-        let mut placed: Vec<i32> = Vec::new();
-        for (k, (_, py, _, _)) in at.iter().enumerate() {
-            // Above its line; below it when the label above is in the way.
-            let mut y = *py - 10;
-            if let Some(prev) = k.checked_sub(1).map(|j| placed[j]) {
-                if y < prev + LABEL_GAP {
-                    y = (*py + 11).max(prev + LABEL_GAP);
-                }
-            }
-            placed.push(y);
-        }
-        // Keep the group inside the plot: shift it up if it runs past the axis.
-        let overflow = placed.last().map_or(0, |y| (y - (bottom - 10)).max(0));
-        for (k, (px, _, text, colour)) in at.iter().enumerate() {
-            let y = placed[k] - overflow;
-            let x = px + 9;
-            let w = 9 * text.chars().count() as i32;
-            root.draw(&Rectangle::new(
-                [(x - 2, y - 8), (x + w, y + 8)],
-                WHITE.mix(0.85).filled(),
-            ))?;
-            root.draw(&Text::new(
-                text.clone(),
-                (x, y),
-                (FONT, 15)
-                    .into_font()
-                    .style(FontStyle::Bold)
-                    .color(colour)
-                    .pos(Pos::new(HPos::Left, VPos::Center)),
-            ))?;
-        }
+    points.sort_by_key(|(d, py, ..)| (*d, *py));
+    let mut taken: Vec<[i32; 4]> = Vec::new();
+    for (_, py, px, text, colour) in points {
+        let w = 8 * text.chars().count() as i32;
+        let free = |r: &[i32; 4]| {
+            r[0] >= area_x.start
+                && r[2] <= area_x.end
+                && r[1] >= area_y.start
+                && r[3] <= area_y.end
+                && taken
+                    .iter()
+                    .all(|t| r[2] < t[0] || t[2] < r[0] || r[3] < t[1] || t[3] < r[1])
+        };
+        let candidates = [
+            (px + 9, py - 11),
+            (px + 9, py + 12),
+            (px - 9 - w, py - 11),
+            (px - 9 - w, py + 12),
+        ];
+        let Some((x, y)) = candidates
+            .into_iter()
+            .find(|(x, y)| free(&[x - 2, y - 8, x + w, y + 8]))
+        else {
+            continue;
+        };
+        taken.push([x - 2, y - 8, x + w, y + 8]);
+        root.draw(&Rectangle::new(
+            [(x - 2, y - 8), (x + w, y + 8)],
+            WHITE.mix(0.85).filled(),
+        ))?;
+        root.draw(&Text::new(
+            text,
+            (x, y),
+            (FONT, 15)
+                .into_font()
+                .style(FontStyle::Bold)
+                .color(&colour)
+                .pos(Pos::new(HPos::Left, VPos::Center)),
+        ))?;
     }
 
     // The legend, beside the plot so that it never hides a line.
