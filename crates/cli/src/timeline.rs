@@ -13,14 +13,14 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use chrono::{Duration, NaiveDate};
-use domain::values::{Date, PartyId};
+use domain::values::{Date, Dec, PartyId};
 use domain::KnownAt;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 use projector::{EntityTimeline, TimelineReport};
 use rust_decimal::prelude::ToPrimitive;
-use rust_decimal::Decimal;
+use rust_decimal::{Decimal, RoundingStrategy};
 
 use crate::commands::{load, open_for_read, slug, today, Failure, Out};
 use crate::render::{self, Align, Table};
@@ -263,14 +263,14 @@ fn series(e: &EntityTimeline, end: NaiveDate) -> Vec<Series> {
                 line.push((d, prev));
             }
             line.push((d, y));
-            out[i].points.push((d, y, render::percent(&p.percent)));
+            out[i].points.push((d, y, chart_percent(p.percent)));
             if p.percent.0.is_zero() {
                 if let Some(l) = open.remove(&i) {
                     out[i].lines.push(l);
                 }
                 out[i].last = format!("none since {}", c.date);
             } else {
-                out[i].last = format!("{} since {}", render::percent(&p.percent), c.date);
+                out[i].last = format!("{} since {}", chart_percent(p.percent), c.date);
             }
         }
     }
@@ -281,6 +281,17 @@ fn series(e: &EntityTimeline, end: NaiveDate) -> Vec<Series> {
         out[i].lines.push(line);
     }
     out
+}
+
+/// Decimal places of a percent on the chart: a label is read at a glance;
+/// the table, CSV and JSON keep the report's six.
+const CHART_PERCENT_DP: u32 = 2;
+
+fn chart_percent(p: Dec) -> String {
+    let rounded =
+        p.0.round_dp_with_strategy(CHART_PERCENT_DP, RoundingStrategy::MidpointNearestEven)
+            .normalize();
+    render::percent(&Dec(rounded))
 }
 
 fn draw_err<E: std::fmt::Debug>(e: E) -> Failure {
@@ -465,8 +476,16 @@ fn draw<DB: DrawingBackend>(
         (FONT, 16).into_font().style(FontStyle::Bold).color(&BLACK),
     ))?;
     let mut y = ly + 36;
-    for s in &all {
-        if y > ys.end - 20 {
+    for (i, s) in all.iter().enumerate() {
+        if y > ys.end - 70 && i + 1 < all.len() {
+            root.draw(&Text::new(
+                format!("and {} more (see --format table)", all.len() - i),
+                (lx, y),
+                (FONT, 13)
+                    .into_font()
+                    .color(&grey)
+                    .pos(Pos::new(HPos::Left, VPos::Center)),
+            ))?;
             break;
         }
         root.draw(&PathElement::new(

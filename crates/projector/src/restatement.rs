@@ -150,16 +150,28 @@ fn milestone_rights(
 /// their `value`.
 const VALUE: &str = "ownership/value";
 
-fn matches(c: &Change, touched: &[(&'static str, String)]) -> bool {
-    let value_changed = || {
-        let field = |v: &Option<Value>| v.as_ref().and_then(|v| v.get("value")).cloned();
-        field(&c.before) != field(&c.after)
+/// Indexes into `touched` (in seq order) of the events responsible for a
+/// change, looked up by what they touch.
+fn responsible_for(c: &Change, index: &HashMap<(&str, String), Vec<usize>>) -> Vec<usize> {
+    let mut found: Vec<usize> = Vec::new();
+    let mut add = |area: &str, key: String| {
+        if let Some(v) = index.get(&(area, key)) {
+            found.extend(v);
+        }
     };
-    touched.iter().any(|(a, k)| match (c.area, *a) {
-        ("ownership", "ownership") => c.key.starts_with(k.as_str()),
-        ("ownership", VALUE) => c.key.starts_with(k.as_str()) && value_changed(),
-        (area, a) => area == a && c.key == *k,
-    })
+    if c.area == "ownership" {
+        let entity = c.key.split(':').next().unwrap_or_default();
+        add("ownership", format!("{entity}:"));
+        let field = |v: &Option<Value>| v.as_ref().and_then(|v| v.get("value")).cloned();
+        if field(&c.before) != field(&c.after) {
+            add(VALUE, format!("{entity}:"));
+        }
+    } else {
+        add(c.area, c.key.clone());
+    }
+    found.sort_unstable();
+    found.dedup();
+    found
 }
 
 /// The ids of the valuations in force on `as_of` for each entity, as known
@@ -237,6 +249,13 @@ pub fn restatement(
         ));
     }
 
+    let mut index: HashMap<(&str, String), Vec<usize>> = HashMap::new();
+    for (i, (_, t)) in touched.iter().enumerate() {
+        for (area, key) in t {
+            index.entry((area, key.clone())).or_default().push(i);
+        }
+    }
+
     let keys: BTreeSet<&(&'static str, String)> = before.keys().chain(after.keys()).collect();
     let mut keys: Vec<_> = keys.into_iter().collect();
     keys.sort_by_key(|(area, key)| (area_rank(area), key.clone()));
@@ -255,10 +274,9 @@ pub fn restatement(
                 after: a.cloned(),
                 events: Vec::new(),
             };
-            change.events = touched
-                .iter()
-                .filter(|(_, t)| matches(&change, t))
-                .map(|(id, _)| id.clone())
+            change.events = responsible_for(&change, &index)
+                .into_iter()
+                .map(|i| touched[i].0.clone())
                 .collect();
             Some(change)
         })
