@@ -115,8 +115,8 @@ fn a_what_if_writes_nothing_whether_accepted_or_refused() {
     let dir = tempfile::tempdir().unwrap();
     let store = sample(dir.path());
     let before = snapshot(&store);
-    let round = "tests/scenarios/data/whatif-round.jsonl";
-    let overdraw = "tests/scenarios/data/whatif-overdraw.jsonl";
+    let round = "tests/scenarios/data/what-if/round.jsonl";
+    let overdraw = "tests/scenarios/data/what-if/overdraw.jsonl";
     for args in [
         &["ownership", "--with", round][..],
         &["obligations", "--all", "--with", round],
@@ -144,7 +144,7 @@ fn a_what_if_writes_nothing_whether_accepted_or_refused() {
         assert!(out.is_empty(), "accord {args:?} printed {out}");
         assert_eq!(
             err.lines().next().unwrap_or(""),
-            "error: tests/scenarios/data/whatif-overdraw.jsonl: line 2: event `proposed-pledge-payment-2`: settling USD 10000000000 on obligation `foundation-pledge` exceeds its outstanding 5000000000 on 2026-02-15"
+            "error: tests/scenarios/data/what-if/overdraw.jsonl: line 2: event `proposed-pledge-payment-2`: settling USD 10000000000 on obligation `foundation-pledge` exceeds its outstanding 5000000000 on 2026-02-15"
         );
         assert_eq!(
             snapshot(&store),
@@ -168,7 +168,7 @@ fn a_what_if_on_a_missing_store_fails_with_4_and_creates_nothing() {
         &[
             "ownership",
             "--with",
-            "tests/scenarios/data/whatif-round.jsonl",
+            "tests/scenarios/data/what-if/round.jsonl",
         ],
         "",
     );

@@ -135,7 +135,7 @@ pub enum Command {
     },
     /// Cap tables: units, percent and value of every holder.
     #[command(
-        after_help = "Examples:\n  accord ownership --entity openai-group --as-of 2025-10-28\n  accord ownership --entity openai-group --as-of 2026-04-01 --with tests/scenarios/data/whatif-round.jsonl\n    (a pro-forma cap table after a proposed round; the file is in the repository)"
+        after_help = "Examples:\n  accord ownership --entity openai-group --as-of 2025-10-28\n  accord ownership --entity openai-group --as-of 2026-04-01 --with tests/scenarios/data/what-if/round.jsonl\n    (a pro-forma cap table after a proposed round; the file is in the repository)"
     )]
     Ownership {
         /// Only this entity.
@@ -152,7 +152,7 @@ pub enum Command {
     },
     /// Obligations: amount, settled, outstanding, status; totals per obligor.
     #[command(
-        after_help = "Examples:\n  accord obligations --as-of 2025-10-28 --party openai-group --all\n  accord obligations --as-of 2026-04-01 --with tests/scenarios/data/whatif-round.jsonl   as if appended"
+        after_help = "Examples:\n  accord obligations --as-of 2025-10-28 --party openai-group --all\n  accord obligations --as-of 2026-04-01 --with tests/scenarios/data/what-if/round.jsonl   as if appended"
     )]
     Obligations {
         /// Only obligations where this party is obligor or obligee.
@@ -172,7 +172,7 @@ pub enum Command {
     },
     /// Rights in force, and the milestones they wait for.
     #[command(
-        after_help = "Examples:\n  accord rights --as-of 2031-01-01 --all\n  accord rights --as-of 2026-04-01 --with tests/scenarios/data/whatif-round.jsonl   as if appended"
+        after_help = "Examples:\n  accord rights --as-of 2031-01-01 --all\n  accord rights --as-of 2026-04-01 --with tests/scenarios/data/what-if/round.jsonl   as if appended"
     )]
     Rights {
         /// Only rights this party holds or granted.
@@ -192,7 +192,7 @@ pub enum Command {
     },
     /// Everything about one party: holdings, investments, obligations, rights.
     #[command(
-        after_help = "Examples:\n  accord position microsoft --as-of 2025-10-28\n  accord position sovereign-fund --as-of 2026-04-01 --with tests/scenarios/data/whatif-round.jsonl"
+        after_help = "Examples:\n  accord position microsoft --as-of 2025-10-28\n  accord position sovereign-fund --as-of 2026-04-01 --with tests/scenarios/data/what-if/round.jsonl"
     )]
     Position {
         party: String,
