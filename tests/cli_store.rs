@@ -77,6 +77,9 @@ const READS: &[&[&str]] = &[
     &["head"],
     &["export", "--format", "jsonl"],
     &["export", "--format", "ledger"],
+    &["timeline"],
+    &["timeline", "--format", "svg"],
+    &["diff", "--known-at", "1"],
 ];
 
 #[test]

@@ -70,10 +70,12 @@ fn copy_dir(from: &Path, to: &Path) {
     }
 }
 
-/// A directory as a new user has it after `accord demo`: `events/` and `./accord.db`.
+/// A directory as a new user has it after `accord demo` in a checkout: `events/`,
+/// `examples/` and `./accord.db`.
 fn workdir() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     copy_dir(&root().join("events"), &dir.path().join("events"));
+    copy_dir(&root().join("examples"), &dir.path().join("examples"));
     std::fs::create_dir(dir.path().join("home")).unwrap();
     let o = Command::cargo_bin("accord")
         .unwrap()

@@ -76,13 +76,13 @@ impl From<io::Error> for Failure {
     }
 }
 
-type Out<'a> = &'a mut dyn Write;
+pub(crate) type Out<'a> = &'a mut dyn Write;
 
 fn store_path(cli_store: Option<PathBuf>) -> PathBuf {
     cli_store.unwrap_or_else(|| PathBuf::from("accord.db"))
 }
 
-fn open_for_read(path: &Path) -> Result<Store, Failure> {
+pub(crate) fn open_for_read(path: &Path) -> Result<Store, Failure> {
     Store::open_existing(path).map_err(|e| read_failure(path, e))
 }
 
@@ -97,9 +97,9 @@ fn read_failure(path: &Path, e: StoreError) -> Failure {
 }
 
 /// The decoded log, with the store's records alongside for hashes.
-struct Loaded {
-    records: Vec<Record>,
-    events: Vec<RecordedEvent>,
+pub(crate) struct Loaded {
+    pub(crate) records: Vec<Record>,
+    pub(crate) events: Vec<RecordedEvent>,
 }
 
 fn decode(r: &Record) -> Result<RecordedEvent, String> {
@@ -121,7 +121,7 @@ fn decode(r: &Record) -> Result<RecordedEvent, String> {
     })
 }
 
-fn load(store: &Store) -> Result<Loaded, Failure> {
+pub(crate) fn load(store: &Store) -> Result<Loaded, Failure> {
     let mut records = Vec::new();
     let mut events = Vec::new();
     for r in store.iter() {
@@ -138,11 +138,26 @@ fn load(store: &Store) -> Result<Loaded, Failure> {
     Ok(Loaded { records, events })
 }
 
-fn today() -> Date {
+/// The decoded log without the stored records, for commands that need no hashes.
+pub(crate) fn load_events(store: &Store) -> Result<Vec<RecordedEvent>, Failure> {
+    let mut events = Vec::with_capacity(store.len() as usize);
+    for r in store.iter() {
+        let r = r?;
+        events.push(decode(&r).map_err(|m| {
+            Failure::Unavailable(format!(
+                "the store is corrupt: seq {} does not decode: {m}",
+                r.seq
+            ))
+        })?);
+    }
+    Ok(events)
+}
+
+pub(crate) fn today() -> Date {
     Date(Utc::now().date_naive())
 }
 
-fn slug(flag: &str, s: &str) -> Result<Slug, Failure> {
+pub(crate) fn slug(flag: &str, s: &str) -> Result<Slug, Failure> {
     Slug::parse(s).map_err(|e| Failure::Usage(format!("--{flag}: {e}")))
 }
 
@@ -173,40 +188,44 @@ pub fn execute(cli: Cli, out: Out) -> Result<(), Failure> {
         Command::Ownership {
             entity,
             time,
+            with,
             format,
         } => {
             let entity = entity.map(|e| slug("entity", &e)).transpose()?;
-            let p = projection(&path, time, entity.as_ref())?;
+            let p = projection(&path, time, entity.as_ref(), with.as_deref())?;
             print_ownership(out, format, &p.ownership(entity.as_ref()))
         }
         Command::Obligations {
             party,
             all,
             time,
+            with,
             format,
         } => {
             let party = party.map(|e| slug("party", &e)).transpose()?;
-            let p = projection(&path, time, party.as_ref())?;
+            let p = projection(&path, time, party.as_ref(), with.as_deref())?;
             print_obligations(out, format, &p.obligations(party.as_ref(), scope(all)))
         }
         Command::Rights {
             party,
             all,
             time,
+            with,
             format,
         } => {
             let party = party.map(|e| slug("party", &e)).transpose()?;
-            let p = projection(&path, time, party.as_ref())?;
+            let p = projection(&path, time, party.as_ref(), with.as_deref())?;
             print_rights(out, format, &p.rights(party.as_ref(), scope(all)))
         }
         Command::Position {
             party,
             all,
             time,
+            with,
             format,
         } => {
             let party = slug("party", &party)?;
-            let p = projection(&path, time, Some(&party))?;
+            let p = projection(&path, time, Some(&party), with.as_deref())?;
             print_position(out, format, &p.position(&party, scope(all)))
         }
         Command::Verify {
@@ -218,6 +237,17 @@ pub fn execute(cli: Cli, out: Out) -> Result<(), Failure> {
         Command::Demo { format } => demo(&path, format, out),
         Command::Completions { shell } => crate::manual::completions(shell, out),
         Command::Man { command } => crate::manual::man(command.as_deref(), out),
+        Command::Timeline {
+            entity,
+            time,
+            format,
+        } => crate::timeline::run(&path, entity.as_deref(), time, format, out),
+        Command::Diff {
+            as_of,
+            known_at,
+            vs_known_at,
+            format,
+        } => crate::diff::run(&path, as_of, &known_at, vs_known_at.as_deref(), format, out),
     }
 }
 
@@ -229,7 +259,7 @@ fn scope(all: bool) -> Scope {
     }
 }
 
-fn read_input(file: &str) -> Result<String, Failure> {
+pub(crate) fn read_input(file: &str) -> Result<String, Failure> {
     let mut bytes = Vec::new();
     let result = if file == "-" {
         io::stdin().read_to_end(&mut bytes).map(|_| ())
@@ -279,9 +309,10 @@ fn append_files(
     // Shown on a terminal only, once the command has run for a second.
     let progress = Progress::start();
     let mut parsed = Vec::new();
-    for (name, text) in &files {
-        let events = parse_jsonl(text).map_err(|e| Failure::Refused(format!("{name}: {e}")))?;
-        parsed.push((name.clone(), events));
+    for (name, text) in files {
+        let events = parse_file(&name, &text)?;
+        drop(text);
+        parsed.push((name, events));
     }
     // A dry run never creates a store; a missing one is empty.
     let store = if dry_run && !path.exists() {
@@ -292,7 +323,7 @@ fn append_files(
         Some(Store::create_or_open(path)?)
     };
     let mut log = match &store {
-        Some(s) => load(s)?.events,
+        Some(s) => load_events(s)?,
         None => Vec::new(),
     };
     let now = Utc::now();
@@ -303,35 +334,21 @@ fn append_files(
     let total: usize = parsed.iter().map(|(_, events)| events.len()).sum();
     progress.phase("validated", total as u64);
     let mut plans = Vec::new();
-    for (name, events) in &parsed {
-        let batch: Vec<BatchEvent> = events
-            .iter()
-            .map(|(line, event)| BatchEvent {
-                line: Some(*line),
-                event: event.clone(),
-            })
-            .collect();
-        let plan =
-            plan_batch(&log, &batch).map_err(|e| Failure::Refused(format!("{name}: {e}")))?;
+    for (name, events) in parsed {
         let next = log.last().map_or(1, |r| r.seq + 1);
-        let new_events: Vec<Event> = plan.new.iter().map(|&i| batch[i].event.clone()).collect();
-        for (k, e) in new_events.iter().enumerate() {
-            log.push(RecordedEvent {
-                seq: next + k as u64,
-                recorded: now,
-                event: e.clone(),
-            });
-        }
+        let count = events.len();
+        let start = log.len();
+        let (fresh, skipped) = plan_file(&mut log, &name, events, now)?;
         let receipt = Receipt {
-            appended: new_events.len() as u64,
-            skipped: plan.skipped as u64,
-            first_seq: (!new_events.is_empty()).then_some(next),
-            last_seq: (!new_events.is_empty()).then(|| next + new_events.len() as u64 - 1),
+            appended: fresh as u64,
+            skipped: skipped as u64,
+            first_seq: (fresh > 0).then_some(next),
+            last_seq: (fresh > 0).then(|| next + fresh as u64 - 1),
             head: current_head.as_ref().map(|h| h.hash_hex()),
             head_seq: current_head.as_ref().map(|h| h.seq),
         };
-        plans.push((name.clone(), new_events, receipt));
-        progress.advance(events.len() as u64);
+        plans.push((name, start..log.len(), receipt));
+        progress.advance(count as u64);
     }
     if dry_run {
         return Ok(plans.into_iter().map(|(n, _, r)| (n, r)).collect());
@@ -339,11 +356,12 @@ fn append_files(
     let Some(store) = store else {
         return Err(Failure::Unavailable("no store to append to".into()));
     };
-    let new_total: usize = plans.iter().map(|(_, events, _)| events.len()).sum();
+    let new_total: usize = plans.iter().map(|(_, range, _)| range.len()).sum();
     progress.phase("written", new_total as u64);
     let mut receipts = Vec::new();
-    for (name, events, planned) in plans {
-        let bodies: Vec<Vec<u8>> = events.iter().map(Event::canonical_bytes).collect();
+    for (name, range, planned) in plans {
+        let events: Vec<&Event> = log[range].iter().map(|r| &r.event).collect();
+        let bodies: Vec<Vec<u8>> = events.iter().map(|e| e.canonical_bytes()).collect();
         let batch: Vec<NewEvent<'_>> = events
             .iter()
             .zip(&bodies)
@@ -372,6 +390,53 @@ fn append_files(
         ));
     }
     Ok(receipts)
+}
+
+/// Parses one event file; a bad line is refused naming the file and the line.
+pub(crate) fn parse_file(name: &str, text: &str) -> Result<Vec<(usize, Event)>, Failure> {
+    parse_jsonl(text).map_err(|e| Failure::Refused(format!("{name}: {e}")))
+}
+
+/// Validates one parsed file against `log` with `plan_batch`, as an append
+/// does, and pushes its new events onto `log` with the next seqs and
+/// `recorded`. Returns the new events and how many were skipped as already
+/// recorded. Used by `append`, `import`, `record`, `demo` and what-if
+/// (`--with`), so that all refuse the same files with the same words.
+pub(crate) fn plan_file(
+    log: &mut Vec<RecordedEvent>,
+    name: &str,
+    events: Vec<(usize, Event)>,
+    recorded: DateTime<Utc>,
+) -> Result<(usize, usize), Failure> {
+    let batch: Vec<BatchEvent> = events
+        .into_iter()
+        .map(|(line, event)| BatchEvent {
+            line: Some(line),
+            event,
+        })
+        .collect();
+    let plan = plan_batch(log, &batch).map_err(|e| Failure::Refused(format!("{name}: {e}")))?;
+    let next = log.last().map_or(1, |r| r.seq + 1);
+    let fresh = plan.new.len();
+    // The batch is consumed: its new events move into the log, in batch order.
+    let mut keep = vec![false; batch.len()];
+    for &i in &plan.new {
+        keep[i] = true;
+    }
+    log.reserve(fresh);
+    for (k, b) in batch
+        .into_iter()
+        .zip(keep)
+        .filter_map(|(b, keep)| keep.then_some(b))
+        .enumerate()
+    {
+        log.push(RecordedEvent {
+            seq: next + k as u64,
+            recorded,
+            event: b.event,
+        });
+    }
+    Ok((fresh, plan.skipped))
 }
 
 fn print_receipt(
@@ -693,11 +758,23 @@ fn log(path: &Path, since: Option<u64>, format: ReadFormat, out: Out) -> Result<
 
 /// Projects the store; `party`, when given, must be registered somewhere in
 /// the log, so that a mistyped id is an error rather than an empty report.
-fn projection(path: &Path, time: TimeArgs, party: Option<&Slug>) -> Result<Projection, Failure> {
+/// With `with`, the events of that file count as appended after the log
+/// (what-if; nothing is written).
+fn projection(
+    path: &Path,
+    time: TimeArgs,
+    party: Option<&Slug>,
+    with: Option<&str>,
+) -> Result<Projection, Failure> {
+    let with = with.map(crate::whatif::read).transpose()?;
     let store = open_for_read(path)?;
-    let loaded = load(&store)?;
+    let mut events = load_events(&store)?;
+    drop(store);
+    if let Some(file) = &with {
+        crate::whatif::extend(&mut events, file)?;
+    }
     if let Some(party) = party {
-        let known = loaded.events.iter().any(|r| {
+        let known = events.iter().any(|r| {
             matches!(&r.event.payload, domain::Payload::PartyRegistered(p) if p.party == *party)
         });
         if !known {
@@ -706,10 +783,10 @@ fn projection(path: &Path, time: TimeArgs, party: Option<&Slug>) -> Result<Proje
             )));
         }
     }
-    project_log(&loaded.events, time)
+    project_log(&events, time)
 }
 
-fn project_log(events: &[RecordedEvent], time: TimeArgs) -> Result<Projection, Failure> {
+pub(crate) fn project_log(events: &[RecordedEvent], time: TimeArgs) -> Result<Projection, Failure> {
     let as_of = time.as_of.unwrap_or_else(today);
     project(events, as_of, time.known_at.unwrap_or(KnownAt::Everything)).map_err(|e| {
         Failure::Unavailable(format!(

@@ -6,12 +6,15 @@
 //! 2 usage error, 3 integrity check failed, 4 store unavailable.
 
 mod commands;
+mod diff;
 mod human;
 mod manual;
 mod progress;
 mod record;
 mod render;
 mod style;
+mod timeline;
+mod whatif;
 
 use std::io::{self, Write};
 use std::path::PathBuf;
@@ -39,6 +42,16 @@ pub enum ReadFormat {
     Table,
     Json,
     Csv,
+}
+
+/// Format of `timeline`: the read formats, and an SVG chart.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Default)]
+pub enum TimelineFormat {
+    #[default]
+    Table,
+    Json,
+    Csv,
+    Svg,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -96,23 +109,27 @@ const OWNERSHIP_EXAMPLES: &str = "\
 Examples:
   accord ownership --entity openai-group --as-of 2025-10-28
   accord ownership --as-of 2025-10-27 --format csv
-  accord ownership --as-of 2025-10-28 --known-at 20 --format json    # as known at seq 20";
+  accord ownership --as-of 2025-10-28 --known-at 20 --format json    # as known at seq 20
+  accord ownership --entity openai-group --as-of 2026-04-01 --with examples/what-if-round.jsonl   # pro forma: as if the file were appended (nothing is written)";
 
 const OBLIGATIONS_EXAMPLES: &str = "\
 Examples:
   accord obligations --as-of 2025-10-28 --party openai-group --all
   accord obligations --as-of 2026-02-01 --format json
-  accord obligations --as-of 2026-02-01 --known-at 22 --format csv";
+  accord obligations --as-of 2026-02-01 --known-at 22 --format csv
+  accord obligations --as-of 2026-04-01 --with examples/what-if-round.jsonl    # as if appended";
 
 const RIGHTS_EXAMPLES: &str = "\
 Examples:
   accord rights --as-of 2031-01-01 --all    # research-ip expired at the end of 2030
-  accord rights --party microsoft --format json";
+  accord rights --party microsoft --format json
+  accord rights --as-of 2026-04-01 --with examples/what-if-round.jsonl    # as if appended";
 
 const POSITION_EXAMPLES: &str = "\
 Examples:
   accord position microsoft --as-of 2025-10-28
-  accord position openai-group --as-of 2026-02-01 --all --format json";
+  accord position openai-group --as-of 2026-02-01 --all --format json
+  accord position sovereign-fund --as-of 2026-04-01 --with examples/what-if-round.jsonl";
 
 const VERIFY_EXAMPLES: &str = "\
 Examples:
@@ -220,6 +237,10 @@ pub enum Command {
         entity: Option<String>,
         #[command(flatten)]
         time: TimeArgs,
+        /// What-if: answer as if the events of FILE (`-`: stdin) were appended;
+        /// validated like an append, nothing is written. Not with --known-at.
+        #[arg(long, value_name = "FILE", conflicts_with = "known_at")]
+        with: Option<String>,
         #[arg(long, value_enum, default_value_t)]
         format: ReadFormat,
     },
@@ -234,6 +255,10 @@ pub enum Command {
         all: bool,
         #[command(flatten)]
         time: TimeArgs,
+        /// What-if: answer as if the events of FILE (`-`: stdin) were appended;
+        /// validated like an append, nothing is written. Not with --known-at.
+        #[arg(long, value_name = "FILE", conflicts_with = "known_at")]
+        with: Option<String>,
         #[arg(long, value_enum, default_value_t)]
         format: ReadFormat,
     },
@@ -248,6 +273,10 @@ pub enum Command {
         all: bool,
         #[command(flatten)]
         time: TimeArgs,
+        /// What-if: answer as if the events of FILE (`-`: stdin) were appended;
+        /// validated like an append, nothing is written. Not with --known-at.
+        #[arg(long, value_name = "FILE", conflicts_with = "known_at")]
+        with: Option<String>,
         #[arg(long, value_enum, default_value_t)]
         format: ReadFormat,
     },
@@ -260,6 +289,10 @@ pub enum Command {
         all: bool,
         #[command(flatten)]
         time: TimeArgs,
+        /// What-if: answer as if the events of FILE (`-`: stdin) were appended;
+        /// validated like an append, nothing is written. Not with --known-at.
+        #[arg(long, value_name = "FILE", conflicts_with = "known_at")]
+        with: Option<String>,
         #[arg(long, value_enum, default_value_t)]
         format: ReadFormat,
     },
@@ -285,6 +318,36 @@ pub enum Command {
         format: ExportFormat,
         #[command(flatten)]
         time: TimeArgs,
+    },
+    /// Each holder's percent of an entity at every date it changed; `svg` draws a chart.
+    #[command(
+        after_help = "Examples:\n  accord timeline --entity openai-group\n  accord timeline --entity openai-group --format svg > ownership.svg\n\n--as-of (default today) is the last date shown; --known-at as elsewhere.\nsvg draws one entity: pass --entity when several have holdings."
+    )]
+    Timeline {
+        /// Only this entity (required for svg when several entities have holdings).
+        #[arg(long, value_name = "ID")]
+        entity: Option<String>,
+        #[command(flatten)]
+        time: TimeArgs,
+        #[arg(long, value_enum, default_value_t)]
+        format: TimelineFormat,
+    },
+    /// What changed on a date between two transaction times, and which events did it.
+    #[command(
+        after_help = "Examples:\n  accord diff --as-of 2026-02-01 --known-at 23 --vs-known-at 24\n  accord diff --as-of 2025-10-28 --known-at 2025-10-27 --format json   # vs everything recorded\n\nT is a seq, a date (end of that day, UTC) or an RFC 3339 timestamp."
+    )]
+    Diff {
+        /// Valid time: the date compared (default: today, UTC).
+        #[arg(long, value_name = "DATE", value_parser = parse_date)]
+        as_of: Option<Date>,
+        /// The earlier view: what was known at T1.
+        #[arg(long, value_name = "T1")]
+        known_at: String,
+        /// The later view: what was known at T2 (default: everything recorded).
+        #[arg(long, value_name = "T2")]
+        vs_known_at: Option<String>,
+        #[arg(long, value_enum, default_value_t)]
+        format: ReadFormat,
     },
     /// Import the bundled Microsoft-OpenAI sample and show it around 2025-10-28.
     #[command(after_help = DEMO_EXAMPLES)]
@@ -320,7 +383,7 @@ fn parse_date(s: &str) -> Result<Date, String> {
 }
 
 /// `--known-at`: a positive seq, a date (end of that day, UTC) or an RFC 3339 timestamp.
-fn parse_known_at(s: &str) -> Result<KnownAt, String> {
+pub(crate) fn parse_known_at(s: &str) -> Result<KnownAt, String> {
     if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) {
         return match s.parse::<u64>() {
             Ok(0) | Err(_) => Err(format!("invalid seq {s:?}: use a positive integer")),

@@ -463,3 +463,9 @@ impl Projection {
         }
     }
 }
+
+pub mod restatement;
+pub mod timeline;
+
+pub use restatement::{restatement, Change, Responsible, Restatement};
+pub use timeline::{ownership_timeline, EntityTimeline, TimelineChange, TimelineReport};

@@ -1,0 +1,206 @@
+//! Ownership over time: each holder's percentage of an entity at every date
+//! on which it changed, for `accord timeline`.
+//!
+//! One fold of the timeline, with a snapshot of every cap table at the end of
+//! each effective date; a date counts as a change for an entity when some
+//! holder's percent, rounded as reports show it, differs from the day
+//! before. It draws nothing: the chart is the CLI's business.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use domain::event::Payload;
+use domain::ledger::Ledger;
+use domain::values::{Date, Dec, PartyId};
+use domain::{order, FoldError, KnownAt, RecordedEvent};
+use rust_decimal::Decimal;
+use serde::Serialize;
+
+use crate::Projection;
+
+/// Every entity's ownership changes up to `as_of`.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct TimelineReport {
+    pub as_of: Date,
+    pub entities: Vec<EntityTimeline>,
+}
+
+/// One entity's changes, oldest first.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct EntityTimeline {
+    pub entity: PartyId,
+    /// The entity's name as of `as_of`.
+    pub name: Option<String>,
+    /// Every holder that appears, largest stake on `as_of` first, then
+    /// former holders by id.
+    pub holders: Vec<TimelineHolder>,
+    pub changes: Vec<TimelineChange>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct TimelineHolder {
+    pub holder: PartyId,
+    /// The holder's name as of `as_of`.
+    pub name: Option<String>,
+}
+
+/// The end of one effective date on which some holder's percent changed.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct TimelineChange {
+    pub date: Date,
+    /// Ids of the ownership events of this entity effective on this date.
+    pub events: Vec<String>,
+    /// Only the holders whose percent changed; a holder that left has
+    /// percent `"0"`.
+    pub holders: Vec<TimelinePoint>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct TimelinePoint {
+    pub holder: PartyId,
+    /// Units over all classes.
+    pub units: Dec,
+    /// Percent of the entity over all classes, rounded as in `ownership`.
+    pub percent: Dec,
+    /// The percent the day before, `null` when the holder held nothing.
+    pub before: Option<Dec>,
+}
+
+/// Holder -> (units over all classes, rounded percent).
+type Stakes = BTreeMap<PartyId, (Decimal, Dec)>;
+
+fn stakes(ledger: &Ledger, issuer: &PartyId) -> Stakes {
+    let total = ledger.total_units(issuer);
+    let mut units: BTreeMap<PartyId, Decimal> = BTreeMap::new();
+    if let Some(table) = ledger.holdings.get(issuer) {
+        for ((holder, _class), u) in table {
+            *units.entry(holder.clone()).or_default() += *u;
+        }
+    }
+    units
+        .into_iter()
+        .map(|(h, u)| (h, (u, Projection::percent(u, total))))
+        .collect()
+}
+
+/// The issuer whose ownership table an event changes, if any.
+pub fn ownership_issuer(payload: &Payload) -> Option<&PartyId> {
+    match payload {
+        Payload::SharesIssued(p) => Some(&p.issuer),
+        Payload::SharesTransferred(p) => Some(&p.issuer),
+        Payload::SharesCancelled(p) => Some(&p.issuer),
+        Payload::SharesSplit(p) => Some(&p.issuer),
+        Payload::Recapitalized(p) | Payload::HoldingsStated(p) => Some(&p.issuer),
+        _ => None,
+    }
+}
+
+/// Each holder's percent of each entity (or only `entity`) at every date
+/// up to `as_of` on which it changed, as known at `known_at`.
+pub fn ownership_timeline(
+    log: &[RecordedEvent],
+    as_of: Date,
+    known_at: KnownAt,
+    entity: Option<&PartyId>,
+) -> Result<TimelineReport, FoldError> {
+    let ordered = order(
+        log.iter()
+            .filter(|r| known_at.includes(r))
+            .map(|r| (r.seq, &r.event))
+            .collect(),
+    );
+    let mut ledger = Ledger::new();
+    let mut last: BTreeMap<PartyId, Stakes> = BTreeMap::new();
+    let mut changes: BTreeMap<PartyId, Vec<TimelineChange>> = BTreeMap::new();
+    let mut i = 0;
+    while i < ordered.len() {
+        let date = ordered[i].1.effective;
+        if date > as_of {
+            break;
+        }
+        // Apply the whole date, then compare end-of-day states.
+        let mut touched: BTreeMap<PartyId, Vec<String>> = BTreeMap::new();
+        while i < ordered.len() && ordered[i].1.effective == date {
+            let (seq, event) = ordered[i];
+            ledger
+                .apply(event)
+                .map_err(|rejection| FoldError { seq, rejection })?;
+            if let Some(issuer) = ownership_issuer(&event.payload) {
+                touched
+                    .entry(issuer.clone())
+                    .or_default()
+                    .push(event.id.as_str().to_string());
+            }
+            i += 1;
+        }
+        for (issuer, events) in touched {
+            if entity.is_some_and(|e| *e != issuer) {
+                continue;
+            }
+            let now = stakes(&ledger, &issuer);
+            let before = last.remove(&issuer).unwrap_or_default();
+            let holders: BTreeSet<&PartyId> = before.keys().chain(now.keys()).collect();
+            let mut points: Vec<TimelinePoint> = holders
+                .into_iter()
+                .filter_map(|h| {
+                    let b = before.get(h).map(|(_, p)| *p);
+                    let (units, percent) = now
+                        .get(h)
+                        .copied()
+                        .unwrap_or((Decimal::ZERO, Dec(Decimal::ZERO)));
+                    (b != Some(percent) && !(b.is_none() && percent.0.is_zero())).then(|| {
+                        TimelinePoint {
+                            holder: h.clone(),
+                            units: Dec(units.normalize()),
+                            percent,
+                            before: b,
+                        }
+                    })
+                })
+                .collect();
+            points.sort_by(|a, b| b.percent.cmp(&a.percent).then(a.holder.cmp(&b.holder)));
+            if !points.is_empty() {
+                changes
+                    .entry(issuer.clone())
+                    .or_default()
+                    .push(TimelineChange {
+                        date,
+                        events,
+                        holders: points,
+                    });
+            }
+            last.insert(issuer, now);
+        }
+    }
+    let name_of = |p: &PartyId| ledger.parties.get(p).map(|s| s.name.as_str().to_string());
+    let entities = changes
+        .into_iter()
+        .map(|(issuer, changes)| {
+            // Current holders by stake, then former holders by id.
+            let current = last.get(&issuer).cloned().unwrap_or_default();
+            let mut ids: Vec<&PartyId> = changes
+                .iter()
+                .flat_map(|c| c.holders.iter().map(|p| &p.holder))
+                .collect::<BTreeSet<_>>()
+                .into_iter()
+                .collect();
+            ids.sort_by(|a, b| {
+                let pa = current.get(*a).map(|(_, p)| *p);
+                let pb = current.get(*b).map(|(_, p)| *p);
+                pb.cmp(&pa).then(a.cmp(b))
+            });
+            EntityTimeline {
+                name: name_of(&issuer),
+                holders: ids
+                    .into_iter()
+                    .map(|h| TimelineHolder {
+                        holder: h.clone(),
+                        name: name_of(h),
+                    })
+                    .collect(),
+                entity: issuer,
+                changes,
+            }
+        })
+        .collect();
+    Ok(TimelineReport { as_of, entities })
+}
