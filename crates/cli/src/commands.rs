@@ -1237,6 +1237,29 @@ fn parse_expected_head(s: &str) -> Result<(u64, String), Failure> {
     Ok((seq, hash.to_ascii_lowercase()))
 }
 
+enum DecodeFailure {
+    Store(StoreError),
+    Event(u64, String),
+}
+
+/// Decodes every record, keeping the hash at `keep_hash_of` (the seq `--expect-head` names).
+fn decode_all(
+    records: store::Records<'_>,
+    keep_hash_of: Option<u64>,
+) -> Result<(Vec<RecordedEvent>, Option<String>), DecodeFailure> {
+    let mut events = Vec::new();
+    let mut hash = None;
+    for r in records {
+        let r = r.map_err(DecodeFailure::Store)?;
+        let e = decode(&r).map_err(|m| DecodeFailure::Event(r.seq, m))?;
+        if keep_hash_of == Some(r.seq) {
+            hash = Some(r.hash_hex());
+        }
+        events.push(e);
+    }
+    Ok((events, hash))
+}
+
 fn verify(
     path: &Path,
     expect_head: Option<&str>,
@@ -1258,24 +1281,28 @@ fn verify(
         Err(e @ StoreError::Corrupt { .. }) => return Err(integrity(e)),
         Err(e) => return Err(read_failure(path, e)),
     };
-    let head = store.verify().map_err(integrity)?;
-    // Every event decodes, and the timeline as known now satisfies every rule.
-    let mut events = Vec::new();
-    // The hash recorded at the expected head's seq, if the log reaches it.
-    let mut hash_at_expected: Option<String> = None;
-    for r in store.iter() {
-        let r = r.map_err(integrity)?;
-        let e = decode(&r).map_err(|m| {
-            Failure::Integrity(format!(
-                "integrity check failed at seq {}: the event does not decode: {m}",
-                r.seq
-            ))
-        })?;
-        if expected.as_ref().is_some_and(|(seq, _)| r.seq == *seq) {
-            hash_at_expected = Some(r.hash_hex());
-        }
-        events.push(e);
-    }
+    // Two passes over the log, on two threads: the store checks the hash chain and its own
+    // indexes while this thread decodes every event for the replay below. The record
+    // iterator is made first: it fixes the head it reads up to without waiting for `verify`.
+    let records = store.iter();
+    let (head, decoded) = std::thread::scope(|scope| {
+        let chain = scope.spawn(|| store.verify());
+        let decoded = decode_all(records, expected.as_ref().map(|(seq, _)| *seq));
+        let head = chain.join().unwrap_or_else(|_| {
+            Err(StoreError::Corrupt {
+                seq: None,
+                detail: "the hash check panicked".into(),
+            })
+        });
+        (head, decoded)
+    });
+    let head = head.map_err(integrity)?;
+    let (events, hash_at_expected) = decoded.map_err(|e| match e {
+        DecodeFailure::Store(e) => integrity(e),
+        DecodeFailure::Event(seq, m) => Failure::Integrity(format!(
+            "integrity check failed at seq {seq}: the event does not decode: {m}"
+        )),
+    })?;
     let entries: Vec<(u64, &Event)> = events.iter().map(|r| (r.seq, &r.event)).collect();
     domain::fold(&domain::order(entries), None).map_err(|e| {
         Failure::Integrity(format!(
