@@ -140,15 +140,42 @@ pub(crate) fn load(store: &Store) -> Result<Loaded, Failure> {
 
 /// The decoded log without the stored records, for commands that need no hashes.
 pub(crate) fn load_events(store: &Store) -> Result<Vec<RecordedEvent>, Failure> {
+    /// Records decoded per round: enough to keep both threads busy, few enough that the raw
+    /// records of one round stay small next to the decoded log.
+    const CHUNK: usize = 16 * 1024;
+    let corrupt = |seq: u64, m: String| {
+        Failure::Unavailable(format!(
+            "the store is corrupt: seq {seq} does not decode: {m}"
+        ))
+    };
+    let decode_chunk = |chunk: &[Record]| -> Result<Vec<RecordedEvent>, Failure> {
+        chunk
+            .iter()
+            .map(|r| decode(r).map_err(|m| corrupt(r.seq, m)))
+            .collect()
+    };
     let mut events = Vec::with_capacity(store.len() as usize);
-    for r in store.iter() {
-        let r = r?;
-        events.push(decode(&r).map_err(|m| {
-            Failure::Unavailable(format!(
-                "the store is corrupt: seq {} does not decode: {m}",
-                r.seq
-            ))
-        })?);
+    let mut records = store.iter();
+    loop {
+        let mut chunk = Vec::with_capacity(CHUNK);
+        for r in records.by_ref().take(CHUNK) {
+            chunk.push(r?);
+        }
+        if chunk.is_empty() {
+            break;
+        }
+        // Decoding JSON is most of a replay's time: split each round over two threads.
+        let (first, second) = chunk.split_at(chunk.len() / 2);
+        let (a, b) = std::thread::scope(|scope| {
+            let other = scope.spawn(|| decode_chunk(second));
+            let a = decode_chunk(first);
+            let b = other
+                .join()
+                .unwrap_or_else(|_| Err(Failure::Unavailable("decoding the log panicked".into())));
+            (a, b)
+        });
+        events.extend(a?);
+        events.extend(b?);
     }
     Ok(events)
 }
