@@ -102,7 +102,7 @@ pub(crate) struct Loaded {
     pub(crate) events: Vec<RecordedEvent>,
 }
 
-fn decode(r: &Record) -> Result<RecordedEvent, String> {
+pub(crate) fn decode(r: &Record) -> Result<RecordedEvent, String> {
     let text = std::str::from_utf8(&r.body).map_err(|_| "the event is not UTF-8".to_string())?;
     let event = Event::from_line(text).map_err(|e| e.to_string())?;
     if event.id.as_str() != r.id {
@@ -387,7 +387,7 @@ fn append_files(
     progress.phase("written", new_total as u64);
     let mut receipts = Vec::new();
     for (name, range, planned) in plans {
-        let events: Vec<&Event> = log[range].iter().map(|r| &r.event).collect();
+        let events: Vec<&Event> = log[range.clone()].iter().map(|r| &r.event).collect();
         let bodies: Vec<Vec<u8>> = events.iter().map(|e| e.canonical_bytes()).collect();
         let batch: Vec<NewEvent<'_>> = events
             .iter()
@@ -400,7 +400,9 @@ fn append_files(
         let r = if batch.is_empty() {
             None
         } else {
-            Some(store.append(&batch, Utc::now())?)
+            // The query indexes and checkpoints change in the same atomic batch.
+            let aux = crate::checkpoints::maintain(&store, &log[..range.end], range.start)?;
+            Some(store.append_with(&batch, Utc::now(), Some((store.len() + 1, &aux)))?)
         };
         progress.advance(events.len() as u64);
         let head = store.head()?;
@@ -795,6 +797,24 @@ fn projection(
 ) -> Result<Projection, Failure> {
     let with = with.map(crate::whatif::read).transpose()?;
     let store = open_for_read(path)?;
+    // As known now and without a what-if file, checkpoints answer without a replay.
+    if with.is_none() && matches!(time.known_at, None | Some(KnownAt::Everything)) {
+        let known = match party {
+            Some(p) => crate::checkpoints::party_registered(&store, p)?,
+            None => Some(true),
+        };
+        if known == Some(false) {
+            if let Some(party) = party {
+                return Err(unknown_party(party));
+            }
+        }
+        if known.is_some() {
+            let as_of = time.as_of.unwrap_or_else(today);
+            if let Some(ledger) = crate::checkpoints::ledger_as_of(&store, as_of)? {
+                return Ok(Projection { as_of, ledger });
+            }
+        }
+    }
     let mut events = load_events(&store)?;
     drop(store);
     if let Some(file) = &with {
@@ -805,12 +825,16 @@ fn projection(
             matches!(&r.event.payload, domain::Payload::PartyRegistered(p) if p.party == *party)
         });
         if !known {
-            return Err(Failure::Refused(format!(
-                "unknown party `{party}`: no event registers it (see `accord log`)"
-            )));
+            return Err(unknown_party(party));
         }
     }
     project_log(&events, time)
+}
+
+fn unknown_party(party: &Slug) -> Failure {
+    Failure::Refused(format!(
+        "unknown party `{party}`: no event registers it (see `accord log`)"
+    ))
 }
 
 pub(crate) fn project_log(events: &[RecordedEvent], time: TimeArgs) -> Result<Projection, Failure> {
@@ -1335,6 +1359,12 @@ fn verify(
         Failure::Integrity(format!(
             "integrity check failed at seq {}: replaying it breaks a rule: {}",
             e.seq, e.rejection
+        ))
+    })?;
+    // The query checkpoints and indexes are derived from the log: recompute and compare.
+    crate::checkpoints::check(&store, &events).map_err(|m| {
+        Failure::Integrity(format!(
+            "integrity check failed: the query checkpoints disagree with the log: {m}"
         ))
     })?;
     if let Some((seq, hash)) = &expected {

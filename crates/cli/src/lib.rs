@@ -5,6 +5,7 @@
 //! Exit codes (CLI.md): 0 success, 1 input refused (nothing written),
 //! 2 usage error, 3 integrity check failed, 4 store unavailable.
 
+mod checkpoints;
 mod commands;
 mod diff;
 mod human;

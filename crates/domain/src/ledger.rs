@@ -9,19 +9,20 @@
 use std::collections::BTreeMap;
 
 use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
 
 use crate::error::Rejection;
 use crate::event::*;
 use crate::values::*;
 
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct PartyState {
     pub name: Text,
     pub kind: PartyKind,
     pub registered: Date,
 }
 
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Investment {
     pub event: EventId,
     pub date: Date,
@@ -32,7 +33,7 @@ pub struct Investment {
     pub label: Option<Text>,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ObligationStatus {
     Open,
     Settled,
@@ -49,7 +50,7 @@ impl ObligationStatus {
     }
 }
 
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ObligationState {
     pub obligation: ObligationId,
     pub kind: ObligationKind,
@@ -87,7 +88,7 @@ impl ObligationState {
 }
 
 /// Why a right is no longer in force.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum RightEnd {
     /// Its `until` date has passed.
     Expired,
@@ -107,7 +108,7 @@ impl RightEnd {
     }
 }
 
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct RightState {
     pub right: RightId,
     pub kind: KindSlug,
@@ -120,7 +121,7 @@ pub struct RightState {
     pub ended: Option<Date>,
 }
 
-#[derive(Clone, Debug, PartialEq, Default)]
+#[derive(Clone, Debug, PartialEq, Default, Serialize, Deserialize)]
 pub struct MilestoneState {
     pub declared: Option<(Date, PartyId)>,
     pub description: Option<Text>,
@@ -131,10 +132,11 @@ pub struct MilestoneState {
 pub type HoldingTable = BTreeMap<(PartyId, ClassName), Decimal>;
 
 /// The state of every aggregate after the events applied so far.
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Ledger {
     pub parties: BTreeMap<PartyId, PartyState>,
     /// Issuer -> holdings. A holding that falls to zero is removed.
+    #[serde(with = "holdings_serde")]
     pub holdings: BTreeMap<PartyId, HoldingTable>,
     /// Entity -> the latest valuation applied, with its date.
     pub valuations: BTreeMap<PartyId, (Date, Money)>,
@@ -592,4 +594,51 @@ fn holdings_from_table(event: &Event, t: &HoldingsTable) -> Result<HoldingTable,
         }
     }
     Ok(table)
+}
+
+/// JSON maps need string keys: a holding table is written as a list of
+/// `[holder, class, units]` (units as a decimal string).
+mod holdings_serde {
+    use std::collections::BTreeMap;
+
+    use rust_decimal::Decimal;
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    use super::HoldingTable;
+    use crate::values::{ClassName, PartyId};
+
+    type Rows = BTreeMap<PartyId, Vec<(PartyId, ClassName, Decimal)>>;
+
+    pub fn serialize<S: Serializer>(
+        holdings: &BTreeMap<PartyId, HoldingTable>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        let rows: Rows = holdings
+            .iter()
+            .map(|(issuer, table)| {
+                let list = table
+                    .iter()
+                    .map(|((holder, class), units)| (holder.clone(), class.clone(), *units))
+                    .collect();
+                (issuer.clone(), list)
+            })
+            .collect();
+        rows.serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<BTreeMap<PartyId, HoldingTable>, D::Error> {
+        let rows = Rows::deserialize(d)?;
+        Ok(rows
+            .into_iter()
+            .map(|(issuer, list)| {
+                let table = list
+                    .into_iter()
+                    .map(|(holder, class, units)| ((holder, class), units))
+                    .collect();
+                (issuer, table)
+            })
+            .collect())
+    }
 }

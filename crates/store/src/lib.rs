@@ -80,7 +80,7 @@ mod error;
 mod store;
 
 pub use error::StoreError;
-pub use store::{AuxWrite, Records, Store};
+pub use store::{AuxEntries, AuxWrite, Records, Store};
 
 /// Most records one segment holds.
 pub const SEGMENT_MAX_EVENTS: u32 = 1024;

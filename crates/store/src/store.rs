@@ -497,6 +497,25 @@ impl Store {
             .collect()
     }
 
+    /// The caller's keys in `[from, to)` with their values, in key order, each key without the
+    /// store's prefix. `last_only` gives at most the last one.
+    pub fn aux_range(
+        &self,
+        from: &[u8],
+        to: &[u8],
+        last_only: bool,
+    ) -> Result<AuxEntries, StoreError> {
+        let mut range = self.db.range(aux_key(from)..aux_key(to));
+        let strip = |kv: Result<(sled::IVec, sled::IVec), sled::Error>| {
+            kv.map(|(k, v)| (k[AUX_PREFIX.len()..].to_vec(), v.to_vec()))
+                .map_err(sled_error(&self.path))
+        };
+        if last_only {
+            return range.next_back().map(strip).into_iter().collect();
+        }
+        range.map(strip).collect()
+    }
+
     /// A caller's key written by `append_with`.
     pub fn aux_get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
         Ok(self
@@ -1201,6 +1220,9 @@ fn sled_error(path: &Path) -> impl Fn(sled::Error) -> StoreError + '_ {
         },
     }
 }
+
+/// Caller keys (without the store's prefix) and their values, in key order.
+pub type AuxEntries = Vec<(Vec<u8>, Vec<u8>)>;
 
 /// A write of one of the caller's keys: `Some` sets it, `None` removes it.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -1,0 +1,446 @@
+//! Fast as-of queries: ledger checkpoints, an index from effective date to
+//! seqs, the set of reversed seqs and the registered parties, kept in the
+//! store's caller keys.
+//!
+//! Every append rewrites what it changes **in the same atomic batch** as its
+//! events (`Store::append_with`), so these keys always describe the log they
+//! are stored with; `ck` names the head they were written for, and a store
+//! whose head differs (appended by an older accord) is answered by a full
+//! replay instead. A query as of D, as known now, loads the last checkpoint
+//! on or before D and folds only the events dated after it and up to D.
+//! `verify` recomputes all of it from the log and compares.
+//!
+//! Keys (all under the store's caller prefix):
+//!
+//! - `ck` -> format byte `1`, the head seq (u64 BE) the keys were written for;
+//! - `cp/YYYY-MM-DD` -> the ledger after every (not reversed) event dated on
+//!   or before that day: LZ4 (size prepended) of its JSON;
+//! - `dx/YYYY-MM-DD` -> the seqs of the events dated that day, varints,
+//!   ascending (reversed events and reversals included);
+//! - `rv` -> the seqs of reversed events, varints, ascending;
+//! - `pt/PARTY` -> empty: some event registers PARTY.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use domain::event::{Event, Payload};
+use domain::ledger::Ledger;
+use domain::values::{Date, Slug};
+use domain::{order, RecordedEvent};
+use store::{AuxWrite, Store};
+
+use crate::commands::{decode, Failure};
+
+/// A new checkpoint is taken once this many events were folded since the
+/// last one (at the end of a day). `ACCORD_CHECKPOINT_EVERY` overrides it,
+/// so that tests can exercise checkpoints on small logs.
+const EVERY_DEFAULT: usize = 16 * 1024;
+
+fn every() -> usize {
+    std::env::var("ACCORD_CHECKPOINT_EVERY")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|n: &usize| *n > 0)
+        .unwrap_or(EVERY_DEFAULT)
+}
+
+const CK: &[u8] = b"ck";
+const RV: &[u8] = b"rv";
+
+fn key(prefix: &str, rest: &str) -> Vec<u8> {
+    format!("{prefix}/{rest}").into_bytes()
+}
+
+fn put_varint(buf: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        buf.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    buf.push(v as u8);
+}
+
+fn encode_seqs(seqs: &BTreeSet<u64>) -> Vec<u8> {
+    let mut buf = Vec::with_capacity(seqs.len() * 3);
+    for s in seqs {
+        put_varint(&mut buf, *s);
+    }
+    buf
+}
+
+fn decode_seqs(bytes: &[u8]) -> Option<BTreeSet<u64>> {
+    let mut out = BTreeSet::new();
+    let mut value = 0u64;
+    let mut shift = 0u32;
+    for b in bytes {
+        if shift > 63 {
+            return None;
+        }
+        value |= u64::from(b & 0x7f) << shift;
+        if b & 0x80 == 0 {
+            out.insert(value);
+            value = 0;
+            shift = 0;
+        } else {
+            shift += 7;
+        }
+    }
+    (shift == 0).then_some(out)
+}
+
+fn encode_ledger(ledger: &Ledger) -> Result<Vec<u8>, Failure> {
+    let json = serde_json::to_vec(ledger)
+        .map_err(|e| Failure::Unavailable(format!("cannot encode a checkpoint: {e}")))?;
+    Ok(lz4_flex::block::compress_prepend_size(&json))
+}
+
+fn decode_ledger(bytes: &[u8]) -> Option<Ledger> {
+    // A checkpoint is at most a few hundred MiB of JSON; refuse absurd sizes
+    // before allocating.
+    let size = u32::from_le_bytes(bytes.get(..4)?.try_into().ok()?) as usize;
+    if size > bytes.len().saturating_mul(255) {
+        return None;
+    }
+    let json = lz4_flex::block::decompress_size_prepended(bytes).ok()?;
+    serde_json::from_slice(&json).ok()
+}
+
+fn corrupt(what: &str) -> Failure {
+    Failure::Unavailable(format!(
+        "the store is corrupt: its {what} does not decode (run `accord verify`)"
+    ))
+}
+
+/// The caller keys after appending `log[new_from..]`: what changed, for
+/// `Store::append_with`. `log` is the whole log with the new events at the
+/// end, already validated.
+pub(crate) fn maintain(
+    store: &Store,
+    log: &[RecordedEvent],
+    new_from: usize,
+) -> Result<Vec<AuxWrite>, Failure> {
+    let head_before = store.len();
+    let up_to_date = store
+        .aux_get(CK)?
+        .is_some_and(|v| v.len() == 9 && v[0] == 1 && v[1..] == head_before.to_be_bytes());
+    // Without keys for the log as it is, everything is (re)built.
+    let new_from = if up_to_date { new_from } else { 0 };
+    let new = &log[new_from..];
+    let mut writes = Vec::new();
+
+    // The earliest date whose state the new events change.
+    let mut from: Option<Date> = new.iter().map(|r| r.event.effective).min();
+    let reversals: Vec<&str> = new
+        .iter()
+        .filter_map(|r| match &r.event.payload {
+            Payload::EventReversed(p) => Some(p.reverses.as_str()),
+            _ => None,
+        })
+        .collect();
+    let mut reversed_now: BTreeSet<u64> = BTreeSet::new();
+    if !reversals.is_empty() {
+        let wanted: BTreeSet<&str> = reversals.iter().copied().collect();
+        for r in log {
+            if wanted.contains(r.event.id.as_str()) {
+                reversed_now.insert(r.seq);
+                let d = r.event.effective;
+                from = Some(from.map_or(d, |f| f.min(d)));
+            }
+        }
+    }
+    let Some(from) = from else {
+        return Ok(writes);
+    };
+
+    // Effective dates -> seqs.
+    let mut by_date: BTreeMap<Date, BTreeSet<u64>> = BTreeMap::new();
+    for r in new {
+        by_date.entry(r.event.effective).or_default().insert(r.seq);
+    }
+    for (date, mut seqs) in by_date {
+        let k = key("dx", &date.to_string());
+        if up_to_date {
+            if let Some(old) = store.aux_get(&k)? {
+                seqs.extend(decode_seqs(&old).ok_or_else(|| corrupt("date index"))?);
+            }
+        }
+        writes.push(AuxWrite {
+            key: k,
+            value: Some(encode_seqs(&seqs)),
+        });
+    }
+
+    // Reversed seqs.
+    if !reversed_now.is_empty() {
+        if up_to_date {
+            if let Some(old) = store.aux_get(RV)? {
+                reversed_now.extend(decode_seqs(&old).ok_or_else(|| corrupt("reversed set"))?);
+            }
+        }
+        writes.push(AuxWrite {
+            key: RV.to_vec(),
+            value: Some(encode_seqs(&reversed_now)),
+        });
+    }
+
+    // Registered parties.
+    for r in new {
+        if let Payload::PartyRegistered(p) = &r.event.payload {
+            writes.push(AuxWrite {
+                key: key("pt", p.party.as_str()),
+                value: Some(Vec::new()),
+            });
+        }
+    }
+
+    // Checkpoints: keep the dates there are, re-take those on or after
+    // `from`, and add one at the end of a day once `every()` events were
+    // folded since the last.
+    let existing: Vec<Date> = if up_to_date {
+        store
+            .aux_range(b"cp/", b"cp0", false)?
+            .into_iter()
+            .map(|(k, _)| {
+                std::str::from_utf8(&k[3..])
+                    .ok()
+                    .and_then(|t| Date::parse(t).ok())
+                    .ok_or_else(|| corrupt("checkpoint key"))
+            })
+            .collect::<Result<_, _>>()?
+    } else {
+        for (k, _) in store.aux_range(b"cp/", b"cp0", false)? {
+            writes.push(AuxWrite {
+                key: k,
+                value: None,
+            });
+        }
+        Vec::new()
+    };
+    let every = every();
+    let mut pending = existing.iter().copied().peekable();
+    let snapshot = |date: Date, ledger: &Ledger, writes: &mut Vec<AuxWrite>| {
+        encode_ledger(ledger).map(|bytes| {
+            writes.push(AuxWrite {
+                key: key("cp", &date.to_string()),
+                value: Some(bytes),
+            })
+        })
+    };
+    let timeline = order(log.iter().map(|r| (r.seq, &r.event)).collect());
+    let mut ledger = Ledger::new();
+    let mut since = 0usize;
+    for (i, (seq, event)) in timeline.iter().enumerate() {
+        while let Some(&d) = pending.peek() {
+            if d >= event.effective {
+                break;
+            }
+            if d >= from {
+                snapshot(d, &ledger, &mut writes)?;
+            }
+            since = 0;
+            pending.next();
+        }
+        ledger.apply(event).map_err(|e| {
+            Failure::Unavailable(format!(
+                "the store is corrupt: replaying seq {seq} breaks a rule: {e}"
+            ))
+        })?;
+        since += 1;
+        let day_ends = timeline
+            .get(i + 1)
+            .is_none_or(|(_, next)| next.effective > event.effective);
+        let is_existing = pending.peek() == Some(&event.effective);
+        if day_ends && since >= every && !is_existing && event.effective >= from {
+            snapshot(event.effective, &ledger, &mut writes)?;
+            since = 0;
+        }
+    }
+    for d in pending {
+        if d >= from {
+            snapshot(d, &ledger, &mut writes)?;
+        }
+    }
+
+    let mut ck = vec![1u8];
+    ck.extend_from_slice(&log.last().map_or(0, |r| r.seq).to_be_bytes());
+    writes.push(AuxWrite {
+        key: CK.to_vec(),
+        value: Some(ck),
+    });
+    Ok(writes)
+}
+
+/// The ledger as of `as_of`, as known now, from the last checkpoint on or
+/// before it and the events dated after that; `None` when the store's keys
+/// were not written for its current head (then the caller replays the log).
+pub(crate) fn ledger_as_of(store: &Store, as_of: Date) -> Result<Option<Ledger>, Failure> {
+    let head = store.len();
+    let current = store
+        .aux_get(CK)?
+        .is_some_and(|v| v.len() == 9 && v[0] == 1 && v[1..] == head.to_be_bytes());
+    if !current || head == 0 {
+        return Ok(None);
+    }
+    let day = as_of.to_string();
+    let mut upper = key("cp", &day);
+    upper.push(0xff);
+    let (mut ledger, from_key) = match store.aux_range(b"cp/", &upper, true)?.pop() {
+        Some((k, v)) => {
+            let ledger = decode_ledger(&v).ok_or_else(|| corrupt("checkpoint"))?;
+            let mut from = b"dx/".to_vec();
+            from.extend_from_slice(&k[3..]);
+            from.push(0xff);
+            (ledger, from)
+        }
+        None => (Ledger::new(), b"dx/".to_vec()),
+    };
+    let mut to = key("dx", &day);
+    to.push(0xff);
+    let mut seqs = BTreeSet::new();
+    for (_, v) in store.aux_range(&from_key, &to, false)? {
+        seqs.extend(decode_seqs(&v).ok_or_else(|| corrupt("date index"))?);
+    }
+    if let Some(v) = store.aux_get(RV)? {
+        let reversed = decode_seqs(&v).ok_or_else(|| corrupt("reversed set"))?;
+        seqs.retain(|s| !reversed.contains(s));
+    }
+    let seqs: Vec<u64> = seqs.into_iter().collect();
+    let mut events: Vec<(u64, Event)> = Vec::with_capacity(seqs.len());
+    for record in store.records_at(&seqs)? {
+        let r = decode(&record).map_err(|m| {
+            Failure::Unavailable(format!(
+                "the store is corrupt: seq {} does not decode: {m}",
+                record.seq
+            ))
+        })?;
+        if !matches!(r.event.payload, Payload::EventReversed(_)) {
+            events.push((r.seq, r.event));
+        }
+    }
+    events.sort_by_key(|(seq, e)| (e.effective, *seq));
+    for (seq, event) in &events {
+        ledger.apply(event).map_err(|e| {
+            Failure::Unavailable(format!(
+                "the store is corrupt: replaying seq {seq} breaks a rule: {e}"
+            ))
+        })?;
+    }
+    Ok(Some(ledger))
+}
+
+/// Whether some event registers `party`, from the keys; `None` when they
+/// are not current.
+pub(crate) fn party_registered(store: &Store, party: &Slug) -> Result<Option<bool>, Failure> {
+    let head = store.len();
+    let current = store
+        .aux_get(CK)?
+        .is_some_and(|v| v.len() == 9 && v[0] == 1 && v[1..] == head.to_be_bytes());
+    if !current {
+        return Ok(None);
+    }
+    Ok(Some(store.aux_get(&key("pt", party.as_str()))?.is_some()))
+}
+
+/// Recomputes every key from the log and compares: `Err` names the first
+/// key that differs. A store without keys passes (nothing to trust).
+pub(crate) fn check(store: &Store, log: &[RecordedEvent]) -> Result<(), String> {
+    let Some(ck) = store.aux_get(CK).map_err(|e| e.to_string())? else {
+        return Ok(());
+    };
+    if ck.len() != 9 || ck[0] != 1 {
+        return Err("the checkpoint marker is damaged".into());
+    }
+    let seq = u64::from_be_bytes(ck[1..].try_into().unwrap_or([0; 8]));
+    if seq != store.len() {
+        // Written for an older head (appended by an older accord): unused.
+        return Ok(());
+    }
+    let all_keys: HashMap<Vec<u8>, Vec<u8>> = store
+        .aux_range(b"", &[0xff], false)
+        .map_err(|e| e.to_string())?
+        .into_iter()
+        .collect();
+    // Rebuild from nothing, with the same checkpoint dates.
+    let mut expected: HashMap<Vec<u8>, Vec<u8>> = HashMap::new();
+    let mut by_date: BTreeMap<Date, BTreeSet<u64>> = BTreeMap::new();
+    let mut reversed = BTreeSet::new();
+    let ids: HashMap<&str, u64> = log.iter().map(|r| (r.event.id.as_str(), r.seq)).collect();
+    for r in log {
+        by_date.entry(r.event.effective).or_default().insert(r.seq);
+        match &r.event.payload {
+            Payload::EventReversed(p) => {
+                if let Some(s) = ids.get(p.reverses.as_str()) {
+                    reversed.insert(*s);
+                }
+            }
+            Payload::PartyRegistered(p) => {
+                expected.insert(key("pt", p.party.as_str()), Vec::new());
+            }
+            _ => {}
+        }
+    }
+    for (date, seqs) in by_date {
+        expected.insert(key("dx", &date.to_string()), encode_seqs(&seqs));
+    }
+    if !reversed.is_empty() {
+        expected.insert(RV.to_vec(), encode_seqs(&reversed));
+    }
+    expected.insert(CK.to_vec(), ck.clone());
+    let dates: BTreeSet<Date> = all_keys
+        .keys()
+        .filter_map(|k| k.strip_prefix(b"cp/"))
+        .map(|d| {
+            std::str::from_utf8(d)
+                .ok()
+                .and_then(|t| Date::parse(t).ok())
+                .ok_or_else(|| "a checkpoint key is damaged".to_string())
+        })
+        .collect::<Result<_, _>>()?;
+    let timeline = order(log.iter().map(|r| (r.seq, &r.event)).collect());
+    let mut ledger = Ledger::new();
+    let mut pending = dates.iter().copied().peekable();
+    let mut states: Vec<(Date, Ledger)> = Vec::new();
+    for (seq, event) in &timeline {
+        while let Some(&d) = pending.peek() {
+            if d >= event.effective {
+                break;
+            }
+            states.push((d, ledger.clone()));
+            pending.next();
+        }
+        ledger
+            .apply(event)
+            .map_err(|e| format!("replaying seq {seq} breaks a rule: {e}"))?;
+    }
+    for d in pending {
+        states.push((d, ledger.clone()));
+    }
+    for (k, v) in &all_keys {
+        if let Some(d) = k.strip_prefix(b"cp/") {
+            let d = std::str::from_utf8(d).unwrap_or("?");
+            let stored =
+                decode_ledger(v).ok_or_else(|| format!("checkpoint {d} does not decode"))?;
+            let want = states
+                .iter()
+                .find(|(date, _)| date.to_string() == d)
+                .map(|(_, l)| l);
+            if want != Some(&stored) {
+                return Err(format!("checkpoint {d} differs from a replay of the log"));
+            }
+            continue;
+        }
+        if expected.get(k) != Some(v) {
+            return Err(format!(
+                "index key {:?} differs from the log",
+                String::from_utf8_lossy(k)
+            ));
+        }
+    }
+    for k in expected.keys() {
+        if !all_keys.contains_key(k) {
+            return Err(format!(
+                "index key {:?} is missing",
+                String::from_utf8_lossy(k)
+            ));
+        }
+    }
+    Ok(())
+}
