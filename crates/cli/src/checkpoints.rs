@@ -103,6 +103,24 @@ fn decode_ledger(bytes: &[u8]) -> Option<Ledger> {
     serde_json::from_slice(&json).ok()
 }
 
+/// Whether the keys were written for the store's current head.
+fn keys_current(store: &Store) -> Result<bool, Failure> {
+    let head = store.len();
+    Ok(store
+        .aux_get(CK)?
+        .is_some_and(|v| v.len() == 9 && v[0] == 1 && v[1..] == head.to_be_bytes()))
+}
+
+/// Applies one stored event; stored events were validated, so a refusal
+/// means a corrupt store.
+fn replay(ledger: &mut Ledger, seq: u64, event: &Event) -> Result<(), Failure> {
+    ledger.apply(event).map_err(|e| {
+        Failure::Unavailable(format!(
+            "the store is corrupt: replaying seq {seq} breaks a rule: {e}"
+        ))
+    })
+}
+
 fn corrupt(what: &str) -> Failure {
     Failure::Unavailable(format!(
         "the store is corrupt: its {what} does not decode (run `accord verify`)"
@@ -117,10 +135,7 @@ pub(crate) fn maintain(
     log: &[RecordedEvent],
     new_from: usize,
 ) -> Result<Vec<AuxWrite>, Failure> {
-    let head_before = store.len();
-    let up_to_date = store
-        .aux_get(CK)?
-        .is_some_and(|v| v.len() == 9 && v[0] == 1 && v[1..] == head_before.to_be_bytes());
+    let up_to_date = keys_current(store)?;
     // Without keys for the log as it is, everything is (re)built.
     let new_from = if up_to_date { new_from } else { 0 };
     let new = &log[new_from..];
@@ -238,11 +253,7 @@ pub(crate) fn maintain(
             since = 0;
             pending.next();
         }
-        ledger.apply(event).map_err(|e| {
-            Failure::Unavailable(format!(
-                "the store is corrupt: replaying seq {seq} breaks a rule: {e}"
-            ))
-        })?;
+        replay(&mut ledger, *seq, event)?;
         since += 1;
         let day_ends = timeline
             .get(i + 1)
@@ -272,11 +283,7 @@ pub(crate) fn maintain(
 /// before it and the events dated after that; `None` when the store's keys
 /// were not written for its current head (then the caller replays the log).
 pub(crate) fn ledger_as_of(store: &Store, as_of: Date) -> Result<Option<Ledger>, Failure> {
-    let head = store.len();
-    let current = store
-        .aux_get(CK)?
-        .is_some_and(|v| v.len() == 9 && v[0] == 1 && v[1..] == head.to_be_bytes());
-    if !current || head == 0 {
+    if store.is_empty() || !keys_current(store)? {
         return Ok(None);
     }
     let day = as_of.to_string();
@@ -317,11 +324,7 @@ pub(crate) fn ledger_as_of(store: &Store, as_of: Date) -> Result<Option<Ledger>,
     }
     events.sort_by_key(|(seq, e)| (e.effective, *seq));
     for (seq, event) in &events {
-        ledger.apply(event).map_err(|e| {
-            Failure::Unavailable(format!(
-                "the store is corrupt: replaying seq {seq} breaks a rule: {e}"
-            ))
-        })?;
+        replay(&mut ledger, *seq, event)?;
     }
     Ok(Some(ledger))
 }
@@ -329,11 +332,7 @@ pub(crate) fn ledger_as_of(store: &Store, as_of: Date) -> Result<Option<Ledger>,
 /// Whether some event registers `party`, from the keys; `None` when they
 /// are not current.
 pub(crate) fn party_registered(store: &Store, party: &Slug) -> Result<Option<bool>, Failure> {
-    let head = store.len();
-    let current = store
-        .aux_get(CK)?
-        .is_some_and(|v| v.len() == 9 && v[0] == 1 && v[1..] == head.to_be_bytes());
-    if !current {
+    if !keys_current(store)? {
         return Ok(None);
     }
     Ok(Some(store.aux_get(&key("pt", party.as_str()))?.is_some()))
