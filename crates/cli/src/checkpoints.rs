@@ -283,7 +283,8 @@ pub(crate) fn maintain(
 /// before it and the events dated after that; `None` when the store's keys
 /// were not written for its current head (then the caller replays the log).
 pub(crate) fn ledger_as_of(store: &Store, as_of: Date) -> Result<Option<Ledger>, Failure> {
-    if store.is_empty() || !keys_current(store)? {
+    // Keys order dates as `YYYY-MM-DD` text, which holds for four-digit years only.
+    if store.is_empty() || !(0..=9999).contains(&as_of.year()) || !keys_current(store)? {
         return Ok(None);
     }
     let day = as_of.to_string();
