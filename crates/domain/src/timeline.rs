@@ -5,7 +5,7 @@
 //! effective-date order, and on one date in `seq` order. This module decides
 //! nothing about what an event does; `Ledger::apply` does.
 
-use std::collections::HashSet;
+use ahash::AHashSet as HashSet;
 
 use chrono::{DateTime, Utc};
 

@@ -7,7 +7,7 @@
 //! When the fold fails at an event that is already recorded, the new event
 //! responsible is found by bisecting the batch and the refusal names it.
 
-use std::collections::HashMap;
+use ahash::AHashMap as HashMap;
 
 use crate::error::Rejection;
 use crate::event::{Event, Payload};

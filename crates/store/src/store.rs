@@ -2,7 +2,9 @@
 //! in seq order and verifying the whole log. It deliberately does not interpret ids or bodies,
 //! read a clock, or decide how errors are shown to users.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
+
+use ahash::AHashMap as HashMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::ErrorKind;
 use std::marker::PhantomData;
