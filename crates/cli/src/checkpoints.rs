@@ -211,9 +211,9 @@ pub(crate) fn maintain(
     // folded since the last.
     let existing: Vec<Date> = if up_to_date {
         store
-            .aux_range(b"cp/", b"cp0", false)?
+            .aux_keys(b"cp/", b"cp0")?
             .into_iter()
-            .map(|(k, _)| {
+            .map(|k| {
                 std::str::from_utf8(&k[3..])
                     .ok()
                     .and_then(|t| Date::parse(t).ok())
@@ -221,7 +221,7 @@ pub(crate) fn maintain(
             })
             .collect::<Result<_, _>>()?
     } else {
-        for (k, _) in store.aux_range(b"cp/", b"cp0", false)? {
+        for k in store.aux_keys(b"cp/", b"cp0")? {
             writes.push(AuxWrite {
                 key: k,
                 value: None,

@@ -518,6 +518,18 @@ impl Store {
         range.map(strip).collect()
     }
 
+    /// The caller's keys in `[from, to)`, in key order, without their values.
+    pub fn aux_keys(&self, from: &[u8], to: &[u8]) -> Result<Vec<Vec<u8>>, StoreError> {
+        self.db
+            .range(aux_key(from)..aux_key(to))
+            .keys()
+            .map(|k| {
+                k.map(|k| k[AUX_PREFIX.len()..].to_vec())
+                    .map_err(sled_error(&self.path))
+            })
+            .collect()
+    }
+
     /// A caller's key written by `append_with`.
     pub fn aux_get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
         Ok(self
