@@ -453,3 +453,30 @@ fn a_lost_tail_is_reported_not_recovered() {
     );
     assert!(acknowledged.starts_with("2:"));
 }
+
+/// A log written past the validator (here straight through the store) whose
+/// events break a rule is reported by verify with the seq, and exit 3.
+#[test]
+fn verify_reports_a_stored_event_that_breaks_a_rule() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::create_or_open(dir.path()).unwrap();
+    let body = br#"{"amount":{"amount":"5","currency":"USD"},"effective":"2025-01-01","id":"s1","obligation":"nowhere","type":"obligation_settled"}"#;
+    store
+        .append(
+            &[NewEvent {
+                id: "s1",
+                body: &body[..],
+            }],
+            Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap(),
+        )
+        .unwrap();
+    drop(store);
+    let run = accord(dir.path(), &["verify"]);
+    assert_eq!(run.code, Some(3), "{}", run.describe());
+    assert!(
+        run.stderr
+            .contains("integrity check failed at seq 1: replaying it breaks a rule"),
+        "{}",
+        run.describe()
+    );
+}

@@ -339,27 +339,40 @@ pub(crate) fn party_registered(store: &Store, party: &Slug) -> Result<Option<boo
     Ok(Some(store.aux_get(&key("pt", party.as_str()))?.is_some()))
 }
 
-/// Recomputes every key from the log and compares: `Err` names the first
-/// key that differs. A store without keys passes (nothing to trust).
-pub(crate) fn check(store: &Store, log: &[RecordedEvent]) -> Result<(), String> {
+/// Why `check` failed.
+pub(crate) enum CheckFailure {
+    /// Replaying the log breaks a rule at this event.
+    Rule(Box<domain::FoldError>),
+    /// A checkpoint or index key differs from what the log gives.
+    Keys(String),
+}
+
+/// The caller keys to check: `None` when there are none, or they were
+/// written for an older head (then no query uses them).
+type Keys = HashMap<Vec<u8>, Vec<u8>>;
+
+fn keys_to_check(store: &Store) -> Result<Option<Keys>, String> {
     let Some(ck) = store.aux_get(CK).map_err(|e| e.to_string())? else {
-        return Ok(());
+        return Ok(None);
     };
     if ck.len() != 9 || ck[0] != 1 {
         return Err("the checkpoint marker is damaged".into());
     }
-    let seq = u64::from_be_bytes(ck[1..].try_into().unwrap_or([0; 8]));
-    if seq != store.len() {
-        // Written for an older head (appended by an older accord): unused.
-        return Ok(());
+    if ck[1..] != store.len().to_be_bytes() {
+        return Ok(None);
     }
-    let all_keys: HashMap<Vec<u8>, Vec<u8>> = store
-        .aux_range(b"", &[0xff], false)
-        .map_err(|e| e.to_string())?
-        .into_iter()
-        .collect();
-    // Rebuild from nothing, with the same checkpoint dates.
-    let mut expected: HashMap<Vec<u8>, Vec<u8>> = HashMap::new();
+    Ok(Some(
+        store
+            .aux_range(b"", &[0xff], false)
+            .map_err(|e| e.to_string())?
+            .into_iter()
+            .collect(),
+    ))
+}
+
+/// The index keys (everything but checkpoints) the log gives, with `ck` as stored.
+fn expected_index(log: &[RecordedEvent], ck: &[u8]) -> Keys {
+    let mut expected = Keys::new();
     let mut by_date: BTreeMap<Date, BTreeSet<u64>> = BTreeMap::new();
     let mut reversed = BTreeSet::new();
     let ids: HashMap<&str, u64> = log.iter().map(|r| (r.event.id.as_str(), r.seq)).collect();
@@ -383,64 +396,100 @@ pub(crate) fn check(store: &Store, log: &[RecordedEvent]) -> Result<(), String> 
     if !reversed.is_empty() {
         expected.insert(RV.to_vec(), encode_seqs(&reversed));
     }
-    expected.insert(CK.to_vec(), ck.clone());
-    let dates: BTreeSet<Date> = all_keys
-        .keys()
-        .filter_map(|k| k.strip_prefix(b"cp/"))
-        .map(|d| {
-            std::str::from_utf8(d)
+    expected.insert(CK.to_vec(), ck.to_vec());
+    expected
+}
+
+/// Replays the whole log as known now, checking every rule, and compares
+/// every checkpoint and index key with what the replay gives, in one pass.
+/// A rule broken anywhere is reported before a key that differs; a store
+/// without current keys only has its rules checked.
+pub(crate) fn check(store: &Store, log: &[RecordedEvent]) -> Result<(), CheckFailure> {
+    let keys = keys_to_check(store);
+    let mut first_difference: Option<String> = None;
+    let mut dates: BTreeSet<Date> = BTreeSet::new();
+    if let Ok(Some(all_keys)) = &keys {
+        for d in all_keys.keys().filter_map(|k| k.strip_prefix(b"cp/")) {
+            match std::str::from_utf8(d)
                 .ok()
                 .and_then(|t| Date::parse(t).ok())
-                .ok_or_else(|| "a checkpoint key is damaged".to_string())
-        })
-        .collect::<Result<_, _>>()?;
+            {
+                Some(d) => {
+                    dates.insert(d);
+                }
+                None => {
+                    first_difference.get_or_insert("a checkpoint key is damaged".into());
+                }
+            }
+        }
+    }
+    // Each checkpoint is compared when the replay reaches its date, so no
+    // state is kept beyond the one being folded.
+    let compare = |d: Date, ledger: &Ledger, first: &mut Option<String>| {
+        if first.is_some() {
+            return;
+        }
+        let stored = match &keys {
+            Ok(Some(all_keys)) => all_keys
+                .get(&key("cp", &d.to_string()))
+                .and_then(|v| decode_ledger(v)),
+            _ => return,
+        };
+        match stored {
+            None => *first = Some(format!("checkpoint {d} does not decode")),
+            Some(stored) if stored != *ledger => {
+                *first = Some(format!("checkpoint {d} differs from a replay of the log"))
+            }
+            Some(_) => {}
+        }
+    };
     let timeline = order(log.iter().map(|r| (r.seq, &r.event)).collect());
     let mut ledger = Ledger::new();
     let mut pending = dates.iter().copied().peekable();
-    // Each checkpoint is compared when the replay reaches its date, so no
-    // state is kept beyond the one being folded.
-    let compare = |d: Date, ledger: &Ledger| -> Result<(), String> {
-        let stored = all_keys
-            .get(&key("cp", &d.to_string()))
-            .and_then(|v| decode_ledger(v))
-            .ok_or_else(|| format!("checkpoint {d} does not decode"))?;
-        if stored != *ledger {
-            return Err(format!("checkpoint {d} differs from a replay of the log"));
-        }
-        Ok(())
-    };
     for (seq, event) in &timeline {
         while let Some(&d) = pending.peek() {
             if d >= event.effective {
                 break;
             }
-            compare(d, &ledger)?;
+            compare(d, &ledger, &mut first_difference);
             pending.next();
         }
-        ledger
-            .apply(event)
-            .map_err(|e| format!("replaying seq {seq} breaks a rule: {e}"))?;
+        ledger.apply(event).map_err(|rejection| {
+            CheckFailure::Rule(Box::new(domain::FoldError {
+                seq: *seq,
+                rejection,
+            }))
+        })?;
     }
     for d in pending {
-        compare(d, &ledger)?;
+        compare(d, &ledger, &mut first_difference);
     }
+    let all_keys = match keys {
+        Err(m) => return Err(CheckFailure::Keys(m)),
+        Ok(None) => return Ok(()),
+        Ok(Some(all_keys)) => all_keys,
+    };
+    if let Some(m) = first_difference {
+        return Err(CheckFailure::Keys(m));
+    }
+    let expected = expected_index(log, &all_keys[CK]);
     for (k, v) in &all_keys {
         if k.starts_with(b"cp/") {
             continue;
         }
         if expected.get(k) != Some(v) {
-            return Err(format!(
+            return Err(CheckFailure::Keys(format!(
                 "index key {:?} differs from the log",
                 String::from_utf8_lossy(k)
-            ));
+            )));
         }
     }
     for k in expected.keys() {
         if !all_keys.contains_key(k) {
-            return Err(format!(
+            return Err(CheckFailure::Keys(format!(
                 "index key {:?} is missing",
                 String::from_utf8_lossy(k)
-            ));
+            )));
         }
     }
     Ok(())

@@ -1354,18 +1354,16 @@ fn verify(
             "integrity check failed at seq {seq}: the event does not decode: {m}"
         )),
     })?;
-    let entries: Vec<(u64, &Event)> = events.iter().map(|r| (r.seq, &r.event)).collect();
-    domain::fold(&domain::order(entries), None).map_err(|e| {
-        Failure::Integrity(format!(
+    // One replay checks every rule and, against it, the query checkpoints and
+    // indexes derived from the log.
+    crate::checkpoints::check(&store, &events).map_err(|f| match f {
+        crate::checkpoints::CheckFailure::Rule(e) => Failure::Integrity(format!(
             "integrity check failed at seq {}: replaying it breaks a rule: {}",
             e.seq, e.rejection
-        ))
-    })?;
-    // The query checkpoints and indexes are derived from the log: recompute and compare.
-    crate::checkpoints::check(&store, &events).map_err(|m| {
-        Failure::Integrity(format!(
+        )),
+        crate::checkpoints::CheckFailure::Keys(m) => Failure::Integrity(format!(
             "integrity check failed: the query checkpoints disagree with the log: {m}"
-        ))
+        )),
     })?;
     if let Some((seq, hash)) = &expected {
         match &hash_at_expected {
