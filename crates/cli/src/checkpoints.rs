@@ -12,9 +12,19 @@
 //!
 //! Keys (all under the store's caller prefix):
 //!
-//! - `ck` -> format byte `1`, the head seq (u64 BE) the keys were written for;
+//! - `ck` -> format byte `2`, the head seq (u64 BE) the keys were written for
+//!   (format `1`, written before aggregate streams existed, counts as not
+//!   current: the next append rebuilds every key);
 //! - `cp/YYYY-MM-DD` -> the ledger after every (not reversed) event dated on
 //!   or before that day: LZ4 (size prepended) of its JSON;
+//! - `ov/YYYY-MM-DD/AGGREGATE` -> a correction of that checkpoint: the state
+//!   of one aggregate there (a `Ledger` holding only it, encoded like a
+//!   checkpoint), written by an append that changed it from an earlier date
+//!   instead of rewriting the whole checkpoint; the checkpoint is the stored
+//!   ledger with its corrections applied;
+//! - `ag/AGGREGATE` -> the seqs of the events of that aggregate (`o:ID`,
+//!   `i:ISSUER`, ...; see `domain::aggregate`), varints, ascending (reversed
+//!   events included), so that an append re-checks only what it touches;
 //! - `dx/YYYY-MM-DD` -> the seqs of the events dated that day, varints,
 //!   ascending (reversed events and reversals included);
 //! - `rv` -> the seqs of reversed events, varints, ascending;
@@ -25,7 +35,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use domain::event::{Event, Payload};
 use domain::ledger::Ledger;
 use domain::values::{Date, Slug};
-use domain::{order, RecordedEvent};
+use domain::{order, Aggregate, RecordedEvent};
 use store::{AuxWrite, Store};
 
 use crate::commands::{decode, Failure};
@@ -35,7 +45,7 @@ use crate::commands::{decode, Failure};
 /// so that tests can exercise checkpoints on small logs.
 const EVERY_DEFAULT: usize = 16 * 1024;
 
-fn every() -> usize {
+pub(crate) fn every() -> usize {
     std::env::var("ACCORD_CHECKPOINT_EVERY")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -44,13 +54,15 @@ fn every() -> usize {
 }
 
 const CK: &[u8] = b"ck";
-const RV: &[u8] = b"rv";
+/// The format byte of `ck`.
+const FORMAT: u8 = 2;
+pub(crate) const RV: &[u8] = b"rv";
 
-fn key(prefix: &str, rest: &str) -> Vec<u8> {
+pub(crate) fn key(prefix: &str, rest: &str) -> Vec<u8> {
     format!("{prefix}/{rest}").into_bytes()
 }
 
-fn put_varint(buf: &mut Vec<u8>, mut v: u64) {
+pub(crate) fn put_varint(buf: &mut Vec<u8>, mut v: u64) {
     while v >= 0x80 {
         buf.push((v as u8) | 0x80);
         v >>= 7;
@@ -58,15 +70,15 @@ fn put_varint(buf: &mut Vec<u8>, mut v: u64) {
     buf.push(v as u8);
 }
 
-fn encode_seqs(seqs: &BTreeSet<u64>) -> Vec<u8> {
-    let mut buf = Vec::with_capacity(seqs.len() * 3);
+pub(crate) fn encode_seqs<'a>(seqs: impl IntoIterator<Item = &'a u64>) -> Vec<u8> {
+    let mut buf = Vec::new();
     for s in seqs {
         put_varint(&mut buf, *s);
     }
     buf
 }
 
-fn decode_seqs(bytes: &[u8]) -> Option<BTreeSet<u64>> {
+pub(crate) fn decode_seqs(bytes: &[u8]) -> Option<BTreeSet<u64>> {
     let mut out = BTreeSet::new();
     let mut value = 0u64;
     let mut shift = 0u32;
@@ -86,13 +98,13 @@ fn decode_seqs(bytes: &[u8]) -> Option<BTreeSet<u64>> {
     (shift == 0).then_some(out)
 }
 
-fn encode_ledger(ledger: &Ledger) -> Result<Vec<u8>, Failure> {
+pub(crate) fn encode_ledger(ledger: &Ledger) -> Result<Vec<u8>, Failure> {
     let json = serde_json::to_vec(ledger)
         .map_err(|e| Failure::Unavailable(format!("cannot encode a checkpoint: {e}")))?;
     Ok(lz4_flex::block::compress_prepend_size(&json))
 }
 
-fn decode_ledger(bytes: &[u8]) -> Option<Ledger> {
+pub(crate) fn decode_ledger(bytes: &[u8]) -> Option<Ledger> {
     // A checkpoint is at most a few hundred MiB of JSON; refuse absurd sizes
     // before allocating.
     let size = u32::from_le_bytes(bytes.get(..4)?.try_into().ok()?) as usize;
@@ -104,16 +116,69 @@ fn decode_ledger(bytes: &[u8]) -> Option<Ledger> {
 }
 
 /// Whether the keys were written for the store's current head.
-fn keys_current(store: &Store) -> Result<bool, Failure> {
+pub(crate) fn keys_current(store: &Store) -> Result<bool, Failure> {
     let head = store.len();
     Ok(store
         .aux_get(CK)?
-        .is_some_and(|v| v.len() == 9 && v[0] == 1 && v[1..] == head.to_be_bytes()))
+        .is_some_and(|v| v.len() == 9 && v[0] == FORMAT && v[1..] == head.to_be_bytes()))
+}
+
+/// The `ck` value for keys written for a log ending at `head`.
+pub(crate) fn ck_value(head: u64) -> Vec<u8> {
+    let mut ck = vec![FORMAT];
+    ck.extend_from_slice(&head.to_be_bytes());
+    ck
+}
+
+/// The key of a checkpoint correction.
+pub(crate) fn overlay_key(date: Date, aggregate: &Aggregate) -> Vec<u8> {
+    format!("ov/{date}/{aggregate}").into_bytes()
+}
+
+/// The key of an aggregate's stream of seqs.
+pub(crate) fn stream_key(aggregate: &Aggregate) -> Vec<u8> {
+    format!("ag/{aggregate}").into_bytes()
+}
+
+/// The date of a `cp/DATE` or `ov/DATE/...` key.
+fn key_date(key: &[u8]) -> Option<Date> {
+    let text = std::str::from_utf8(key.get(3..13)?).ok()?;
+    Date::parse(text).ok()
+}
+
+/// The checkpoint stored under `cp/DATE` (its value given), with the
+/// corrections of that date applied.
+pub(crate) fn load_checkpoint(store: &Store, date: Date, value: &[u8]) -> Result<Ledger, Failure> {
+    let mut ledger = decode_ledger(value).ok_or_else(|| corrupt("checkpoint"))?;
+    let from = format!("ov/{date}/").into_bytes();
+    let to = format!("ov/{date}0").into_bytes();
+    for (k, v) in store.aux_range(&from, &to, false)? {
+        let aggregate = std::str::from_utf8(&k[from.len()..])
+            .ok()
+            .and_then(Aggregate::parse)
+            .ok_or_else(|| corrupt("checkpoint correction key"))?;
+        let slice = decode_ledger(&v).ok_or_else(|| corrupt("checkpoint correction"))?;
+        ledger.overlay([&aggregate], &slice);
+    }
+    Ok(ledger)
+}
+
+/// The dates of every checkpoint on or after `from` (all when `None`).
+pub(crate) fn checkpoint_dates(store: &Store, from: Option<Date>) -> Result<Vec<Date>, Failure> {
+    let start = match from {
+        Some(d) => key("cp", &d.to_string()),
+        None => b"cp/".to_vec(),
+    };
+    store
+        .aux_keys(&start, b"cp0")?
+        .into_iter()
+        .map(|k| key_date(&k).ok_or_else(|| corrupt("checkpoint key")))
+        .collect()
 }
 
 /// Applies one stored event; stored events were validated, so a refusal
 /// means a corrupt store.
-fn replay(ledger: &mut Ledger, seq: u64, event: &Event) -> Result<(), Failure> {
+pub(crate) fn replay(ledger: &mut Ledger, seq: u64, event: &Event) -> Result<(), Failure> {
     ledger.apply(event).map_err(|e| {
         Failure::Unavailable(format!(
             "the store is corrupt: replaying seq {seq} breaks a rule: {e}"
@@ -121,7 +186,7 @@ fn replay(ledger: &mut Ledger, seq: u64, event: &Event) -> Result<(), Failure> {
     })
 }
 
-fn corrupt(what: &str) -> Failure {
+pub(crate) fn corrupt(what: &str) -> Failure {
     Failure::Unavailable(format!(
         "the store is corrupt: its {what} does not decode (run `accord verify`)"
     ))
@@ -140,6 +205,18 @@ pub(crate) fn maintain(
     let new_from = if up_to_date { new_from } else { 0 };
     let new = &log[new_from..];
     let mut writes = Vec::new();
+    if !up_to_date {
+        // Everything derived is rebuilt: drop what an older head left. The
+        // store applies writes in order, so the rebuilt keys that follow win.
+        for (start, end) in [(b"cp/", b"cp0"), (b"ov/", b"ov0"), (b"ag/", b"ag0")] {
+            for k in store.aux_keys(start, end)? {
+                writes.push(AuxWrite {
+                    key: k,
+                    value: None,
+                });
+            }
+        }
+    }
 
     // The earliest date whose state the new events change.
     let mut from: Option<Date> = new.iter().map(|r| r.event.effective).min();
@@ -197,36 +274,24 @@ pub(crate) fn maintain(
     }
 
     // Registered parties.
-    for r in new {
-        if let Payload::PartyRegistered(p) = &r.event.payload {
-            writes.push(AuxWrite {
-                key: key("pt", p.party.as_str()),
-                value: Some(Vec::new()),
-            });
-        }
-    }
+    writes.extend(party_writes(new));
+
+    // Aggregate streams: the new seqs are above every stored one, so they
+    // extend the stored list.
+    writes.extend(stream_writes(store, new, up_to_date)?);
 
     // Checkpoints: keep the dates there are, re-take those on or after
-    // `from`, and add one at the end of a day once `every()` events were
-    // folded since the last.
+    // `from` (dropping their corrections), and add one at the end of a day
+    // once `every()` events were folded since the last.
     let existing: Vec<Date> = if up_to_date {
-        store
-            .aux_keys(b"cp/", b"cp0")?
-            .into_iter()
-            .map(|k| {
-                std::str::from_utf8(&k[3..])
-                    .ok()
-                    .and_then(|t| Date::parse(t).ok())
-                    .ok_or_else(|| corrupt("checkpoint key"))
-            })
-            .collect::<Result<_, _>>()?
-    } else {
-        for k in store.aux_keys(b"cp/", b"cp0")? {
+        for k in store.aux_keys(&key("ov", &from.to_string()), b"ov0")? {
             writes.push(AuxWrite {
                 key: k,
                 value: None,
             });
         }
+        checkpoint_dates(store, None)?
+    } else {
         Vec::new()
     };
     let every = every();
@@ -270,12 +335,56 @@ pub(crate) fn maintain(
         }
     }
 
-    let mut ck = vec![1u8];
-    ck.extend_from_slice(&log.last().map_or(0, |r| r.seq).to_be_bytes());
     writes.push(AuxWrite {
         key: CK.to_vec(),
-        value: Some(ck),
+        value: Some(ck_value(log.last().map_or(0, |r| r.seq))),
     });
+    Ok(writes)
+}
+
+/// `pt/PARTY` for every party that `new` registers.
+pub(crate) fn party_writes(new: &[RecordedEvent]) -> Vec<AuxWrite> {
+    new.iter()
+        .filter_map(|r| match &r.event.payload {
+            Payload::PartyRegistered(p) => Some(AuxWrite {
+                key: key("pt", p.party.as_str()),
+                value: Some(Vec::new()),
+            }),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The aggregate streams with the seqs of `new` added (to the stored ones
+/// when `extend`, else from nothing). `new` is in seq order, after every
+/// stored seq.
+pub(crate) fn stream_writes(
+    store: &Store,
+    new: &[RecordedEvent],
+    extend: bool,
+) -> Result<Vec<AuxWrite>, Failure> {
+    let mut streams: BTreeMap<Aggregate, Vec<u64>> = BTreeMap::new();
+    for r in new {
+        if let Some(a) = Aggregate::of(&r.event) {
+            streams.entry(a).or_default().push(r.seq);
+        }
+    }
+    let mut writes = Vec::with_capacity(streams.len());
+    for (a, seqs) in streams {
+        let k = stream_key(&a);
+        let mut value = if extend {
+            store.aux_get(&k)?.unwrap_or_default()
+        } else {
+            Vec::new()
+        };
+        for s in seqs {
+            put_varint(&mut value, s);
+        }
+        writes.push(AuxWrite {
+            key: k,
+            value: Some(value),
+        });
+    }
     Ok(writes)
 }
 
@@ -292,7 +401,8 @@ pub(crate) fn ledger_as_of(store: &Store, as_of: Date) -> Result<Option<Ledger>,
     upper.push(0xff);
     let (mut ledger, from_key) = match store.aux_range(b"cp/", &upper, true)?.pop() {
         Some((k, v)) => {
-            let ledger = decode_ledger(&v).ok_or_else(|| corrupt("checkpoint"))?;
+            let date = key_date(&k).ok_or_else(|| corrupt("checkpoint key"))?;
+            let ledger = load_checkpoint(store, date, &v)?;
             let mut from = b"dx/".to_vec();
             from.extend_from_slice(&k[3..]);
             from.push(0xff);
@@ -355,10 +465,12 @@ fn keys_to_check(store: &Store) -> Result<Option<Keys>, String> {
     let Some(ck) = store.aux_get(CK).map_err(|e| e.to_string())? else {
         return Ok(None);
     };
-    if ck.len() != 9 || ck[0] != 1 {
+    if ck.len() != 9 || !(1..=FORMAT).contains(&ck[0]) {
         return Err("the checkpoint marker is damaged".into());
     }
-    if ck[1..] != store.len().to_be_bytes() {
+    // Keys of an older format or head are not used by any query, and the
+    // next append rebuilds them.
+    if ck[0] != FORMAT || ck[1..] != store.len().to_be_bytes() {
         return Ok(None);
     }
     Ok(Some(
@@ -376,8 +488,12 @@ fn expected_index(log: &[RecordedEvent], ck: &[u8]) -> Keys {
     let mut by_date: BTreeMap<Date, BTreeSet<u64>> = BTreeMap::new();
     let mut reversed = BTreeSet::new();
     let ids: HashMap<&str, u64> = log.iter().map(|r| (r.event.id.as_str(), r.seq)).collect();
+    let mut streams: BTreeMap<Aggregate, Vec<u64>> = BTreeMap::new();
     for r in log {
         by_date.entry(r.event.effective).or_default().insert(r.seq);
+        if let Some(a) = Aggregate::of(&r.event) {
+            streams.entry(a).or_default().push(r.seq);
+        }
         match &r.event.payload {
             Payload::EventReversed(p) => {
                 if let Some(s) = ids.get(p.reverses.as_str()) {
@@ -395,6 +511,9 @@ fn expected_index(log: &[RecordedEvent], ck: &[u8]) -> Keys {
     }
     if !reversed.is_empty() {
         expected.insert(RV.to_vec(), encode_seqs(&reversed));
+    }
+    for (a, seqs) in streams {
+        expected.insert(stream_key(&a), encode_seqs(&seqs));
     }
     expected.insert(CK.to_vec(), ck.to_vec());
     expected
@@ -432,7 +551,7 @@ pub(crate) fn check(store: &Store, log: &[RecordedEvent]) -> Result<(), CheckFai
         let stored = match &keys {
             Ok(Some(all_keys)) => all_keys
                 .get(&key("cp", &d.to_string()))
-                .and_then(|v| decode_ledger(v)),
+                .and_then(|v| load_checkpoint(store, d, v).ok()),
             _ => return,
         };
         match stored {
@@ -475,6 +594,17 @@ pub(crate) fn check(store: &Store, log: &[RecordedEvent]) -> Result<(), CheckFai
     let expected = expected_index(log, &all_keys[CK]);
     for (k, v) in &all_keys {
         if k.starts_with(b"cp/") {
+            continue;
+        }
+        // Corrections were applied to their checkpoint above; one without
+        // a checkpoint corrects nothing and is damage.
+        if k.starts_with(b"ov/") {
+            if key_date(k).is_none_or(|d| !dates.contains(&d)) {
+                return Err(CheckFailure::Keys(format!(
+                    "checkpoint correction {:?} has no checkpoint",
+                    String::from_utf8_lossy(k)
+                )));
+            }
             continue;
         }
         if expected.get(k) != Some(v) {

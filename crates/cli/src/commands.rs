@@ -304,14 +304,14 @@ pub(crate) fn read_input(file: &str) -> Result<String, Failure> {
 
 /// What one batch did (or, on a dry run, would do).
 #[derive(Clone, Debug, Default)]
-struct Receipt {
-    appended: u64,
-    skipped: u64,
-    first_seq: Option<u64>,
-    last_seq: Option<u64>,
-    head: Option<String>,
+pub(crate) struct Receipt {
+    pub(crate) appended: u64,
+    pub(crate) skipped: u64,
+    pub(crate) first_seq: Option<u64>,
+    pub(crate) last_seq: Option<u64>,
+    pub(crate) head: Option<String>,
     /// The seq of `head`, for people (`head SEQ:HASH`).
-    head_seq: Option<u64>,
+    pub(crate) head_seq: Option<u64>,
 }
 
 impl Receipt {
@@ -349,6 +349,12 @@ fn append_files(
     } else {
         Some(Store::create_or_open(path)?)
     };
+    // One small file: validated against what it touches only.
+    if let (false, Some(s), [(name, events)]) = (dry_run, &store, &parsed[..]) {
+        if let Some(receipt) = crate::fast_append::try_append(s, name, events)? {
+            return Ok(vec![(name.clone(), receipt)]);
+        }
+    }
     let mut log = match &store {
         Some(s) => load_events(s)?,
         None => Vec::new(),

@@ -8,6 +8,7 @@
 mod checkpoints;
 mod commands;
 mod diff;
+mod fast_append;
 mod human;
 mod manual;
 mod progress;

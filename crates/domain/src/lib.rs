@@ -9,6 +9,7 @@
 // where its size costs nothing that matters.
 #![allow(clippy::result_large_err)]
 
+pub mod aggregate;
 pub mod error;
 pub mod event;
 pub mod ledger;
@@ -16,9 +17,10 @@ pub mod timeline;
 pub mod validate;
 pub mod values;
 
+pub use aggregate::Aggregate;
 pub use error::Rejection;
 pub use event::{parse_jsonl, Event, FileError, ParseError, Payload, EVENT_TYPES};
 pub use ledger::{Ledger, ObligationStatus, RightEnd};
 pub use timeline::{fold, order, timeline, FoldError, KnownAt, RecordedEvent};
-pub use validate::{plan_batch, BatchEvent, BatchRejection, Plan};
+pub use validate::{plan_batch, plan_batch_at, BatchEvent, BatchRejection, Plan};
 pub use values::{Currency, Date, Dec, EventId, Money, Slug};

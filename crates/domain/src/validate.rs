@@ -42,6 +42,21 @@ pub struct BatchEvent {
 /// Checks a batch against the log. On success, says which events are new
 /// and how many are skipped as identical re-appends.
 pub fn plan_batch(log: &[RecordedEvent], batch: &[BatchEvent]) -> Result<Plan, BatchRejection> {
+    plan_batch_at(log, log.last().map_or(1, |r| r.seq + 1), batch)
+}
+
+/// `plan_batch` against part of the log: `log` holds, in any order, every
+/// recorded event the batch can depend on (those of the aggregates it
+/// touches, the registrations of the parties they name, the recorded events
+/// with the batch's ids and the targets of its reversals), and the batch's
+/// events will get seqs from `next_seq` on. Events left out are ones the
+/// batch cannot change (see `aggregate`), so the first event to fail is the
+/// same as over the whole log.
+pub fn plan_batch_at(
+    log: &[RecordedEvent],
+    next_seq: u64,
+    batch: &[BatchEvent],
+) -> Result<Plan, BatchRejection> {
     let by_id: HashMap<&EventId, &RecordedEvent> = log.iter().map(|r| (&r.event.id, r)).collect();
     let reject = |b: &BatchEvent, rejection: Rejection| BatchRejection {
         line: b.line,
@@ -151,7 +166,6 @@ pub fn plan_batch(log: &[RecordedEvent], batch: &[BatchEvent]) -> Result<Plan, B
     }
 
     // Invariants over the whole timeline the batch would produce.
-    let next_seq = log.last().map_or(1, |r| r.seq + 1);
     let check = |count: usize| -> Result<(), FoldError> {
         let entries: Vec<(u64, &Event)> = log
             .iter()

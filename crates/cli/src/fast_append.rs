@@ -1,0 +1,407 @@
+//! Appends that read only what they touch.
+//!
+//! `Ledger::apply` accepts or refuses an event from two things only: the
+//! state of the event's own aggregate and the registrations of the parties
+//! it names (`domain::aggregate`). So a small batch is validated against a
+//! part of the log: the events of the aggregates it touches (the `ag/`
+//! streams, reversed events left out), the registrations of every party
+//! those events name, the recorded events that share an id with the batch
+//! and the targets of its reversals. `plan_batch_at` checks that part as
+//! `plan_batch` checks the whole log, with the same refusals: events left
+//! out cannot change (their streams are untouched), so the first event to
+//! fail is the same.
+//!
+//! The keys of `checkpoints` are then brought up to date without a replay:
+//! the indexes are extended, each checkpoint dated on or after the batch's
+//! earliest date gets a correction (`ov/DATE/AGGREGATE`) for each touched
+//! aggregate, computed by the same fold, and a new checkpoint is taken from
+//! the last one when enough events have come after it. Everything goes into
+//! the batch's one atomic write.
+//!
+//! Cases that would need the whole log (a reversal of a party registration,
+//! which every event naming the party depends on; a reversal of an event
+//! already reversed, whose refusal names the earlier reversal; re-sending a
+//! reversed event) return `None`, and the caller takes the full path.
+//! `ACCORD_FULL_APPEND=1` forces the full path (tests compare the two).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use chrono::{DateTime, Utc};
+use domain::event::{Event, Payload};
+use domain::ledger::Ledger;
+use domain::values::Date;
+use domain::{order, plan_batch_at, Aggregate, BatchEvent, RecordedEvent};
+use store::{AuxWrite, NewEvent, Store};
+
+use crate::checkpoints::{
+    checkpoint_dates, ck_value, corrupt, decode_seqs, encode_ledger, encode_seqs, every, key,
+    keys_current, ledger_as_of, load_checkpoint, overlay_key, party_writes, replay, stream_key,
+    stream_writes, RV,
+};
+use crate::commands::{decode, Failure, Receipt};
+
+/// Batches larger than this take the full path: a big batch touches much of
+/// the log anyway.
+const MAX_EVENTS: usize = 1024;
+
+/// Corrections one checkpoint may collect before it is rewritten whole with
+/// them applied, so that loading it stays cheap. `ACCORD_MAX_CORRECTIONS`
+/// overrides it, so that tests reach it on small logs.
+const MAX_CORRECTIONS_DEFAULT: usize = 256;
+
+fn max_corrections() -> usize {
+    std::env::var("ACCORD_MAX_CORRECTIONS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(MAX_CORRECTIONS_DEFAULT)
+}
+
+/// Validates and appends one file's events (`name` for refusals, `events`
+/// with their lines) reading only what they touch. `Ok(None)`: this batch
+/// needs the full path, and nothing was written.
+pub(crate) fn try_append(
+    store: &Store,
+    name: &str,
+    events: &[(usize, Event)],
+) -> Result<Option<Receipt>, Failure> {
+    if events.is_empty()
+        || events.len() > MAX_EVENTS
+        || std::env::var_os("ACCORD_FULL_APPEND").is_some_and(|v| v != "0")
+        || !keys_current(store)?
+    {
+        return Ok(None);
+    }
+    let head = store.len();
+    let reversed: BTreeSet<u64> = match store.aux_get(RV)? {
+        Some(v) => decode_seqs(&v).ok_or_else(|| corrupt("reversed set"))?,
+        None => BTreeSet::new(),
+    };
+
+    // Recorded events with the batch's ids (idempotency), and the targets
+    // of its reversals.
+    let mut wanted: BTreeSet<u64> = BTreeSet::new();
+    let mut targets: Vec<u64> = Vec::new();
+    for (_, e) in events {
+        if let Some(seq) = store.seq_of(e.id.as_str())? {
+            if reversed.contains(&seq) {
+                return Ok(None);
+            }
+            wanted.insert(seq);
+        }
+        if let Payload::EventReversed(p) = &e.payload {
+            if let Some(seq) = store.seq_of(p.reverses.as_str())? {
+                if reversed.contains(&seq) {
+                    return Ok(None);
+                }
+                wanted.insert(seq);
+                targets.push(seq);
+            }
+        }
+    }
+    let mut part: BTreeMap<u64, RecordedEvent> = fetch(store, &wanted)?;
+
+    // The aggregates the batch changes: its events' own, and those of the
+    // events it reverses.
+    let mut touched: BTreeSet<Aggregate> = events
+        .iter()
+        .filter_map(|(_, e)| Aggregate::of(e))
+        .collect();
+    for seq in &targets {
+        let target = &part[seq].event;
+        if matches!(target.payload, Payload::PartyRegistered(_)) {
+            return Ok(None);
+        }
+        touched.extend(Aggregate::of(target));
+    }
+
+    // Their streams, then the registrations of every party named.
+    let mut loaded: BTreeSet<Aggregate> = BTreeSet::new();
+    load_streams(store, &touched, &reversed, &mut loaded, &mut part)?;
+    let parties: BTreeSet<Aggregate> = part
+        .values()
+        .map(|r| &r.event)
+        .chain(events.iter().map(|(_, e)| e))
+        .flat_map(|e| e.referenced_parties())
+        .map(|p| Aggregate::Party(p.clone()))
+        .collect();
+    load_streams(store, &parties, &reversed, &mut loaded, &mut part)?;
+
+    let part: Vec<RecordedEvent> = part.into_values().collect();
+    let batch: Vec<BatchEvent> = events
+        .iter()
+        .map(|(line, event)| BatchEvent {
+            line: Some(*line),
+            event: event.clone(),
+        })
+        .collect();
+    let plan = plan_batch_at(&part, head + 1, &batch)
+        .map_err(|e| Failure::Refused(format!("{name}: {e}")))?;
+    let skipped = plan.skipped as u64;
+    if plan.new.is_empty() {
+        let head = store.head()?;
+        return Ok(Some(Receipt {
+            appended: 0,
+            skipped,
+            first_seq: None,
+            last_seq: None,
+            head: head.as_ref().map(|h| h.hash_hex()),
+            head_seq: head.as_ref().map(|h| h.seq),
+        }));
+    }
+    let now: DateTime<Utc> = Utc::now();
+    let new: Vec<RecordedEvent> = plan
+        .new
+        .iter()
+        .enumerate()
+        .map(|(k, &i)| RecordedEvent {
+            seq: head + 1 + k as u64,
+            recorded: now,
+            event: batch[i].event.clone(),
+        })
+        .collect();
+
+    let aux = writes(store, &part, &new, &reversed)?;
+    let bodies: Vec<Vec<u8>> = new.iter().map(|r| r.event.canonical_bytes()).collect();
+    let to_store: Vec<NewEvent<'_>> = new
+        .iter()
+        .zip(&bodies)
+        .map(|(r, body)| NewEvent {
+            id: r.event.id.as_str(),
+            body,
+        })
+        .collect();
+    let r = store.append_with(&to_store, now, Some((head + 1, &aux)))?;
+    let head = store.head()?;
+    Ok(Some(Receipt {
+        appended: r.appended,
+        skipped: skipped + r.skipped,
+        first_seq: r.first_seq,
+        last_seq: r.last_seq,
+        head: head.as_ref().map(|h| h.hash_hex()),
+        head_seq: head.as_ref().map(|h| h.seq),
+    }))
+}
+
+/// Decodes the records at `seqs`.
+fn fetch(store: &Store, seqs: &BTreeSet<u64>) -> Result<BTreeMap<u64, RecordedEvent>, Failure> {
+    let seqs: Vec<u64> = seqs.iter().copied().collect();
+    store
+        .records_at(&seqs)?
+        .iter()
+        .map(|record| {
+            decode(record)
+                .map(|r| (r.seq, r))
+                .map_err(|m| corrupt_at(record.seq, &m))
+        })
+        .collect()
+}
+
+fn corrupt_at(seq: u64, m: &str) -> Failure {
+    Failure::Unavailable(format!(
+        "the store is corrupt: seq {seq} does not decode: {m}"
+    ))
+}
+
+/// Adds to `part` the events (not reversed) of each aggregate of `which`
+/// that is not in `loaded` yet.
+fn load_streams(
+    store: &Store,
+    which: &BTreeSet<Aggregate>,
+    reversed: &BTreeSet<u64>,
+    loaded: &mut BTreeSet<Aggregate>,
+    part: &mut BTreeMap<u64, RecordedEvent>,
+) -> Result<(), Failure> {
+    let mut seqs = BTreeSet::new();
+    for a in which {
+        if !loaded.insert(a.clone()) {
+            continue;
+        }
+        if let Some(v) = store.aux_get(&stream_key(a))? {
+            let stream = decode_seqs(&v).ok_or_else(|| corrupt("aggregate stream"))?;
+            seqs.extend(
+                stream
+                    .into_iter()
+                    .filter(|s| !reversed.contains(s) && !part.contains_key(s)),
+            );
+        }
+    }
+    part.extend(fetch(store, &seqs)?);
+    Ok(())
+}
+
+/// The caller keys after appending `new` (validated against `part`).
+fn writes(
+    store: &Store,
+    part: &[RecordedEvent],
+    new: &[RecordedEvent],
+    reversed: &BTreeSet<u64>,
+) -> Result<Vec<AuxWrite>, Failure> {
+    let mut writes = Vec::new();
+
+    // The events the batch reverses, and the earliest date it changes.
+    let by_id: BTreeMap<&str, &RecordedEvent> = part
+        .iter()
+        .chain(new)
+        .map(|r| (r.event.id.as_str(), r))
+        .collect();
+    let mut reversed_now: Vec<&RecordedEvent> = Vec::new();
+    for r in new {
+        if let Payload::EventReversed(p) = &r.event.payload {
+            // `plan_batch_at` accepted the reversal, so its target is here.
+            if let Some(target) = by_id.get(p.reverses.as_str()) {
+                reversed_now.push(target);
+            }
+        }
+    }
+    let from: Date = new
+        .iter()
+        .chain(reversed_now.iter().copied())
+        .map(|r| r.event.effective)
+        .min()
+        .ok_or_else(|| corrupt("batch"))?;
+
+    // Date index, reversed set, parties, streams.
+    let mut by_date: BTreeMap<Date, Vec<u64>> = BTreeMap::new();
+    for r in new {
+        by_date.entry(r.event.effective).or_default().push(r.seq);
+    }
+    for (date, seqs) in by_date {
+        let k = key("dx", &date.to_string());
+        // New seqs are above every stored one: they extend the list.
+        let mut value = store.aux_get(&k)?.unwrap_or_default();
+        value.extend(encode_seqs(&seqs));
+        writes.push(AuxWrite {
+            key: k,
+            value: Some(value),
+        });
+    }
+    if !reversed_now.is_empty() {
+        let mut all = reversed.clone();
+        all.extend(reversed_now.iter().map(|r| r.seq));
+        writes.push(AuxWrite {
+            key: RV.to_vec(),
+            value: Some(encode_seqs(&all)),
+        });
+    }
+    writes.extend(party_writes(new));
+    writes.extend(stream_writes(store, new, true)?);
+
+    // Checkpoints on or after `from`: correct the touched aggregates.
+    let touched: BTreeSet<Aggregate> = new
+        .iter()
+        .chain(reversed_now.iter().copied())
+        .filter_map(|r| Aggregate::of(&r.event))
+        .collect();
+    let dates = checkpoint_dates(store, Some(from))?;
+    if !dates.is_empty() {
+        writes.extend(corrections(store, part, new, &touched, &dates)?);
+    } else {
+        writes.extend(new_checkpoint(store, from, new.len())?);
+    }
+
+    writes.push(AuxWrite {
+        key: b"ck".to_vec(),
+        value: Some(ck_value(new.last().map_or(0, |r| r.seq))),
+    });
+    Ok(writes)
+}
+
+/// The state of each touched aggregate at each checkpoint date, from one
+/// fold of `part` and `new`: a correction per (date, aggregate), or the
+/// checkpoint rewritten whole once it has collected too many.
+fn corrections(
+    store: &Store,
+    part: &[RecordedEvent],
+    new: &[RecordedEvent],
+    touched: &BTreeSet<Aggregate>,
+    dates: &[Date],
+) -> Result<Vec<AuxWrite>, Failure> {
+    let timeline = order(part.iter().chain(new).map(|r| (r.seq, &r.event)).collect());
+    let mut slices: Vec<(Date, Ledger)> = Vec::with_capacity(dates.len());
+    let mut ledger = Ledger::new();
+    let mut pending = dates.iter().copied().peekable();
+    for (seq, event) in &timeline {
+        while let Some(d) = pending.next_if(|d| *d < event.effective) {
+            slices.push((d, ledger.slice(touched)));
+        }
+        replay(&mut ledger, *seq, event)?;
+    }
+    for d in pending {
+        slices.push((d, ledger.slice(touched)));
+    }
+
+    let mut writes = Vec::new();
+    for (date, slice) in slices {
+        let prefix = format!("ov/{date}/").into_bytes();
+        let end = format!("ov/{date}0").into_bytes();
+        let existing = store.aux_keys(&prefix, &end)?;
+        let fresh = touched
+            .iter()
+            .filter(|a| !existing.contains(&overlay_key(date, a)))
+            .count();
+        if existing.len() + fresh > max_corrections() {
+            // Fold the corrections into the checkpoint itself.
+            let cp = key("cp", &date.to_string());
+            let value = store.aux_get(&cp)?.ok_or_else(|| corrupt("checkpoint"))?;
+            let mut whole = load_checkpoint(store, date, &value)?;
+            whole.overlay(touched, &slice);
+            writes.push(AuxWrite {
+                key: cp,
+                value: Some(encode_ledger(&whole)?),
+            });
+            for k in existing {
+                writes.push(AuxWrite {
+                    key: k,
+                    value: None,
+                });
+            }
+            continue;
+        }
+        for a in touched {
+            writes.push(AuxWrite {
+                key: overlay_key(date, a),
+                value: Some(encode_ledger(&slice.slice([a]))?),
+            });
+        }
+    }
+    Ok(writes)
+}
+
+/// A new checkpoint, when at least `every()` events are dated after the
+/// last one: taken on the last date before `from` that holds events (the
+/// batch, all dated `from` or later, does not change it), from the keys as
+/// they are.
+fn new_checkpoint(store: &Store, from: Date, fresh: usize) -> Result<Vec<AuxWrite>, Failure> {
+    let last = checkpoint_dates(store, None)?.last().copied();
+    let start = match last {
+        Some(d) => {
+            let mut k = key("dx", &d.to_string());
+            k.push(0xff);
+            k
+        }
+        None => b"dx/".to_vec(),
+    };
+    let end = key("dx", &from.to_string());
+    let mut count = fresh;
+    let mut date: Option<Date> = None;
+    for (k, v) in store.aux_range(&start, &end, false)? {
+        count += decode_seqs(&v).ok_or_else(|| corrupt("date index"))?.len();
+        date = Some(
+            std::str::from_utf8(&k[3..])
+                .ok()
+                .and_then(|t| Date::parse(t).ok())
+                .ok_or_else(|| corrupt("date index key"))?,
+        );
+    }
+    let Some(date) = date else {
+        return Ok(Vec::new());
+    };
+    if count < every() {
+        return Ok(Vec::new());
+    }
+    let ledger = ledger_as_of(store, date)?.ok_or_else(|| corrupt("checkpoint marker"))?;
+    Ok(vec![AuxWrite {
+        key: key("cp", &date.to_string()),
+        value: Some(encode_ledger(&ledger)?),
+    }])
+}
