@@ -328,6 +328,16 @@ pub(crate) fn segment_count(first_seq: u64, bytes: &[u8]) -> Result<u32, StoreEr
 }
 
 pub(crate) fn decode_segment(first_seq: u64, stored: &[u8]) -> Result<Vec<Record>, StoreError> {
+    decode_segment_where(first_seq, stored, |_| true)
+}
+
+/// `decode_segment`, keeping only the records whose seq `keep` accepts: every record is still
+/// checked, but only the kept ones are copied out.
+pub(crate) fn decode_segment_where(
+    first_seq: u64,
+    stored: &[u8],
+    keep: impl Fn(u64) -> bool,
+) -> Result<Vec<Record>, StoreError> {
     let plain = plain_segment(first_seq, stored)?;
     let bytes = &plain[..];
     let count = segment_count(first_seq, bytes)?;
@@ -341,7 +351,7 @@ pub(crate) fn decode_segment(first_seq: u64, stored: &[u8]) -> Result<Vec<Record
     // reserve gigabytes.
     let capacity = (count as usize).min(r.remaining() / MIN_RECORD_LEN + 1);
     let mut out: Vec<Record> = Vec::with_capacity(capacity);
-    let mut previous_recorded: Option<String> = None;
+    let mut previous_recorded: Option<&str> = None;
     for index in 0..u64::from(count) {
         let seq = first_seq.checked_add(index).ok_or_else(|| {
             StoreError::corrupt(Some(first_seq), "segment runs past the largest seq")
@@ -349,11 +359,11 @@ pub(crate) fn decode_segment(first_seq: u64, stored: &[u8]) -> Result<Vec<Record
         let bad = |e: String| StoreError::corrupt(Some(seq), e);
         let recorded = r.str_field("recorded").map_err(bad)?;
         let recorded = if recorded.is_empty() {
-            previous_recorded.clone().ok_or_else(|| {
+            previous_recorded.ok_or_else(|| {
                 bad("first record of a segment repeats a missing timestamp".into())
             })?
         } else {
-            recorded.to_owned()
+            recorded
         };
         if u32::try_from(recorded.len()).is_err() {
             return Err(bad("recorded is longer than u32".into()));
@@ -364,14 +374,16 @@ pub(crate) fn decode_segment(first_seq: u64, stored: &[u8]) -> Result<Vec<Record
             return Err(bad("id is longer than u32".into()));
         }
         let body = r.bytes_field().map_err(bad)?;
-        previous_recorded = Some(recorded.clone());
-        out.push(Record {
-            seq,
-            recorded,
-            hash,
-            id: id.to_owned(),
-            body: body.to_vec(),
-        });
+        previous_recorded = Some(recorded);
+        if keep(seq) {
+            out.push(Record {
+                seq,
+                recorded: recorded.to_owned(),
+                hash,
+                id: id.to_owned(),
+                body: body.to_vec(),
+            });
+        }
     }
     if !r.is_done() {
         let last = first_seq.saturating_add(u64::from(count) - 1);

@@ -471,22 +471,17 @@ impl Store {
                     format!("asked for seq {seq} but the log ends at seq {head_seq}"),
                 ));
             }
-            let (first, records) = self.segment_containing(seq)?;
-            let end = first + records.len() as u64;
-            let mut records: Vec<Option<Record>> = records.into_iter().map(Some).collect();
-            while i < sorted.len() && sorted[i] < end {
-                let at = (sorted[i] - first) as usize;
-                let record = records[at]
-                    .take()
-                    .ok_or_else(|| StoreError::corrupt(Some(sorted[i]), "seq read twice"))?;
-                found.insert(sorted[i], record);
-                i += 1;
+            // Only the wanted records of each segment are copied out.
+            let (first, value) = self.segment_value_containing(seq)?;
+            let records = codec::decode_segment_where(first, &value, |s| {
+                sorted[i..].binary_search(&s).is_ok()
+            })?;
+            if records.is_empty() {
+                return Err(StoreError::corrupt(Some(seq), "no segment holds this seq"));
             }
-            if i < sorted.len() && sorted[i] < end {
-                return Err(StoreError::corrupt(
-                    Some(sorted[i]),
-                    "no segment holds this seq",
-                ));
+            for record in records {
+                i += 1;
+                found.insert(record.seq, record);
             }
         }
         seqs.iter()
@@ -767,6 +762,10 @@ impl Store {
     fn segment_containing(&self, seq: u64) -> Result<(u64, Vec<Record>), StoreError> {
         segment_containing(&self.db, &self.path, seq)
     }
+
+    fn segment_value_containing(&self, seq: u64) -> Result<(u64, sled::IVec), StoreError> {
+        segment_value_containing(&self.db, &self.path, seq)
+    }
 }
 
 fn segment_containing(
@@ -774,6 +773,16 @@ fn segment_containing(
     path: &Path,
     seq: u64,
 ) -> Result<(u64, Vec<Record>), StoreError> {
+    let (first, value) = segment_value_containing(db, path, seq)?;
+    Ok((first, codec::decode_segment(first, &value)?))
+}
+
+/// The first seq and the stored bytes of the segment that holds `seq`.
+fn segment_value_containing(
+    db: &sled::Db,
+    path: &Path,
+    seq: u64,
+) -> Result<(u64, sled::IVec), StoreError> {
     let wanted = codec::seg_key(seq);
     let (key, value) = db
         .range(SEG_PREFIX..=&wanted[..])
@@ -783,7 +792,7 @@ fn segment_containing(
         .ok_or_else(|| StoreError::corrupt(Some(seq), "no segment holds this seq"))?;
     let first = codec::parse_seg_key(&key)
         .ok_or_else(|| StoreError::corrupt(Some(seq), "malformed segment key"))?;
-    Ok((first, codec::decode_segment(first, &value)?))
+    Ok((first, value))
 }
 
 /// Rewrites the one-key-per-id index of format-1 stores (`id` + id -> seq) into buckets, in
