@@ -25,6 +25,16 @@ pub(crate) const META_KEY: &[u8] = b"meta";
 const SEGMENT_FORMAT: u8 = 1;
 /// A segment whose records are LZ4-compressed (see `compress_segment`); what appends write.
 const SEGMENT_FORMAT_LZ4: u8 = 2;
+/// A sealed segment kept in the log file (`accord.log`): the value in sled is only where its
+/// bytes are (see `encode_pointer`); the bytes there are a format-2 segment.
+pub(crate) const SEGMENT_FORMAT_FILE: u8 = 3;
+/// Length of a file segment's value: format, count, offset, length, CRC-32.
+const POINTER_LEN: usize = SEGMENT_HEADER_LEN + 8 + 4 + 4;
+/// A segment in the log file is never larger than this (a bigger length is damage, and must not
+/// become a huge allocation).
+pub(crate) const FILE_SEGMENT_MAX: u64 = 1 << 30;
+/// Key of the log file's committed length (u64 BE): bytes past it belong to no append.
+pub(crate) const LOG_END_KEY: &[u8] = b"logend";
 /// Format byte at the start of the head value.
 const META_FORMAT: u8 = 1;
 /// Format byte + record count (u32 big-endian). The count is fixed-width so that a tail segment
@@ -310,12 +320,92 @@ pub(crate) fn plain_segment(first_seq: u64, bytes: &[u8]) -> Result<Vec<u8>, Sto
     }
 }
 
+/// Where a sealed segment's bytes are in the log file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct FileSegment {
+    pub(crate) count: u32,
+    pub(crate) offset: u64,
+    pub(crate) len: u64,
+    pub(crate) crc: u32,
+}
+
+/// The sled value of a segment whose bytes (`stored`, a format-2 segment of `count` records) are
+/// at `offset` in the log file: format byte `3`, count (u32 BE), offset (u64 BE), length (u32
+/// BE), CRC-32 of the bytes (u32 BE).
+pub(crate) fn encode_pointer(count: u32, offset: u64, stored: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(POINTER_LEN);
+    out.push(SEGMENT_FORMAT_FILE);
+    out.extend_from_slice(&count.to_be_bytes());
+    out.extend_from_slice(&offset.to_be_bytes());
+    out.extend_from_slice(&(stored.len() as u32).to_be_bytes());
+    out.extend_from_slice(&crc32fast::hash(stored).to_be_bytes());
+    out
+}
+
+/// The file segment a sled value names, or None for a segment stored in sled itself.
+pub(crate) fn decode_pointer(
+    first_seq: u64,
+    value: &[u8],
+) -> Result<Option<FileSegment>, StoreError> {
+    if value.first() != Some(&SEGMENT_FORMAT_FILE) {
+        return Ok(None);
+    }
+    let bad = |e: String| StoreError::corrupt(Some(first_seq), e);
+    if value.len() != POINTER_LEN {
+        return Err(bad(format!(
+            "a log file segment entry is {} bytes, not {POINTER_LEN}",
+            value.len()
+        )));
+    }
+    let mut r = Reader::new(value);
+    r.pos = 1;
+    let count = u32::from_be_bytes(r.array::<4>().map_err(bad)?);
+    let offset = u64::from_be_bytes(r.array::<8>().map_err(bad)?);
+    let len = u64::from(u32::from_be_bytes(r.array::<4>().map_err(bad)?));
+    let crc = u32::from_be_bytes(r.array::<4>().map_err(bad)?);
+    if len > FILE_SEGMENT_MAX || offset.checked_add(len).is_none() {
+        return Err(bad(format!(
+            "a log file segment entry names {len} bytes at {offset}"
+        )));
+    }
+    Ok(Some(FileSegment {
+        count,
+        offset,
+        len,
+        crc,
+    }))
+}
+
+/// Checks bytes read back from the log file against their entry.
+pub(crate) fn check_file_segment(
+    first_seq: u64,
+    at: &FileSegment,
+    bytes: &[u8],
+) -> Result<(), StoreError> {
+    if crc32fast::hash(bytes) != at.crc {
+        return Err(StoreError::corrupt(
+            Some(first_seq),
+            format!(
+                "the segment at byte {} of the log file does not match its checksum",
+                at.offset
+            ),
+        ));
+    }
+    if segment_count(first_seq, bytes)? != at.count {
+        return Err(StoreError::corrupt(
+            Some(first_seq),
+            "the segment in the log file holds another record count than its entry",
+        ));
+    }
+    Ok(())
+}
+
 pub(crate) fn segment_count(first_seq: u64, bytes: &[u8]) -> Result<u32, StoreError> {
     let mut r = Reader::new(bytes);
     let format = r
         .u8()
         .map_err(|e| StoreError::corrupt(Some(first_seq), e))?;
-    if format != SEGMENT_FORMAT && format != SEGMENT_FORMAT_LZ4 {
+    if format != SEGMENT_FORMAT && format != SEGMENT_FORMAT_LZ4 && format != SEGMENT_FORMAT_FILE {
         return Err(StoreError::corrupt(
             Some(first_seq),
             format!("unknown segment format {format}"),

@@ -7,14 +7,17 @@ use std::collections::BTreeMap;
 use ahash::AHashMap as HashMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::ErrorKind;
-use std::marker::PhantomData;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, SubsecRound, Utc};
 
-use crate::codec::{self, AUX_PREFIX, ID_PREFIX, LEGACY_ID_PREFIX, META_KEY, SEG_PREFIX};
+use std::borrow::Cow;
+
+use crate::codec::{
+    self, AUX_PREFIX, ID_PREFIX, LEGACY_ID_PREFIX, LOG_END_KEY, META_KEY, SEG_PREFIX,
+};
 use crate::error::StoreError;
 use crate::{
     recorded_string, Head, NewEvent, Receipt, Record, SEGMENT_MAX_BYTES, SEGMENT_MAX_EVENTS,
@@ -30,6 +33,8 @@ const SLED_CONF_FILE: &str = "conf";
 /// The head sidecar: `SEQ:HASHHEX\n` of the last acknowledged append, kept outside sled so that
 /// a sled file that lost its tail cannot silently pass for a shorter log (see the crate docs).
 const HEAD_FILE: &str = "accord.head";
+/// The log file: sealed segments, appended and never rewritten (see the crate docs).
+const LOG_FILE: &str = "accord.log";
 /// Where the next sidecar is written and fsync'd before it is renamed over `HEAD_FILE`.
 const HEAD_TMP_FILE: &str = "accord.head.tmp";
 /// Bounds sled's page cache, which otherwise defaults to 1 GiB.
@@ -48,6 +53,10 @@ pub struct Store {
     // sled's still held.
     db: sled::Db,
     state: Mutex<State>,
+    /// The log file: open for writing in a writer, for reading in a reader, and `None` in a
+    /// reader of a store that has none (written before it existed, or too small to have sealed
+    /// a segment).
+    log: Option<File>,
     path: PathBuf,
     _lock: File,
 }
@@ -61,6 +70,9 @@ struct State {
     /// The seq the head sidecar names (0 when there is none yet); when it is behind `head`, the
     /// next append brings it up to date.
     acknowledged: u64,
+    /// The committed length of the log file (`LOG_END_KEY`); bytes past it are left over from
+    /// an append that did not commit, and the next sealed segment overwrites them.
+    log_end: u64,
 }
 
 impl Store {
@@ -70,7 +82,7 @@ impl Store {
     pub fn create_or_open(path: &Path) -> Result<Store, StoreError> {
         fs::create_dir_all(path).map_err(io_error(path))?;
         let lock = acquire_lock(path)?;
-        Store::open_locked(path, lock)
+        Store::open_locked(path, lock, true)
     }
 
     /// Opens an existing store for reading. A path that does not exist, or a directory that
@@ -106,10 +118,10 @@ impl Store {
         }
         // The store exists, so (re)creating its lock file inside it is not creating a store.
         let lock = acquire_lock(path)?;
-        Store::open_locked(path, lock)
+        Store::open_locked(path, lock, false)
     }
 
-    fn open_locked(path: &Path, lock: File) -> Result<Store, StoreError> {
+    fn open_locked(path: &Path, lock: File, writer: bool) -> Result<Store, StoreError> {
         let db = open_sled(path)?;
         let head = match db.get(META_KEY).map_err(sled_error(path))? {
             Some(bytes) => {
@@ -131,24 +143,31 @@ impl Store {
             }
             None => None,
         };
-        let acknowledged = match read_head_file(path)? {
-            Some((seq, hash)) => {
-                check_acknowledged(&db, path, head.as_ref(), seq, &hash)?;
-                seq
-            }
+        let log_end = match db.get(LOG_END_KEY).map_err(sled_error(path))? {
+            Some(v) => u64::from_be_bytes(v[..].try_into().map_err(|_| {
+                StoreError::corrupt(None, "the log file's recorded length is damaged")
+            })?),
             None => 0,
         };
+        let log = open_log_file(path, writer, log_end)?;
+        let sidecar = read_head_file(path)?;
         migrate_legacy_index(&db, path)?;
-        Ok(Store {
+        let store = Store {
             db,
             state: Mutex::new(State {
-                head,
+                head: head.clone(),
                 tail,
-                acknowledged,
+                acknowledged: sidecar.as_ref().map_or(0, |(seq, _)| *seq),
+                log_end,
             }),
+            log,
             path: path.to_path_buf(),
             _lock: lock,
-        })
+        };
+        if let Some((seq, hash)) = sidecar {
+            store.check_acknowledged(head.as_ref(), seq, &hash)?;
+        }
+        Ok(store)
     }
 
     fn state(&self) -> MutexGuard<'_, State> {
@@ -313,6 +332,9 @@ impl Store {
 
         let mut prev = state.head.as_ref().map_or(ZERO_HASH, |h| h.hash);
         let mut seq = head_seq;
+        // Full segments go to the log file, each where the last committed one ends; nothing
+        // refers to them until the sled batch below commits.
+        let mut log_end = state.log_end;
         let mut buckets: BTreeMap<u16, Vec<(u64, u64)>> = BTreeMap::new();
         for event in &fresh {
             seq = seq.checked_add(1).ok_or_else(|| {
@@ -321,7 +343,7 @@ impl Store {
             let hash = codec::chain_hash(&prev, seq, &recorded, event.id, event.body);
             if segment.is_full_for(codec::encoded_record_len(&recorded, event.id, event.body)) {
                 let full = std::mem::replace(&mut segment, SegmentBuilder::new(seq));
-                full.write_to(&mut writes);
+                log_end = self.seal(full, log_end, &mut writes)?;
             }
             segment.push(&recorded, &hash, event.id, event.body);
             let fp = codec::id_fingerprint(event.id);
@@ -333,6 +355,13 @@ impl Store {
         }
         let tail = segment.first_seq;
         segment.write_to(&mut writes);
+        if log_end != state.log_end {
+            // The sealed segments must be durable before the batch that refers to them.
+            let log = self.log_for_writing()?;
+            log.sync_data()
+                .map_err(io_error(&self.path.join(LOG_FILE)))?;
+            writes.insert(LOG_END_KEY, &log_end.to_be_bytes()[..]);
+        }
         for (bucket, mut entries) in buckets {
             if head_seq > 0 {
                 entries.extend(self.id_bucket(bucket)?);
@@ -365,6 +394,7 @@ impl Store {
         };
         state.head = Some(head.clone());
         state.tail = Some(tail);
+        state.log_end = log_end;
         self.db.flush().map_err(sled_error(&self.path))?;
         // Only now is the batch durable, so only now may the sidecar vouch for it. If this write
         // fails the events stay (as after a failed flush) and the next append retries it.
@@ -378,6 +408,59 @@ impl Store {
             last_seq: Some(seq),
             head: Some(head),
         })
+    }
+
+    /// Writes a full segment to the log file at `offset` and its entry into `writes`; returns
+    /// where the log file now ends.
+    fn seal(
+        &self,
+        segment: SegmentBuilder,
+        offset: u64,
+        writes: &mut sled::Batch,
+    ) -> Result<u64, StoreError> {
+        let log = self.log_for_writing()?;
+        let file = self.path.join(LOG_FILE);
+        let first = segment.first_seq;
+        let count = segment.count;
+        let stored = segment.finish();
+        write_all_at(log, &stored, offset).map_err(io_error(&file))?;
+        writes.insert(
+            &codec::seg_key(first)[..],
+            codec::encode_pointer(count, offset, &stored),
+        );
+        Ok(offset + stored.len() as u64)
+    }
+
+    fn log_for_writing(&self) -> Result<&File, StoreError> {
+        self.log.as_ref().ok_or_else(|| StoreError::Io {
+            path: self.path.join(LOG_FILE),
+            source: std::io::Error::other("the log file is not open for writing"),
+        })
+    }
+
+    /// The bytes of a segment whose sled value is `value`: the value itself, or for a sealed
+    /// segment the bytes it names in the log file, checked against their checksum.
+    fn segment_bytes<'v>(&self, first: u64, value: &'v [u8]) -> Result<Cow<'v, [u8]>, StoreError> {
+        let Some(at) = codec::decode_pointer(first, value)? else {
+            return Ok(Cow::Borrowed(value));
+        };
+        let file = self.path.join(LOG_FILE);
+        let Some(log) = &self.log else {
+            return Err(StoreError::corrupt(
+                Some(first),
+                format!("the segment is in {}, which is missing", file.display()),
+            ));
+        };
+        let mut bytes = vec![0u8; at.len as usize];
+        read_exact_at(log, &mut bytes, at.offset).map_err(|e| {
+            if e.kind() == ErrorKind::UnexpectedEof {
+                StoreError::corrupt(Some(first), "the log file ends inside a segment")
+            } else {
+                io_error(&file)(e)
+            }
+        })?;
+        codec::check_file_segment(first, &at, &bytes)?;
+        Ok(Cow::Owned(bytes))
     }
 
     /// Loads the last segment for extension if it has room; checks on the way that it ends
@@ -395,7 +478,8 @@ impl Store {
                 format!("the last segment holds {count} records but the head is seq {head_seq}"),
             ));
         }
-        if count >= SEGMENT_MAX_EVENTS {
+        // A sealed segment is full by definition.
+        if count >= SEGMENT_MAX_EVENTS || codec::decode_pointer(first, &bytes)?.is_some() {
             return Ok(None);
         }
         let plain = codec::plain_segment(first, &bytes)?;
@@ -551,7 +635,7 @@ impl Store {
             limit,
             path: self.path.clone(),
             done: after >= limit,
-            _store: PhantomData,
+            store: self,
         };
         if records.done {
             return records;
@@ -612,7 +696,8 @@ impl Store {
                     format!("segment starts at seq {first}, expected {expected}"),
                 ));
             }
-            for record in codec::decode_segment(first, &value)? {
+            let bytes = self.segment_bytes(first, &value)?;
+            for record in codec::decode_segment(first, &bytes)? {
                 let seq = record.seq;
                 let hash =
                     codec::chain_hash(&prev, seq, &record.recorded, &record.id, &record.body);
@@ -760,39 +845,137 @@ impl Store {
 
     /// The decoded segment whose range includes `seq`: the last segment key <= seg_key(seq).
     fn segment_containing(&self, seq: u64) -> Result<(u64, Vec<Record>), StoreError> {
-        segment_containing(&self.db, &self.path, seq)
+        let (first, value) = self.segment_value_containing(seq)?;
+        Ok((first, codec::decode_segment(first, &value)?))
     }
 
-    fn segment_value_containing(&self, seq: u64) -> Result<(u64, sled::IVec), StoreError> {
-        segment_value_containing(&self.db, &self.path, seq)
+    /// The first seq and the bytes of the segment that holds `seq`.
+    fn segment_value_containing(&self, seq: u64) -> Result<(u64, Vec<u8>), StoreError> {
+        let wanted = codec::seg_key(seq);
+        let (key, value) = self
+            .db
+            .range(SEG_PREFIX..=&wanted[..])
+            .next_back()
+            .transpose()
+            .map_err(sled_error(&self.path))?
+            .ok_or_else(|| StoreError::corrupt(Some(seq), "no segment holds this seq"))?;
+        let first = codec::parse_seg_key(&key)
+            .ok_or_else(|| StoreError::corrupt(Some(seq), "malformed segment key"))?;
+        let bytes = self.segment_bytes(first, &value)?.into_owned();
+        Ok((first, bytes))
+    }
+
+    /// Checks at open that sled still holds the acknowledged head `seq`/`hash`: the log may
+    /// have grown past it (a crash after sled's flush but before the sidecar write), never
+    /// shrunk below it or changed it.
+    fn check_acknowledged(
+        &self,
+        head: Option<&Head>,
+        seq: u64,
+        hash: &[u8; 32],
+    ) -> Result<(), StoreError> {
+        let head_seq = head.map_or(0, |h| h.seq);
+        if seq > head_seq {
+            return Err(lost_events(head_seq, seq, hash));
+        }
+        let found = match head {
+            Some(head) if head.seq == seq => head.hash,
+            _ => {
+                let (first, records) = self.segment_containing(seq)?;
+                usize::try_from(seq - first)
+                    .ok()
+                    .and_then(|i| records.get(i))
+                    .map(|r| r.hash)
+                    .ok_or_else(|| StoreError::corrupt(Some(seq), "no segment holds this seq"))?
+            }
+        };
+        if found != *hash {
+            return Err(rewritten(seq, &found, hash));
+        }
+        Ok(())
     }
 }
 
-fn segment_containing(
-    db: &sled::Db,
-    path: &Path,
-    seq: u64,
-) -> Result<(u64, Vec<Record>), StoreError> {
-    let (first, value) = segment_value_containing(db, path, seq)?;
-    Ok((first, codec::decode_segment(first, &value)?))
+/// Opens the log file: a writer creates it, a reader only opens one that exists. Either way it
+/// must hold at least the committed length; a writer drops what lies past it (left by an append
+/// that did not commit), so that the file holds exactly the committed segments.
+fn open_log_file(path: &Path, writer: bool, log_end: u64) -> Result<Option<File>, StoreError> {
+    let file_path = path.join(LOG_FILE);
+    let opened = if writer {
+        OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&file_path)
+    } else {
+        File::open(&file_path)
+    };
+    let file = match opened {
+        Ok(file) => file,
+        Err(e) if e.kind() == ErrorKind::NotFound && log_end == 0 => return Ok(None),
+        Err(e) if e.kind() == ErrorKind::NotFound => {
+            return Err(StoreError::corrupt(
+                None,
+                format!(
+                    "the log file {} is missing, but the store holds {log_end} bytes of                      events there",
+                    file_path.display()
+                ),
+            ))
+        }
+        Err(e) => return Err(io_error(&file_path)(e)),
+    };
+    let len = file.metadata().map_err(io_error(&file_path))?.len();
+    if len < log_end {
+        return Err(StoreError::corrupt(
+            None,
+            format!(
+                "the log file {} was truncated: it has {len} bytes, but the store's events                  reach byte {log_end}",
+                file_path.display()
+            ),
+        ));
+    }
+    if writer && len > log_end {
+        file.set_len(log_end).map_err(io_error(&file_path))?;
+        file.sync_all().map_err(io_error(&file_path))?;
+    }
+    Ok(Some(file))
 }
 
-/// The first seq and the stored bytes of the segment that holds `seq`.
-fn segment_value_containing(
-    db: &sled::Db,
-    path: &Path,
-    seq: u64,
-) -> Result<(u64, sled::IVec), StoreError> {
-    let wanted = codec::seg_key(seq);
-    let (key, value) = db
-        .range(SEG_PREFIX..=&wanted[..])
-        .next_back()
-        .transpose()
-        .map_err(sled_error(path))?
-        .ok_or_else(|| StoreError::corrupt(Some(seq), "no segment holds this seq"))?;
-    let first = codec::parse_seg_key(&key)
-        .ok_or_else(|| StoreError::corrupt(Some(seq), "malformed segment key"))?;
-    Ok((first, value))
+#[cfg(unix)]
+fn write_all_at(file: &File, bytes: &[u8], offset: u64) -> std::io::Result<()> {
+    std::os::unix::fs::FileExt::write_all_at(file, bytes, offset)
+}
+
+#[cfg(unix)]
+fn read_exact_at(file: &File, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
+    std::os::unix::fs::FileExt::read_exact_at(file, buf, offset)
+}
+
+#[cfg(windows)]
+fn write_all_at(file: &File, mut bytes: &[u8], mut offset: u64) -> std::io::Result<()> {
+    while !bytes.is_empty() {
+        let n = std::os::windows::fs::FileExt::seek_write(file, bytes, offset)?;
+        if n == 0 {
+            return Err(ErrorKind::WriteZero.into());
+        }
+        bytes = &bytes[n..];
+        offset += n as u64;
+    }
+    Ok(())
+}
+
+#[cfg(windows)]
+fn read_exact_at(file: &File, mut buf: &mut [u8], mut offset: u64) -> std::io::Result<()> {
+    while !buf.is_empty() {
+        let n = std::os::windows::fs::FileExt::seek_read(file, buf, offset)?;
+        if n == 0 {
+            return Err(ErrorKind::UnexpectedEof.into());
+        }
+        buf = &mut buf[n..];
+        offset += n as u64;
+    }
+    Ok(())
 }
 
 /// Rewrites the one-key-per-id index of format-1 stores (`id` + id -> seq) into buckets, in
@@ -899,37 +1082,6 @@ fn sync_dir(path: &Path) -> Result<(), StoreError> {
 /// Other platforms cannot open a directory as a file; their rename is as durable as it gets.
 #[cfg(not(unix))]
 fn sync_dir(_path: &Path) -> Result<(), StoreError> {
-    Ok(())
-}
-
-/// Checks at open that sled still holds the acknowledged head `seq`/`hash`: the log may have
-/// grown past it (a crash after sled's flush but before the sidecar write), never shrunk below
-/// it or changed it.
-fn check_acknowledged(
-    db: &sled::Db,
-    path: &Path,
-    head: Option<&Head>,
-    seq: u64,
-    hash: &[u8; 32],
-) -> Result<(), StoreError> {
-    let head_seq = head.map_or(0, |h| h.seq);
-    if seq > head_seq {
-        return Err(lost_events(head_seq, seq, hash));
-    }
-    let found = match head {
-        Some(head) if head.seq == seq => head.hash,
-        _ => {
-            let (first, records) = segment_containing(db, path, seq)?;
-            usize::try_from(seq - first)
-                .ok()
-                .and_then(|i| records.get(i))
-                .map(|r| r.hash)
-                .ok_or_else(|| StoreError::corrupt(Some(seq), "no segment holds this seq"))?
-        }
-    };
-    if found != *hash {
-        return Err(rewritten(seq, &found, hash));
-    }
     Ok(())
 }
 
@@ -1075,7 +1227,7 @@ pub struct Records<'a> {
     limit: u64,
     path: PathBuf,
     done: bool,
-    _store: PhantomData<&'a Store>,
+    store: &'a Store,
 }
 
 impl Records<'_> {
@@ -1147,7 +1299,11 @@ impl Iterator for Records<'_> {
                     format!("segment starts at seq {first}, expected {}", self.expected),
                 ));
             }
-            match codec::decode_segment(first, &value) {
+            let decoded = self
+                .store
+                .segment_bytes(first, &value)
+                .and_then(|bytes| codec::decode_segment(first, &bytes));
+            match decoded {
                 Ok(records) => {
                     self.expected = first.saturating_add(records.len() as u64);
                     self.pending = records.into_iter();
