@@ -454,6 +454,97 @@ fn a_lost_tail_is_reported_not_recovered() {
     assert!(acknowledged.starts_with("2:"));
 }
 
+/// A store whose log file holds several sealed segments: 600 registrations in three appends
+/// (a segment seals at about 32 KiB of records).
+fn with_log_file(dir: &Path) -> (PathBuf, String) {
+    let store = dir.join("sealed");
+    for round in 0..3 {
+        append_text(
+            &store,
+            dir,
+            &format!("many{round}.jsonl"),
+            &extra_parties(&format!("m{round}"), 200),
+        );
+    }
+    let len = fs::metadata(store.join("accord.log")).expect("log file").len();
+    assert!(len > 10_000, "the log file holds only {len} bytes");
+    let line = ok(&store, &["verify"]);
+    (store, line)
+}
+
+/// Every byte of the log file is covered by its segment's checksum and by the hash chain: a
+/// flipped byte anywhere is reported, by verify (exit 3) and by a reader (exit 4).
+#[test]
+fn flipped_bytes_in_the_log_file_are_always_caught() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (pristine, _) = with_log_file(dir.path());
+    let bytes = fs::read(pristine.join("accord.log")).expect("read log");
+    let cases = 40usize;
+    for i in 0..cases {
+        let offset = i * bytes.len() / cases + i % 7;
+        let mask = if i % 3 == 0 { 0xff } else { 1u8 << (i % 8) };
+        let copy = dir.path().join(format!("flip{i}"));
+        copy_dir(&pristine, &copy);
+        let mut damaged = bytes.clone();
+        damaged[offset] ^= mask;
+        fs::write(copy.join("accord.log"), &damaged).expect("write log");
+        let what = format!("byte {offset} ^ {mask:#04x}");
+        let run = accord(&copy, &["verify"]);
+        assert_eq!(run.code, Some(3), "{what}: {}", run.describe());
+        assert!(run.stderr.starts_with("error: "), "{what}: {}", run.describe());
+        let run = accord(&copy, &["log", "--format", "json"]);
+        assert_eq!(run.code, Some(4), "{what}: {}", run.describe());
+        fs::remove_dir_all(&copy).expect("cleanup");
+    }
+}
+
+/// A log file cut short, or gone, is refused at open; bytes past the committed end (an append
+/// that crashed before its commit) are ignored by readers and dropped by the next writer.
+#[test]
+fn the_log_file_must_hold_every_committed_byte() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (pristine, line) = with_log_file(dir.path());
+    let bytes = fs::read(pristine.join("accord.log")).expect("read log");
+    for keep in [0, 1, bytes.len() / 2, bytes.len() - 1] {
+        let copy = dir.path().join(format!("cut{keep}"));
+        copy_dir(&pristine, &copy);
+        fs::write(copy.join("accord.log"), &bytes[..keep]).expect("truncate");
+        let run = accord(&copy, &["verify"]);
+        assert_eq!(run.code, Some(3), "cut at {keep}: {}", run.describe());
+        assert!(
+            run.stderr.contains("was truncated"),
+            "cut at {keep}: {}",
+            run.describe()
+        );
+        for args in [&["head"][..], &["ownership"]] {
+            let run = accord(&copy, args);
+            assert_eq!(run.code, Some(4), "{args:?}: {}", run.describe());
+        }
+        fs::remove_dir_all(&copy).expect("cleanup");
+    }
+    let gone = dir.path().join("gone");
+    copy_dir(&pristine, &gone);
+    fs::remove_file(gone.join("accord.log")).expect("remove log");
+    let run = accord(&gone, &["verify"]);
+    assert_eq!(run.code, Some(3), "{}", run.describe());
+    assert!(run.stderr.contains("is missing"), "{}", run.describe());
+
+    let extra = dir.path().join("extra");
+    copy_dir(&pristine, &extra);
+    let mut longer = bytes.clone();
+    longer.extend_from_slice(&[0xab; 5000]);
+    fs::write(extra.join("accord.log"), &longer).expect("extend log");
+    assert_eq!(ok(&extra, &["verify"]), line);
+    append_text(&extra, dir.path(), "more.jsonl", &extra_parties("more", 200));
+    assert!(ok(&extra, &["verify"]).starts_with("ok: 800 events"));
+    let after = fs::read(extra.join("accord.log")).expect("read log");
+    assert_eq!(after[..bytes.len()], bytes[..], "committed bytes were rewritten");
+    assert!(
+        !after.windows(16).any(|w| w == [0xab; 16]),
+        "the uncommitted bytes are still there"
+    );
+}
+
 /// A log written past the validator (here straight through the store) whose
 /// events break a rule is reported by verify with the seq, and exit 3.
 #[test]
