@@ -466,7 +466,9 @@ fn with_log_file(dir: &Path) -> (PathBuf, String) {
             &extra_parties(&format!("m{round}"), 200),
         );
     }
-    let len = fs::metadata(store.join("accord.log")).expect("log file").len();
+    let len = fs::metadata(store.join("accord.log"))
+        .expect("log file")
+        .len();
     assert!(len > 10_000, "the log file holds only {len} bytes");
     let line = ok(&store, &["verify"]);
     (store, line)
@@ -491,7 +493,11 @@ fn flipped_bytes_in_the_log_file_are_always_caught() {
         let what = format!("byte {offset} ^ {mask:#04x}");
         let run = accord(&copy, &["verify"]);
         assert_eq!(run.code, Some(3), "{what}: {}", run.describe());
-        assert!(run.stderr.starts_with("error: "), "{what}: {}", run.describe());
+        assert!(
+            run.stderr.starts_with("error: "),
+            "{what}: {}",
+            run.describe()
+        );
         let run = accord(&copy, &["log", "--format", "json"]);
         assert_eq!(run.code, Some(4), "{what}: {}", run.describe());
         fs::remove_dir_all(&copy).expect("cleanup");
@@ -535,10 +541,19 @@ fn the_log_file_must_hold_every_committed_byte() {
     longer.extend_from_slice(&[0xab; 5000]);
     fs::write(extra.join("accord.log"), &longer).expect("extend log");
     assert_eq!(ok(&extra, &["verify"]), line);
-    append_text(&extra, dir.path(), "more.jsonl", &extra_parties("more", 200));
+    append_text(
+        &extra,
+        dir.path(),
+        "more.jsonl",
+        &extra_parties("more", 200),
+    );
     assert!(ok(&extra, &["verify"]).starts_with("ok: 800 events"));
     let after = fs::read(extra.join("accord.log")).expect("read log");
-    assert_eq!(after[..bytes.len()], bytes[..], "committed bytes were rewritten");
+    assert_eq!(
+        after[..bytes.len()],
+        bytes[..],
+        "committed bytes were rewritten"
+    );
     assert!(
         !after.windows(16).any(|w| w == [0xab; 16]),
         "the uncommitted bytes are still there"

@@ -12,9 +12,10 @@
 //!
 //! Keys (all under the store's caller prefix):
 //!
-//! - `ck` -> format byte `2`, the head seq (u64 BE) the keys were written for
-//!   (format `1`, written before aggregate streams existed, counts as not
-//!   current: the next append rebuilds every key);
+//! - `ck` -> format byte `3`, the head seq (u64 BE) the keys were written for
+//!   (older formats count as not current: the next append rebuilds every
+//!   key);
+//! - `cl` -> the dates of every checkpoint, `YYYY-MM-DD` each, ascending;
 //! - `cp/YYYY-MM-DD` -> the ledger after every (not reversed) event dated on
 //!   or before that day: LZ4 (size prepended) of its JSON;
 //! - `ov/YYYY-MM-DD/AGGREGATE` -> a correction of that checkpoint: the state
@@ -55,7 +56,10 @@ pub(crate) fn every() -> usize {
 
 const CK: &[u8] = b"ck";
 /// The format byte of `ck`.
-const FORMAT: u8 = 2;
+const FORMAT: u8 = 3;
+/// The list of checkpoint dates, so that finding them reads one small key
+/// and not the checkpoints (sled reads a key's whole node, values included).
+const CL: &[u8] = b"cl";
 pub(crate) const RV: &[u8] = b"rv";
 
 pub(crate) fn key(prefix: &str, rest: &str) -> Vec<u8> {
@@ -165,15 +169,34 @@ pub(crate) fn load_checkpoint(store: &Store, date: Date, value: &[u8]) -> Result
 
 /// The dates of every checkpoint on or after `from` (all when `None`).
 pub(crate) fn checkpoint_dates(store: &Store, from: Option<Date>) -> Result<Vec<Date>, Failure> {
-    let start = match from {
-        Some(d) => key("cp", &d.to_string()),
-        None => b"cp/".to_vec(),
-    };
-    store
-        .aux_keys(&start, b"cp0")?
+    let list = store.aux_get(CL)?.unwrap_or_default();
+    let dates = decode_dates(&list).ok_or_else(|| corrupt("checkpoint list"))?;
+    Ok(dates
         .into_iter()
-        .map(|k| key_date(&k).ok_or_else(|| corrupt("checkpoint key")))
+        .filter(|d| from.is_none_or(|f| *d >= f))
+        .collect())
+}
+
+fn decode_dates(bytes: &[u8]) -> Option<Vec<Date>> {
+    if bytes.len() % 10 != 0 {
+        return None;
+    }
+    bytes
+        .chunks(10)
+        .map(|c| Date::parse(std::str::from_utf8(c).ok()?).ok())
         .collect()
+}
+
+/// The `cl` write for checkpoints on `dates`.
+pub(crate) fn checkpoint_list<'a>(dates: impl IntoIterator<Item = &'a Date>) -> AuxWrite {
+    let mut value = Vec::new();
+    for d in dates {
+        value.extend_from_slice(d.to_string().as_bytes());
+    }
+    AuxWrite {
+        key: CL.to_vec(),
+        value: Some(value),
+    }
 }
 
 /// Applies one stored event; stored events were validated, so a refusal
@@ -296,6 +319,7 @@ pub(crate) fn maintain(
     };
     let every = every();
     let mut pending = existing.iter().copied().peekable();
+    let mut dates: BTreeSet<Date> = existing.iter().copied().collect();
     let snapshot = |date: Date, ledger: &Ledger, writes: &mut Vec<AuxWrite>| {
         encode_ledger(ledger).map(|bytes| {
             writes.push(AuxWrite {
@@ -324,8 +348,12 @@ pub(crate) fn maintain(
             .get(i + 1)
             .is_none_or(|(_, next)| next.effective > event.effective);
         let is_existing = pending.peek() == Some(&event.effective);
-        if day_ends && since >= every && !is_existing && event.effective >= from {
+        // A batch of `every` events or more (an import) also ends on a
+        // checkpoint, since its last dates are the ones asked most.
+        let batch_ends = i + 1 == timeline.len() && new.len() >= every && since > 0;
+        if day_ends && (since >= every || batch_ends) && !is_existing && event.effective >= from {
             snapshot(event.effective, &ledger, &mut writes)?;
+            dates.insert(event.effective);
             since = 0;
         }
     }
@@ -334,6 +362,7 @@ pub(crate) fn maintain(
             snapshot(d, &ledger, &mut writes)?;
         }
     }
+    writes.push(checkpoint_list(&dates));
 
     writes.push(AuxWrite {
         key: CK.to_vec(),
@@ -482,9 +511,13 @@ fn keys_to_check(store: &Store) -> Result<Option<Keys>, String> {
     ))
 }
 
-/// The index keys (everything but checkpoints) the log gives, with `ck` as stored.
-fn expected_index(log: &[RecordedEvent], ck: &[u8]) -> Keys {
+/// The index keys (everything but checkpoints) the log gives, with `ck` as
+/// stored and the list of the checkpoints there are.
+fn expected_index(log: &[RecordedEvent], ck: &[u8], checkpoints: &BTreeSet<Date>) -> Keys {
     let mut expected = Keys::new();
+    if let Some(v) = checkpoint_list(checkpoints).value {
+        expected.insert(CL.to_vec(), v);
+    }
     let mut by_date: BTreeMap<Date, BTreeSet<u64>> = BTreeMap::new();
     let mut reversed = BTreeSet::new();
     let ids: HashMap<&str, u64> = log.iter().map(|r| (r.event.id.as_str(), r.seq)).collect();
@@ -591,7 +624,7 @@ pub(crate) fn check(store: &Store, log: &[RecordedEvent]) -> Result<(), CheckFai
     if let Some(m) = first_difference {
         return Err(CheckFailure::Keys(m));
     }
-    let expected = expected_index(log, &all_keys[CK]);
+    let expected = expected_index(log, &all_keys[CK], &dates);
     for (k, v) in &all_keys {
         if k.starts_with(b"cp/") {
             continue;

@@ -34,9 +34,9 @@ use domain::{order, plan_batch_at, Aggregate, BatchEvent, RecordedEvent};
 use store::{AuxWrite, NewEvent, Store};
 
 use crate::checkpoints::{
-    checkpoint_dates, ck_value, corrupt, decode_seqs, encode_ledger, encode_seqs, every, key,
-    keys_current, ledger_as_of, load_checkpoint, overlay_key, party_writes, replay, stream_key,
-    stream_writes, RV,
+    checkpoint_dates, checkpoint_list, ck_value, corrupt, decode_seqs, encode_ledger, encode_seqs,
+    every, key, keys_current, ledger_as_of, load_checkpoint, overlay_key, party_writes, replay,
+    stream_key, stream_writes, RV,
 };
 use crate::commands::{decode, Failure, Receipt};
 
@@ -400,8 +400,13 @@ fn new_checkpoint(store: &Store, from: Date, fresh: usize) -> Result<Vec<AuxWrit
         return Ok(Vec::new());
     }
     let ledger = ledger_as_of(store, date)?.ok_or_else(|| corrupt("checkpoint marker"))?;
-    Ok(vec![AuxWrite {
-        key: key("cp", &date.to_string()),
-        value: Some(encode_ledger(&ledger)?),
-    }])
+    let mut dates = checkpoint_dates(store, None)?;
+    dates.push(date);
+    Ok(vec![
+        AuxWrite {
+            key: key("cp", &date.to_string()),
+            value: Some(encode_ledger(&ledger)?),
+        },
+        checkpoint_list(&dates),
+    ])
 }
