@@ -178,7 +178,7 @@ pub(crate) fn checkpoint_dates(store: &Store, from: Option<Date>) -> Result<Vec<
 }
 
 fn decode_dates(bytes: &[u8]) -> Option<Vec<Date>> {
-    if bytes.len() % 10 != 0 {
+    if !bytes.len().is_multiple_of(10) {
         return None;
     }
     bytes
