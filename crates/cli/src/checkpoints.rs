@@ -12,12 +12,13 @@
 //!
 //! Keys (all under the store's caller prefix):
 //!
-//! - `ck` -> format byte `3`, the head seq (u64 BE) the keys were written for
+//! - `ck` -> format byte `4`, the head seq (u64 BE) the keys were written for
 //!   (older formats count as not current: the next append rebuilds every
 //!   key);
 //! - `cl` -> the dates of every checkpoint, `YYYY-MM-DD` each, ascending;
 //! - `cp/YYYY-MM-DD` -> the ledger after every (not reversed) event dated on
-//!   or before that day: LZ4 (size prepended) of its JSON;
+//!   or before that day: LZ4 (size prepended) of its binary
+//!   encoding (`ledger_codec`);
 //! - `ov/YYYY-MM-DD/AGGREGATE` -> a correction of that checkpoint: the state
 //!   of one aggregate there (a `Ledger` holding only it, encoded like a
 //!   checkpoint), written by an append that changed it from an earlier date
@@ -56,7 +57,7 @@ pub(crate) fn every() -> usize {
 
 const CK: &[u8] = b"ck";
 /// The format byte of `ck`.
-const FORMAT: u8 = 3;
+const FORMAT: u8 = 4;
 /// The list of checkpoint dates, so that finding them reads one small key
 /// and not the checkpoints (sled reads a key's whole node, values included).
 const CL: &[u8] = b"cl";
@@ -103,20 +104,19 @@ pub(crate) fn decode_seqs(bytes: &[u8]) -> Option<BTreeSet<u64>> {
 }
 
 pub(crate) fn encode_ledger(ledger: &Ledger) -> Result<Vec<u8>, Failure> {
-    let json = serde_json::to_vec(ledger)
-        .map_err(|e| Failure::Unavailable(format!("cannot encode a checkpoint: {e}")))?;
-    Ok(lz4_flex::block::compress_prepend_size(&json))
+    Ok(lz4_flex::block::compress_prepend_size(
+        &crate::ledger_codec::encode(ledger),
+    ))
 }
 
 pub(crate) fn decode_ledger(bytes: &[u8]) -> Option<Ledger> {
-    // A checkpoint is at most a few hundred MiB of JSON; refuse absurd sizes
-    // before allocating.
+    // Refuse absurd sizes before allocating.
     let size = u32::from_le_bytes(bytes.get(..4)?.try_into().ok()?) as usize;
     if size > bytes.len().saturating_mul(255) {
         return None;
     }
-    let json = lz4_flex::block::decompress_size_prepended(bytes).ok()?;
-    serde_json::from_slice(&json).ok()
+    let plain = lz4_flex::block::decompress_size_prepended(bytes).ok()?;
+    crate::ledger_codec::decode(&plain)
 }
 
 /// Whether the keys were written for the store's current head.

@@ -10,6 +10,7 @@ mod commands;
 mod diff;
 mod fast_append;
 mod human;
+mod ledger_codec;
 mod manual;
 mod progress;
 mod record;
