@@ -394,20 +394,30 @@ fn append_files(
     let mut receipts = Vec::new();
     for (name, range, planned) in plans {
         let events: Vec<&Event> = log[range.clone()].iter().map(|r| &r.event).collect();
-        let bodies: Vec<Vec<u8>> = events.iter().map(|e| e.canonical_bytes()).collect();
-        let batch: Vec<NewEvent<'_>> = events
-            .iter()
-            .zip(&bodies)
-            .map(|(e, b)| NewEvent {
-                id: e.id.as_str(),
-                body: b,
-            })
-            .collect();
-        let r = if batch.is_empty() {
+        let r = if events.is_empty() {
             None
         } else {
-            // The query indexes and checkpoints change in the same atomic batch.
-            let aux = crate::checkpoints::maintain(&store, &log[..range.end], range.start)?;
+            // The query indexes and checkpoints change in the same atomic batch. They are
+            // worked out on a second thread while this one encodes the events.
+            let (bodies, aux) = std::thread::scope(|scope| {
+                let aux = scope
+                    .spawn(|| crate::checkpoints::maintain(&store, &log[..range.end], range.start));
+                let bodies: Vec<Vec<u8>> = events.iter().map(|e| e.canonical_bytes()).collect();
+                (bodies, aux.join())
+            });
+            let aux = aux.unwrap_or_else(|_| {
+                Err(Failure::Unavailable(
+                    "maintaining the query checkpoints panicked".into(),
+                ))
+            })?;
+            let batch: Vec<NewEvent<'_>> = events
+                .iter()
+                .zip(&bodies)
+                .map(|(e, b)| NewEvent {
+                    id: e.id.as_str(),
+                    body: b,
+                })
+                .collect();
             Some(store.append_with(&batch, Utc::now(), Some((store.len() + 1, &aux)))?)
         };
         progress.advance(events.len() as u64);
@@ -1304,15 +1314,43 @@ fn decode_all(
     records: store::Records<'_>,
     keep_hash_of: Option<u64>,
 ) -> Result<(Vec<RecordedEvent>, Option<String>), DecodeFailure> {
+    const CHUNK: usize = 16 * 1024;
+    let decode_chunk = |chunk: &[Record]| -> Result<Vec<RecordedEvent>, DecodeFailure> {
+        chunk
+            .iter()
+            .map(|r| decode(r).map_err(|m| DecodeFailure::Event(r.seq, m)))
+            .collect()
+    };
     let mut events = Vec::new();
     let mut hash = None;
-    for r in records {
-        let r = r.map_err(DecodeFailure::Store)?;
-        let e = decode(&r).map_err(|m| DecodeFailure::Event(r.seq, m))?;
-        if keep_hash_of == Some(r.seq) {
-            hash = Some(r.hash_hex());
+    let mut records = records;
+    loop {
+        let mut chunk = Vec::with_capacity(CHUNK);
+        for r in records.by_ref().take(CHUNK) {
+            let r = r.map_err(DecodeFailure::Store)?;
+            if keep_hash_of == Some(r.seq) {
+                hash = Some(r.hash_hex());
+            }
+            chunk.push(r);
         }
-        events.push(e);
+        if chunk.is_empty() {
+            break;
+        }
+        // Each round is split over two threads (the hash chain runs on a third).
+        let (first, second) = chunk.split_at(chunk.len() / 2);
+        let (a, b) = std::thread::scope(|scope| {
+            let other = scope.spawn(|| decode_chunk(second));
+            let a = decode_chunk(first);
+            let b = other.join().unwrap_or_else(|_| {
+                Err(DecodeFailure::Event(
+                    second.first().map_or(0, |r| r.seq),
+                    "decoding panicked".into(),
+                ))
+            });
+            (a, b)
+        });
+        events.extend(a?);
+        events.extend(b?);
     }
     Ok((events, hash))
 }
