@@ -12,7 +12,7 @@
 //!
 //! Keys (all under the store's caller prefix):
 //!
-//! - `ck` -> format byte `4`, the head seq (u64 BE) the keys were written for
+//! - `ck` -> format byte `5`, the head seq (u64 BE) the keys were written for
 //!   (older formats count as not current: the next append rebuilds every
 //!   key);
 //! - `cl` -> the dates of every checkpoint, `YYYY-MM-DD` each, ascending;
@@ -27,6 +27,11 @@
 //! - `ag/AGGREGATE` -> the seqs of the events of that aggregate (`o:ID`,
 //!   `i:ISSUER`, ...; see `domain::aggregate`), varints, ascending (reversed
 //!   events included), so that an append re-checks only what it touches;
+//! - `at/AGGREGATE` -> the aggregate's *tail*: the date of its last event
+//!   (not reversed), `YYYY-MM-DD`, then its state after all its events (a
+//!   `Ledger` holding only it, encoded like a checkpoint), so that an event
+//!   dated after the tail is checked without reading the stream; absent
+//!   when every event of the aggregate is reversed;
 //! - `dx/YYYY-MM-DD` -> the seqs of the events dated that day, varints,
 //!   ascending (reversed events and reversals included);
 //! - `rv` -> the seqs of reversed events, varints, ascending;
@@ -57,7 +62,7 @@ pub(crate) fn every() -> usize {
 
 const CK: &[u8] = b"ck";
 /// The format byte of `ck`.
-const FORMAT: u8 = 4;
+const FORMAT: u8 = 5;
 /// The list of checkpoint dates, so that finding them reads one small key
 /// and not the checkpoints (sled reads a key's whole node, values included).
 const CL: &[u8] = b"cl";
@@ -137,6 +142,23 @@ pub(crate) fn ck_value(head: u64) -> Vec<u8> {
 /// The key of a checkpoint correction.
 pub(crate) fn overlay_key(date: Date, aggregate: &Aggregate) -> Vec<u8> {
     format!("ov/{date}/{aggregate}").into_bytes()
+}
+
+/// The key of an aggregate's tail.
+pub(crate) fn tail_key(aggregate: &Aggregate) -> Vec<u8> {
+    format!("at/{aggregate}").into_bytes()
+}
+
+/// An aggregate's tail: the date of its last event and its state.
+pub(crate) fn encode_tail(last: Date, slice: &Ledger) -> Result<Vec<u8>, Failure> {
+    let mut out = last.to_string().into_bytes();
+    out.extend(encode_ledger(slice)?);
+    Ok(out)
+}
+
+pub(crate) fn decode_tail(bytes: &[u8]) -> Option<(Date, Ledger)> {
+    let date = Date::parse(std::str::from_utf8(bytes.get(..10)?).ok()?).ok()?;
+    Some((date, decode_ledger(&bytes[10..])?))
 }
 
 /// The key of an aggregate's stream of seqs.
@@ -231,7 +253,12 @@ pub(crate) fn maintain(
     if !up_to_date {
         // Everything derived is rebuilt: drop what an older head left. The
         // store applies writes in order, so the rebuilt keys that follow win.
-        for (start, end) in [(b"cp/", b"cp0"), (b"ov/", b"ov0"), (b"ag/", b"ag0")] {
+        for (start, end) in [
+            (b"cp/", b"cp0"),
+            (b"ov/", b"ov0"),
+            (b"ag/", b"ag0"),
+            (b"at/", b"at0"),
+        ] {
             for k in store.aux_keys(start, end)? {
                 writes.push(AuxWrite {
                     key: k,
@@ -251,6 +278,9 @@ pub(crate) fn maintain(
         })
         .collect();
     let mut reversed_now: BTreeSet<u64> = BTreeSet::new();
+    // The aggregates whose tails change (all of them when rebuilding).
+    let mut touched: Option<BTreeSet<Aggregate>> =
+        up_to_date.then(|| new.iter().filter_map(|r| Aggregate::of(&r.event)).collect());
     if !reversals.is_empty() {
         let wanted: BTreeSet<&str> = reversals.iter().copied().collect();
         for r in log {
@@ -258,6 +288,9 @@ pub(crate) fn maintain(
                 reversed_now.insert(r.seq);
                 let d = r.event.effective;
                 from = Some(from.map_or(d, |f| f.min(d)));
+                if let (Some(t), Some(a)) = (touched.as_mut(), Aggregate::of(&r.event)) {
+                    t.insert(a);
+                }
             }
         }
     }
@@ -331,7 +364,13 @@ pub(crate) fn maintain(
     let timeline = order(log.iter().map(|r| (r.seq, &r.event)).collect());
     let mut ledger = Ledger::new();
     let mut since = 0usize;
+    let mut last: HashMap<Aggregate, Date> = HashMap::new();
     for (i, (seq, event)) in timeline.iter().enumerate() {
+        if let Some(a) = Aggregate::of(event) {
+            if touched.as_ref().is_none_or(|t| t.contains(&a)) {
+                last.insert(a, event.effective);
+            }
+        }
         while let Some(&d) = pending.peek() {
             if d >= event.effective {
                 break;
@@ -363,6 +402,21 @@ pub(crate) fn maintain(
         }
     }
     writes.push(checkpoint_list(&dates));
+
+    // Tails.
+    let tails: Vec<Aggregate> = match touched {
+        Some(t) => t.into_iter().collect(),
+        None => last.keys().cloned().collect(),
+    };
+    for a in tails {
+        writes.push(AuxWrite {
+            key: tail_key(&a),
+            value: last
+                .get(&a)
+                .map(|d| encode_tail(*d, &ledger.slice([&a])))
+                .transpose()?,
+        });
+    }
 
     writes.push(AuxWrite {
         key: CK.to_vec(),
@@ -598,7 +652,11 @@ pub(crate) fn check(store: &Store, log: &[RecordedEvent]) -> Result<(), CheckFai
     let timeline = order(log.iter().map(|r| (r.seq, &r.event)).collect());
     let mut ledger = Ledger::new();
     let mut pending = dates.iter().copied().peekable();
+    let mut last: HashMap<Aggregate, Date> = HashMap::new();
     for (seq, event) in &timeline {
+        if let Some(a) = Aggregate::of(event) {
+            last.insert(a, event.effective);
+        }
         while let Some(&d) = pending.peek() {
             if d >= event.effective {
                 break;
@@ -625,8 +683,30 @@ pub(crate) fn check(store: &Store, log: &[RecordedEvent]) -> Result<(), CheckFai
         return Err(CheckFailure::Keys(m));
     }
     let expected = expected_index(log, &all_keys[CK], &dates);
+    // Tails are compared as values, not bytes: a decimal keeps the scale it
+    // was appended with (`5.50`) in memory but not in the log (`5.5`).
+    for (k, v) in all_keys.iter().filter(|(k, _)| k.starts_with(b"at/")) {
+        let aggregate = std::str::from_utf8(&k[3..]).ok().and_then(Aggregate::parse);
+        let matches = match (aggregate, decode_tail(v)) {
+            (Some(a), Some((date, slice))) => {
+                last.get(&a) == Some(&date) && slice == ledger.slice([&a])
+            }
+            _ => false,
+        };
+        if !matches {
+            return Err(CheckFailure::Keys(format!(
+                "aggregate tail {:?} differs from the log",
+                String::from_utf8_lossy(k)
+            )));
+        }
+    }
+    if let Some(a) = last.keys().find(|a| !all_keys.contains_key(&tail_key(a))) {
+        return Err(CheckFailure::Keys(format!(
+            "the tail of aggregate {a} is missing"
+        )));
+    }
     for (k, v) in &all_keys {
-        if k.starts_with(b"cp/") {
+        if k.starts_with(b"cp/") || k.starts_with(b"at/") {
             continue;
         }
         // Corrections were applied to their checkpoint above; one without

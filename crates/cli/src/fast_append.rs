@@ -30,13 +30,13 @@ use chrono::{DateTime, Utc};
 use domain::event::{Event, Payload};
 use domain::ledger::Ledger;
 use domain::values::Date;
-use domain::{order, plan_batch_at, Aggregate, BatchEvent, RecordedEvent};
+use domain::{order, plan_batch_at, plan_batch_on, Aggregate, BatchEvent, Plan, RecordedEvent};
 use store::{AuxWrite, NewEvent, Store};
 
 use crate::checkpoints::{
-    checkpoint_dates, checkpoint_list, ck_value, corrupt, decode_seqs, encode_ledger, encode_seqs,
-    every, key, keys_current, ledger_as_of, load_checkpoint, overlay_key, party_writes, replay,
-    stream_key, stream_writes, RV,
+    checkpoint_dates, checkpoint_list, ck_value, corrupt, decode_seqs, decode_tail, encode_ledger,
+    encode_seqs, encode_tail, every, key, keys_current, ledger_as_of, load_checkpoint, overlay_key,
+    party_writes, replay, stream_key, stream_writes, tail_key, RV,
 };
 use crate::commands::{decode, Failure, Receipt};
 
@@ -98,14 +98,34 @@ pub(crate) fn try_append(
             }
         }
     }
-    let mut part: BTreeMap<u64, RecordedEvent> = fetch(store, &wanted)?;
-
+    let batch: Vec<BatchEvent> = events
+        .iter()
+        .map(|(line, event)| BatchEvent {
+            line: Some(*line),
+            event: event.clone(),
+        })
+        .collect();
     // The aggregates the batch changes: its events' own, and those of the
     // events it reverses.
     let mut touched: BTreeSet<Aggregate> = events
         .iter()
         .filter_map(|(_, e)| Aggregate::of(e))
         .collect();
+
+    // The common case, events dated after everything their aggregates hold:
+    // the aggregates' current states are all the batch reads.
+    let reverses = events
+        .iter()
+        .any(|(_, e)| matches!(e.payload, Payload::EventReversed(_)));
+    if wanted.is_empty() && !reverses {
+        if let Some(base) = tails(store, events, &touched)? {
+            let plan = plan_batch_on(&base, &[], head + 1, &batch)
+                .map_err(|e| Failure::Refused(format!("{name}: {e}")))?;
+            return commit(store, &base, &[], &batch, plan, &reversed).map(Some);
+        }
+    }
+
+    let mut part: BTreeMap<u64, RecordedEvent> = fetch(store, &wanted)?;
     for seq in &targets {
         let target = &part[seq].event;
         if matches!(target.payload, Payload::PartyRegistered(_)) {
@@ -127,26 +147,79 @@ pub(crate) fn try_append(
     load_streams(store, &parties, &reversed, &mut loaded, &mut part)?;
 
     let part: Vec<RecordedEvent> = part.into_values().collect();
-    let batch: Vec<BatchEvent> = events
-        .iter()
-        .map(|(line, event)| BatchEvent {
-            line: Some(*line),
-            event: event.clone(),
-        })
-        .collect();
     let plan = plan_batch_at(&part, head + 1, &batch)
         .map_err(|e| Failure::Refused(format!("{name}: {e}")))?;
+    commit(store, &Ledger::new(), &part, &batch, plan, &reversed).map(Some)
+}
+
+/// The state of every aggregate the batch reads (its own and the parties its
+/// events name) from their tails, or `None` when some batch event is dated
+/// before the last event of its aggregate (then the stream must be read).
+fn tails(
+    store: &Store,
+    events: &[(usize, Event)],
+    touched: &BTreeSet<Aggregate>,
+) -> Result<Option<Ledger>, Failure> {
+    let mut base = Ledger::new();
+    let mut last: BTreeMap<&Aggregate, Date> = BTreeMap::new();
+    for a in touched {
+        if let Some((date, slice)) = read_tail(store, a)? {
+            base.overlay([a], &slice);
+            last.insert(a, date);
+        }
+    }
+    for (_, e) in events {
+        if let Some(a) = Aggregate::of(e) {
+            if last.get(&a).is_some_and(|d| e.effective < *d) {
+                return Ok(None);
+            }
+        }
+    }
+    let parties: BTreeSet<Aggregate> = events
+        .iter()
+        .flat_map(|(_, e)| e.referenced_parties())
+        .map(|p| Aggregate::Party(p.clone()))
+        .filter(|a| !touched.contains(a))
+        .collect();
+    for a in &parties {
+        if let Some((_, slice)) = read_tail(store, a)? {
+            base.overlay([a], &slice);
+        }
+    }
+    Ok(Some(base))
+}
+
+fn read_tail(store: &Store, a: &Aggregate) -> Result<Option<(Date, Ledger)>, Failure> {
+    match store.aux_get(&tail_key(a))? {
+        Some(v) => decode_tail(&v)
+            .map(Some)
+            .ok_or_else(|| corrupt("aggregate tail")),
+        None => Ok(None),
+    }
+}
+
+/// Writes the planned batch with every key it changes; `base` and `part` are
+/// what it was validated against.
+fn commit(
+    store: &Store,
+    base: &Ledger,
+    part: &[RecordedEvent],
+    batch: &[BatchEvent],
+    plan: Plan,
+    reversed: &BTreeSet<u64>,
+) -> Result<Receipt, Failure> {
+    let head = store.len();
     let skipped = plan.skipped as u64;
     if plan.new.is_empty() {
         let head = store.head()?;
-        return Ok(Some(Receipt {
+        return Ok(Receipt {
             appended: 0,
             skipped,
             first_seq: None,
             last_seq: None,
             head: head.as_ref().map(|h| h.hash_hex()),
             head_seq: head.as_ref().map(|h| h.seq),
-        }));
+        });
     }
     let now: DateTime<Utc> = Utc::now();
     let new: Vec<RecordedEvent> = plan
@@ -160,7 +233,7 @@ pub(crate) fn try_append(
         })
         .collect();
 
-    let aux = writes(store, &part, &new, &reversed)?;
+    let aux = writes(store, base, part, &new, reversed)?;
     let bodies: Vec<Vec<u8>> = new.iter().map(|r| r.event.canonical_bytes()).collect();
     let to_store: Vec<NewEvent<'_>> = new
         .iter()
@@ -172,14 +245,14 @@ pub(crate) fn try_append(
         .collect();
     let r = store.append_with(&to_store, now, Some((head + 1, &aux)))?;
     let head = store.head()?;
-    Ok(Some(Receipt {
+    Ok(Receipt {
         appended: r.appended,
         skipped: skipped + r.skipped,
         first_seq: r.first_seq,
         last_seq: r.last_seq,
         head: head.as_ref().map(|h| h.hash_hex()),
         head_seq: head.as_ref().map(|h| h.seq),
-    }))
+    })
 }
 
 /// Decodes the records at `seqs`.
@@ -229,9 +302,11 @@ fn load_streams(
     Ok(())
 }
 
-/// The caller keys after appending `new` (validated against `part`).
+/// The caller keys after appending `new` (validated against `base` and
+/// `part`).
 fn writes(
     store: &Store,
+    base: &Ledger,
     part: &[RecordedEvent],
     new: &[RecordedEvent],
     reversed: &BTreeSet<u64>,
@@ -293,10 +368,23 @@ fn writes(
         .filter_map(|r| Aggregate::of(&r.event))
         .collect();
     let dates = checkpoint_dates(store, Some(from))?;
+    let folded = fold_touched(base, part, new, &touched, &dates)?;
     if !dates.is_empty() {
-        writes.extend(corrections(store, part, new, &touched, &dates)?);
+        writes.extend(corrections(store, &folded.slices, &touched)?);
     } else {
         writes.extend(new_checkpoint(store, from, new.len())?);
+    }
+
+    // The touched aggregates' tails.
+    for a in &touched {
+        writes.push(AuxWrite {
+            key: tail_key(a),
+            value: folded
+                .last
+                .get(a)
+                .map(|date| encode_tail(*date, &folded.end.slice([a])))
+                .transpose()?,
+        });
     }
 
     writes.push(AuxWrite {
@@ -306,32 +394,57 @@ fn writes(
     Ok(writes)
 }
 
-/// The state of each touched aggregate at each checkpoint date, from one
-/// fold of `part` and `new`: a correction per (date, aggregate), or the
-/// checkpoint rewritten whole once it has collected too many.
-fn corrections(
-    store: &Store,
+/// What one fold of `base`, `part` and `new` gives the touched aggregates.
+struct Folded {
+    /// Their state at each checkpoint date.
+    slices: Vec<(Date, Ledger)>,
+    /// The ledger at the end.
+    end: Ledger,
+    /// The date of the last event (not reversed) of each.
+    last: BTreeMap<Aggregate, Date>,
+}
+
+fn fold_touched(
+    base: &Ledger,
     part: &[RecordedEvent],
     new: &[RecordedEvent],
     touched: &BTreeSet<Aggregate>,
     dates: &[Date],
-) -> Result<Vec<AuxWrite>, Failure> {
+) -> Result<Folded, Failure> {
     let timeline = order(part.iter().chain(new).map(|r| (r.seq, &r.event)).collect());
     let mut slices: Vec<(Date, Ledger)> = Vec::with_capacity(dates.len());
-    let mut ledger = Ledger::new();
+    let mut ledger = base.clone();
+    let mut last = BTreeMap::new();
     let mut pending = dates.iter().copied().peekable();
     for (seq, event) in &timeline {
         while let Some(d) = pending.next_if(|d| *d < event.effective) {
             slices.push((d, ledger.slice(touched)));
         }
         replay(&mut ledger, *seq, event)?;
+        if let Some(a) = Aggregate::of(event).filter(|a| touched.contains(a)) {
+            last.insert(a, event.effective);
+        }
     }
     for d in pending {
         slices.push((d, ledger.slice(touched)));
     }
+    Ok(Folded {
+        slices,
+        end: ledger,
+        last,
+    })
+}
 
+/// A correction per (checkpoint date, touched aggregate), or the checkpoint
+/// rewritten whole once it has collected too many.
+fn corrections(
+    store: &Store,
+    slices: &[(Date, Ledger)],
+    touched: &BTreeSet<Aggregate>,
+) -> Result<Vec<AuxWrite>, Failure> {
     let mut writes = Vec::new();
     for (date, slice) in slices {
+        let date = *date;
         let prefix = format!("ov/{date}/").into_bytes();
         let end = format!("ov/{date}0").into_bytes();
         let existing = store.aux_keys(&prefix, &end)?;
@@ -344,7 +457,7 @@ fn corrections(
             let cp = key("cp", &date.to_string());
             let value = store.aux_get(&cp)?.ok_or_else(|| corrupt("checkpoint"))?;
             let mut whole = load_checkpoint(store, date, &value)?;
-            whole.overlay(touched, &slice);
+            whole.overlay(touched, slice);
             writes.push(AuxWrite {
                 key: cp,
                 value: Some(encode_ledger(&whole)?),

@@ -21,6 +21,6 @@ pub use aggregate::Aggregate;
 pub use error::Rejection;
 pub use event::{parse_jsonl, Event, FileError, ParseError, Payload, EVENT_TYPES};
 pub use ledger::{Ledger, ObligationStatus, RightEnd};
-pub use timeline::{fold, order, timeline, FoldError, KnownAt, RecordedEvent};
-pub use validate::{plan_batch, plan_batch_at, BatchEvent, BatchRejection, Plan};
+pub use timeline::{fold, fold_from, order, timeline, FoldError, KnownAt, RecordedEvent};
+pub use validate::{plan_batch, plan_batch_at, plan_batch_on, BatchEvent, BatchRejection, Plan};
 pub use values::{Currency, Date, Dec, EventId, Money, Slug};

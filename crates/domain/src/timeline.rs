@@ -81,7 +81,15 @@ pub struct FoldError {
 /// Folds an ordered timeline up to and including `as_of` (all of it when
 /// `None`), checking every rule at every step.
 pub fn fold(ordered: &[(u64, &Event)], as_of: Option<Date>) -> Result<Ledger, FoldError> {
-    let mut ledger = Ledger::new();
+    fold_from(Ledger::new(), ordered, as_of)
+}
+
+/// `fold` starting from `ledger` instead of an empty ledger.
+pub fn fold_from(
+    mut ledger: Ledger,
+    ordered: &[(u64, &Event)],
+    as_of: Option<Date>,
+) -> Result<Ledger, FoldError> {
     for (seq, event) in ordered {
         if as_of.is_some_and(|d| event.effective > d) {
             break;

@@ -11,7 +11,8 @@ use ahash::AHashMap as HashMap;
 
 use crate::error::Rejection;
 use crate::event::{Event, Payload};
-use crate::timeline::{fold, order, FoldError, RecordedEvent};
+use crate::ledger::Ledger;
+use crate::timeline::{fold_from, order, FoldError, RecordedEvent};
 use crate::values::EventId;
 
 /// What an accepted batch will do.
@@ -53,6 +54,20 @@ pub fn plan_batch(log: &[RecordedEvent], batch: &[BatchEvent]) -> Result<Plan, B
 /// batch cannot change (see `aggregate`), so the first event to fail is the
 /// same as over the whole log.
 pub fn plan_batch_at(
+    log: &[RecordedEvent],
+    next_seq: u64,
+    batch: &[BatchEvent],
+) -> Result<Plan, BatchRejection> {
+    plan_batch_on(&Ledger::new(), log, next_seq, batch)
+}
+
+/// `plan_batch_at` with the fold starting from `base` instead of an empty
+/// ledger: `base` holds the state that the recorded events left out of
+/// `log` give the aggregates the batch reads, all of it dated on or before
+/// every batch event of the same aggregate (so no left-out event comes
+/// after a batch event in the timeline).
+pub fn plan_batch_on(
+    base: &Ledger,
     log: &[RecordedEvent],
     next_seq: u64,
     batch: &[BatchEvent],
@@ -177,7 +192,7 @@ pub fn plan_batch_at(
                     .map(|(k, &i)| (next_seq + k as u64, &batch[i].event)),
             )
             .collect();
-        fold(&order(entries), None).map(|_| ())
+        fold_from(base.clone(), &order(entries), None).map(|_| ())
     };
     let Err(failure) = check(plan.new.len()) else {
         return Ok(plan);
