@@ -52,6 +52,10 @@ use crate::commands::{decode, Failure};
 /// so that tests can exercise checkpoints on small logs.
 const EVERY_DEFAULT: usize = 16 * 1024;
 
+/// A batch of at least this many events ends on a checkpoint when at least
+/// this many events follow the last one.
+const END_CHECKPOINT_MIN: usize = 1024;
+
 pub(crate) fn every() -> usize {
     std::env::var("ACCORD_CHECKPOINT_EVERY")
         .ok()
@@ -387,9 +391,11 @@ pub(crate) fn maintain(
             .get(i + 1)
             .is_none_or(|(_, next)| next.effective > event.effective);
         let is_existing = pending.peek() == Some(&event.effective);
-        // A batch of `every` events or more (an import) also ends on a
-        // checkpoint, since its last dates are the ones asked most.
-        let batch_ends = i + 1 == timeline.len() && new.len() >= every && since > 0;
+        // A big batch (an import) also ends on a checkpoint once a thousand
+        // events or so follow the last one, since its last dates are the
+        // ones asked most.
+        let tail_min = every.min(END_CHECKPOINT_MIN);
+        let batch_ends = i + 1 == timeline.len() && new.len() >= tail_min && since >= tail_min;
         if day_ends && (since >= every || batch_ends) && !is_existing && event.effective >= from {
             snapshot(event.effective, &ledger, &mut writes)?;
             dates.insert(event.effective);

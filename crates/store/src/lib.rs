@@ -21,9 +21,9 @@
 //! # On-disk layout
 //!
 //! A store is a directory holding a sled database (sled's own `db`, `conf`, `blobs/`, `snap.*`),
-//! `accord.lock`, the file this crate locks exclusively so that a second process fails
-//! fast with [`StoreError::Locked`], and `accord.head`, the head sidecar (see below). All keys
-//! live in sled's default tree:
+//! `accord.log`, the log file (see below), `accord.lock`, the file this crate locks exclusively
+//! so that a second process fails fast with [`StoreError::Locked`], and `accord.head`, the head
+//! sidecar (see below). All keys live in sled's default tree:
 //!
 //! - `b"meta"` -> the head: format byte `1`, seq (u64 BE), hash (32 bytes), varint length +
 //!   recorded bytes.
@@ -37,6 +37,12 @@
 //!   the *plain* form (format 1, still read); what is stored is format 2: format byte `2`, the
 //!   count, then the records as one LZ4 block with its length prepended (u32 LE). Hashes are
 //!   computed over the record fields, never over stored bytes, so compression changes no hash.
+//!   A full (*sealed*) segment is kept in the log file instead, and its value in sled is format
+//!   3: format byte `3`, the count (u32 BE), the offset (u64 BE) and length (u32 BE) of its
+//!   format-2 bytes in `accord.log`, and their CRC-32 (u32 BE). Only the last segment, which
+//!   appends extend, lives in sled itself. Stores written before the log file existed keep their
+//!   sealed segments in sled; both forms are read.
+//! - `b"logend"` -> the committed length of `accord.log` (u64 BE).
 //! - `b"ix"` + bucket (u16 BE) -> the id index, used for idempotent appends: 4096 buckets, each
 //!   format byte `1` then (fingerprint u64 BE, seq varint) pairs in order; the fingerprint is
 //!   FNV-1a 64 of the id followed by the SplitMix64 finalizer, and the bucket is fingerprint mod
@@ -47,6 +53,19 @@
 //!
 //! Every append writes all its keys with one `sled::Batch` (atomic in sled 0.34, also across a
 //! crash) and then flushes sled to disk before reporting success.
+//!
+//! # Log file
+//!
+//! `accord.log` holds the sealed segments end to end, each written once and never changed, so
+//! the bulk of the log costs no more than its compressed bytes: sled's space overhead, and the
+//! time sled takes to open a large file, apply only to the small keys. An append that seals
+//! segments writes them at the committed end of the file and `fdatasync`s it *before* applying
+//! the sled batch that refers to them (with the new `logend`): until that batch commits, the new
+//! bytes belong to no append, and a crash leaves them as garbage past `logend`, which the next
+//! writer truncates when it opens the store. Every open checks that the file holds at least
+//! `logend` bytes (a shorter or missing file is [`StoreError::Corrupt`]), and every read of a
+//! sealed segment checks its CRC-32, so a damaged byte is reported by any command, not only by
+//! [`Store::verify`] (whose hash chain covers the records anyway).
 //!
 //! # Head sidecar: detecting a lost tail
 //!
