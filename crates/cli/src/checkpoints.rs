@@ -578,25 +578,27 @@ fn expected_index(log: &[RecordedEvent], ck: &[u8], checkpoints: &BTreeSet<Date>
     if let Some(v) = checkpoint_list(checkpoints).value {
         expected.insert(CL.to_vec(), v);
     }
-    let mut by_date: BTreeMap<Date, BTreeSet<u64>> = BTreeMap::new();
+    // The log is in seq order, so each list below is built ascending.
+    let mut by_date: BTreeMap<Date, Vec<u64>> = BTreeMap::new();
+    let targets: ahash::AHashSet<&str> = log
+        .iter()
+        .filter_map(|r| match &r.event.payload {
+            Payload::EventReversed(p) => Some(p.reverses.as_str()),
+            _ => None,
+        })
+        .collect();
     let mut reversed = BTreeSet::new();
-    let ids: HashMap<&str, u64> = log.iter().map(|r| (r.event.id.as_str(), r.seq)).collect();
-    let mut streams: BTreeMap<Aggregate, Vec<u64>> = BTreeMap::new();
+    let mut streams: ahash::AHashMap<Aggregate, Vec<u64>> = ahash::AHashMap::new();
     for r in log {
-        by_date.entry(r.event.effective).or_default().insert(r.seq);
+        by_date.entry(r.event.effective).or_default().push(r.seq);
         if let Some(a) = Aggregate::of(&r.event) {
             streams.entry(a).or_default().push(r.seq);
         }
-        match &r.event.payload {
-            Payload::EventReversed(p) => {
-                if let Some(s) = ids.get(p.reverses.as_str()) {
-                    reversed.insert(*s);
-                }
-            }
-            Payload::PartyRegistered(p) => {
-                expected.insert(key("pt", p.party.as_str()), Vec::new());
-            }
-            _ => {}
+        if targets.contains(r.event.id.as_str()) {
+            reversed.insert(r.seq);
+        }
+        if let Payload::PartyRegistered(p) = &r.event.payload {
+            expected.insert(key("pt", p.party.as_str()), Vec::new());
         }
     }
     for (date, seqs) in by_date {
@@ -658,7 +660,7 @@ pub(crate) fn check(store: &Store, log: &[RecordedEvent]) -> Result<(), CheckFai
     let timeline = order(log.iter().map(|r| (r.seq, &r.event)).collect());
     let mut ledger = Ledger::new();
     let mut pending = dates.iter().copied().peekable();
-    let mut last: HashMap<Aggregate, Date> = HashMap::new();
+    let mut last: ahash::AHashMap<Aggregate, Date> = ahash::AHashMap::new();
     for (seq, event) in &timeline {
         if let Some(a) = Aggregate::of(event) {
             last.insert(a, event.effective);
