@@ -259,3 +259,43 @@ fn fast_appends_decide_like_full_ones() {
         assert!(ok(store, &["verify"]).starts_with("ok"));
     }
 }
+
+/// Appends one at a time after the end of the log take new checkpoints from
+/// the last one (every 25 events here): each must equal a replay.
+#[test]
+fn appends_after_the_end_take_checkpoints_that_match_a_replay() {
+    let dir = tempfile::tempdir().unwrap();
+    let w = workload::generate(1000, 3).unwrap();
+    let mut text = Vec::new();
+    w.write_jsonl(&mut text).unwrap();
+    let store = import(dir.path(), "store", &text);
+    let last = w.last_day();
+    let before = ok(&store, &["head"]);
+    for k in 0..60u32 {
+        let day = last + 1 + k / 2;
+        let file = dir.path().join(format!("late{k}.jsonl"));
+        std::fs::write(&file, w.probe_settlement(&format!("late-{k}"), day)).unwrap();
+        ok(&store, &["append", file.to_str().unwrap()]);
+    }
+    assert_ne!(ok(&store, &["head"]), before);
+    let seq = ok(&store, &["head"])
+        .trim()
+        .split(':')
+        .next()
+        .unwrap()
+        .to_string();
+    for day in (last..last + 32).step_by(3) {
+        let d = workload::date_str(day);
+        for cmd in [
+            vec!["obligations", "--all", "--format", "json"],
+            vec!["position", "p1", "--all", "--format", "json"],
+        ] {
+            let mut args = cmd.clone();
+            args.extend(["--as-of", &d]);
+            let mut replay = args.clone();
+            replay.extend(["--known-at", &seq]);
+            assert_eq!(ok(&store, &args), ok(&store, &replay), "{args:?}");
+        }
+    }
+    assert!(ok(&store, &["verify"]).starts_with("ok"));
+}
