@@ -140,38 +140,50 @@ pub(crate) fn load(store: &Store) -> Result<Loaded, Failure> {
 
 /// The decoded log without the stored records, for commands that need no hashes.
 pub(crate) fn load_events(store: &Store) -> Result<Vec<RecordedEvent>, Failure> {
+    decode_records(store.iter(), |_| {}).map_err(|e| match e {
+        DecodeFailure::Store(e) => Failure::from(e),
+        DecodeFailure::Event(seq, m) => Failure::Unavailable(format!(
+            "the store is corrupt: seq {seq} does not decode: {m}"
+        )),
+    })
+}
+
+/// Decodes every record in order, showing each to `each` first. Decoding JSON is most of a
+/// replay's time, so each round of records is split over two threads.
+fn decode_records(
+    mut records: store::Records<'_>,
+    mut each: impl FnMut(&Record),
+) -> Result<Vec<RecordedEvent>, DecodeFailure> {
     /// Records decoded per round: enough to keep both threads busy, few enough that the raw
     /// records of one round stay small next to the decoded log.
     const CHUNK: usize = 16 * 1024;
-    let corrupt = |seq: u64, m: String| {
-        Failure::Unavailable(format!(
-            "the store is corrupt: seq {seq} does not decode: {m}"
-        ))
-    };
-    let decode_chunk = |chunk: &[Record]| -> Result<Vec<RecordedEvent>, Failure> {
+    let decode_chunk = |chunk: &[Record]| -> Result<Vec<RecordedEvent>, DecodeFailure> {
         chunk
             .iter()
-            .map(|r| decode(r).map_err(|m| corrupt(r.seq, m)))
+            .map(|r| decode(r).map_err(|m| DecodeFailure::Event(r.seq, m)))
             .collect()
     };
-    let mut events = Vec::with_capacity(store.len() as usize);
-    let mut records = store.iter();
+    let mut events = Vec::new();
     loop {
         let mut chunk = Vec::with_capacity(CHUNK);
         for r in records.by_ref().take(CHUNK) {
-            chunk.push(r?);
+            let r = r.map_err(DecodeFailure::Store)?;
+            each(&r);
+            chunk.push(r);
         }
         if chunk.is_empty() {
             break;
         }
-        // Decoding JSON is most of a replay's time: split each round over two threads.
         let (first, second) = chunk.split_at(chunk.len() / 2);
         let (a, b) = std::thread::scope(|scope| {
             let other = scope.spawn(|| decode_chunk(second));
             let a = decode_chunk(first);
-            let b = other
-                .join()
-                .unwrap_or_else(|_| Err(Failure::Unavailable("decoding the log panicked".into())));
+            let b = other.join().unwrap_or_else(|_| {
+                Err(DecodeFailure::Event(
+                    second.first().map_or(0, |r| r.seq),
+                    "decoding panicked".into(),
+                ))
+            });
             (a, b)
         });
         events.extend(a?);
@@ -1314,44 +1326,12 @@ fn decode_all(
     records: store::Records<'_>,
     keep_hash_of: Option<u64>,
 ) -> Result<(Vec<RecordedEvent>, Option<String>), DecodeFailure> {
-    const CHUNK: usize = 16 * 1024;
-    let decode_chunk = |chunk: &[Record]| -> Result<Vec<RecordedEvent>, DecodeFailure> {
-        chunk
-            .iter()
-            .map(|r| decode(r).map_err(|m| DecodeFailure::Event(r.seq, m)))
-            .collect()
-    };
-    let mut events = Vec::new();
     let mut hash = None;
-    let mut records = records;
-    loop {
-        let mut chunk = Vec::with_capacity(CHUNK);
-        for r in records.by_ref().take(CHUNK) {
-            let r = r.map_err(DecodeFailure::Store)?;
-            if keep_hash_of == Some(r.seq) {
-                hash = Some(r.hash_hex());
-            }
-            chunk.push(r);
+    let events = decode_records(records, |r| {
+        if keep_hash_of == Some(r.seq) {
+            hash = Some(r.hash_hex());
         }
-        if chunk.is_empty() {
-            break;
-        }
-        // Each round is split over two threads (the hash chain runs on a third).
-        let (first, second) = chunk.split_at(chunk.len() / 2);
-        let (a, b) = std::thread::scope(|scope| {
-            let other = scope.spawn(|| decode_chunk(second));
-            let a = decode_chunk(first);
-            let b = other.join().unwrap_or_else(|_| {
-                Err(DecodeFailure::Event(
-                    second.first().map_or(0, |r| r.seq),
-                    "decoding panicked".into(),
-                ))
-            });
-            (a, b)
-        });
-        events.extend(a?);
-        events.extend(b?);
-    }
+    })?;
     Ok((events, hash))
 }
 
