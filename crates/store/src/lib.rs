@@ -94,12 +94,14 @@
 //! sidecar's rename. `accord head` / `verify --expect-head` cover the first case for anyone who
 //! wrote a head down elsewhere.
 
+mod backend;
 mod codec;
 mod error;
 mod store;
 
+pub use backend::{open, Access, Backend, RecordIter, Snapshot, Transaction};
 pub use error::StoreError;
-pub use store::{AuxEntries, AuxWrite, Records, Store};
+pub use store::{AuxEntries, AuxWrite, EmbeddedRead, EmbeddedWrite, Records, Store};
 
 /// Most records one segment holds.
 pub const SEGMENT_MAX_EVENTS: u32 = 1024;

@@ -8,7 +8,7 @@ use ahash::AHashMap as HashMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, SubsecRound, Utc};
@@ -52,7 +52,13 @@ pub struct Store {
     // file lock) before `lock` releases ours, or a process waiting on our lock could find
     // sled's still held.
     db: sled::Db,
+    /// The writer's state: held for the whole of a write transaction, so that appends from
+    /// threads of this process run one after the other.
     state: Mutex<State>,
+    /// The head readers see. A read snapshot holds it shared for its lifetime; a commit holds
+    /// it exclusively while its batch is applied and flushed, so a snapshot never sees half a
+    /// batch (sled has no multi-key snapshots of its own).
+    published: RwLock<Option<Head>>,
     /// The log file: open for writing in a writer, for reading in a reader, and `None` in a
     /// reader of a store that has none (written before it existed, or too small to have sealed
     /// a segment).
@@ -64,7 +70,6 @@ pub struct Store {
 /// What appends need to know about the end of the log. Only this process can write the store
 /// (we hold the exclusive lock), so the cached values stay true between appends.
 struct State {
-    head: Option<Head>,
     /// First seq of the last segment, which the next append may extend.
     tail: Option<u64>,
     /// The seq the head sidecar names (0 when there is none yet); when it is behind `head`, the
@@ -154,8 +159,8 @@ impl Store {
         migrate_legacy_index(&db, path)?;
         let store = Store {
             db,
+            published: RwLock::new(head.clone()),
             state: Mutex::new(State {
-                head: head.clone(),
                 tail,
                 acknowledged: sidecar.as_ref().map_or(0, |(seq, _)| *seq),
                 log_end,
@@ -176,14 +181,24 @@ impl Store {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    fn published(&self) -> RwLockReadGuard<'_, Option<Head>> {
+        // The head is replaced whole, after its batch was applied: a poisoned lock still
+        // guards a consistent value.
+        self.published.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn publish(&self) -> RwLockWriteGuard<'_, Option<Head>> {
+        self.published.write().unwrap_or_else(PoisonError::into_inner)
+    }
+
     /// The last record's seq, hash and recorded time; None for an empty log.
     pub fn head(&self) -> Result<Option<Head>, StoreError> {
-        Ok(self.state().head.clone())
+        Ok(self.published().clone())
     }
 
     /// Number of records (which is also the head's seq, since seqs start at 1 without gaps).
     pub fn len(&self) -> u64 {
-        self.state().head.as_ref().map_or(0, |h| h.seq)
+        self.published().as_ref().map_or(0, |h| h.seq)
     }
 
     pub fn is_empty(&self) -> bool {
@@ -222,7 +237,20 @@ impl Store {
         aux: Option<(u64, &[AuxWrite])>,
     ) -> Result<Receipt, StoreError> {
         let mut state = self.state();
-        let head_seq = state.head.as_ref().map_or(0, |h| h.seq);
+        self.append_locked(&mut state, batch, now, aux)
+    }
+
+    /// `append_with` for a caller that holds the writer's state.
+    fn append_locked(
+        &self,
+        state: &mut State,
+        batch: &[NewEvent<'_>],
+        now: DateTime<Utc>,
+        aux: Option<(u64, &[AuxWrite])>,
+    ) -> Result<Receipt, StoreError> {
+        // Only holders of `state` change the head, so it stays as read here.
+        let current = self.head()?;
+        let head_seq = current.as_ref().map_or(0, |h| h.seq);
         if let Some((first, _)) = aux {
             if first != head_seq + 1 {
                 return Err(StoreError::InvalidEvent {
@@ -296,7 +324,7 @@ impl Store {
         if fresh.is_empty() {
             // A sidecar left behind by a crash between sled's flush and its own write (or an old
             // store without one) is brought up to date here, once sled's state is durable.
-            if let Some(head) = &state.head {
+            if let Some(head) = &current {
                 if state.acknowledged < head.seq {
                     self.db.flush().map_err(sled_error(&self.path))?;
                     write_head_file(&self.path, head.seq, &head.hash)?;
@@ -308,12 +336,12 @@ impl Store {
                 skipped,
                 first_seq: None,
                 last_seq: None,
-                head: state.head.clone(),
+                head: current,
             });
         }
 
         let now = now.trunc_subsecs(6);
-        let recorded_at = match &state.head {
+        let recorded_at = match &current {
             Some(head) => {
                 let last = parse_recorded(&head.recorded)
                     .map_err(|e| StoreError::corrupt(Some(head.seq), e))?;
@@ -330,7 +358,7 @@ impl Store {
         }
         .unwrap_or_else(|| SegmentBuilder::new(head_seq + 1));
 
-        let mut prev = state.head.as_ref().map_or(ZERO_HASH, |h| h.hash);
+        let mut prev = current.as_ref().map_or(ZERO_HASH, |h| h.hash);
         let mut seq = head_seq;
         // Full segments go to the log file, each where the last committed one ends; nothing
         // refers to them until the sled batch below commits.
@@ -383,6 +411,8 @@ impl Store {
         }
         writes.insert(META_KEY, codec::encode_head(seq, &prev, &recorded));
 
+        // Readers wait while the batch is applied and flushed, and then see all of it.
+        let mut published = self.publish();
         self.db
             .apply_batch(writes)
             .map_err(sled_error(&self.path))?;
@@ -392,10 +422,12 @@ impl Store {
             hash: prev,
             recorded,
         };
-        state.head = Some(head.clone());
+        *published = Some(head.clone());
         state.tail = Some(tail);
         state.log_end = log_end;
-        self.db.flush().map_err(sled_error(&self.path))?;
+        let flushed = self.db.flush().map_err(sled_error(&self.path));
+        drop(published);
+        flushed?;
         // Only now is the batch durable, so only now may the sidecar vouch for it. If this write
         // fails the events stay (as after a failed flush) and the next append retries it.
         write_head_file(&self.path, head.seq, &head.hash)?;
@@ -541,7 +573,11 @@ impl Store {
     /// The records with the given seqs, in the order asked, reading each segment once.
     /// A seq beyond the head is `Corrupt` (callers take seqs from their own indexes).
     pub fn records_at(&self, seqs: &[u64]) -> Result<Vec<Record>, StoreError> {
-        let head_seq = self.len();
+        self.records_at_upto(seqs, self.len())
+    }
+
+    /// `records_at` for a log that ends at `head_seq`.
+    fn records_at_upto(&self, seqs: &[u64], head_seq: u64) -> Result<Vec<Record>, StoreError> {
         let mut sorted: Vec<u64> = seqs.to_vec();
         sorted.sort_unstable();
         sorted.dedup();
@@ -626,7 +662,11 @@ impl Store {
 
     /// The records with seq > `after`, in seq order (see `iter`).
     pub fn iter_from(&self, after: u64) -> Records<'_> {
-        let limit = self.len();
+        self.iter_between(after, self.len())
+    }
+
+    /// The records with `after` < seq <= `limit`, in seq order.
+    fn iter_between(&self, after: u64, limit: u64) -> Records<'_> {
         let mut records = Records {
             inner: None,
             pending: Vec::new().into_iter(),
@@ -683,7 +723,7 @@ impl Store {
         let mut expected = 1u64;
         let mut prev = ZERO_HASH;
         let mut last_recorded: Option<(String, DateTime<Utc>)> = None;
-        let capacity = _state.head.as_ref().map_or(0, |h| h.seq);
+        let capacity = self.len();
         let mut expected_index: Vec<(u16, u64, u64)> =
             Vec::with_capacity(usize::try_from(capacity).unwrap_or(0));
         for entry in self.db.scan_prefix(SEG_PREFIX) {
@@ -1421,4 +1461,120 @@ fn parse_recorded(text: &str) -> Result<DateTime<Utc>, String> {
     DateTime::parse_from_rfc3339(text)
         .map(|t| t.with_timezone(&Utc))
         .map_err(|e| format!("recorded time {text:?} does not parse: {e}"))
+}
+
+/// A read of the embedded store: the log up to the head it was taken at, with the caller's keys
+/// as that head left them. Commits of this process wait until it is dropped; other processes
+/// are kept out by the store's lock.
+pub struct EmbeddedRead<'s> {
+    store: &'s Store,
+    head: RwLockReadGuard<'s, Option<Head>>,
+}
+
+/// A write transaction on the embedded store: it holds the writer's state, so what it reads
+/// (head, id index, caller keys, records) stays as read until it commits or is dropped.
+pub struct EmbeddedWrite<'s> {
+    store: &'s Store,
+    state: MutexGuard<'s, State>,
+    head: Option<Head>,
+}
+
+impl Store {
+    /// A consistent read of the log as it is now.
+    pub fn read(&self) -> EmbeddedRead<'_> {
+        EmbeddedRead {
+            store: self,
+            head: self.published(),
+        }
+    }
+
+    /// Starts a write: waits for appends of other threads of this process to finish.
+    pub fn write(&self) -> EmbeddedWrite<'_> {
+        let state = self.state();
+        let head = self.published().clone();
+        EmbeddedWrite {
+            store: self,
+            state,
+            head,
+        }
+    }
+}
+
+impl crate::Snapshot for EmbeddedRead<'_> {
+    fn head(&self) -> Option<Head> {
+        self.head.clone()
+    }
+    fn seq_of(&self, id: &str) -> Result<Option<u64>, StoreError> {
+        self.store.seq_of_upto(id, self.len())
+    }
+    fn records_at(&self, seqs: &[u64]) -> Result<Vec<Record>, StoreError> {
+        self.store.records_at_upto(seqs, self.len())
+    }
+    fn records_after(&self, after: u64) -> crate::RecordIter<'_> {
+        Box::new(self.store.iter_between(after, self.len()))
+    }
+    fn aux_get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        self.store.aux_get(key)
+    }
+    fn aux_range(&self, from: &[u8], to: &[u8], last_only: bool) -> Result<AuxEntries, StoreError> {
+        self.store.aux_range(from, to, last_only)
+    }
+    fn aux_keys(&self, from: &[u8], to: &[u8]) -> Result<Vec<Vec<u8>>, StoreError> {
+        self.store.aux_keys(from, to)
+    }
+}
+
+impl crate::Snapshot for EmbeddedWrite<'_> {
+    fn head(&self) -> Option<Head> {
+        self.head.clone()
+    }
+    fn seq_of(&self, id: &str) -> Result<Option<u64>, StoreError> {
+        self.store.seq_of_upto(id, self.len())
+    }
+    fn records_at(&self, seqs: &[u64]) -> Result<Vec<Record>, StoreError> {
+        self.store.records_at_upto(seqs, self.len())
+    }
+    fn records_after(&self, after: u64) -> crate::RecordIter<'_> {
+        Box::new(self.store.iter_between(after, self.len()))
+    }
+    fn aux_get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        self.store.aux_get(key)
+    }
+    fn aux_range(&self, from: &[u8], to: &[u8], last_only: bool) -> Result<AuxEntries, StoreError> {
+        self.store.aux_range(from, to, last_only)
+    }
+    fn aux_keys(&self, from: &[u8], to: &[u8]) -> Result<Vec<Vec<u8>>, StoreError> {
+        self.store.aux_keys(from, to)
+    }
+}
+
+impl crate::Transaction for EmbeddedWrite<'_> {
+    fn commit(
+        &mut self,
+        batch: &[NewEvent<'_>],
+        now: DateTime<Utc>,
+        aux: &[AuxWrite],
+    ) -> Result<Receipt, StoreError> {
+        let first = crate::Snapshot::len(self) + 1;
+        let store = self.store;
+        let receipt = store.append_locked(&mut self.state, batch, now, Some((first, aux)));
+        // Whatever happened, the transaction goes on from the head the store now has.
+        self.head = store.head()?;
+        receipt
+    }
+}
+
+impl crate::Backend for Store {
+    fn read(&self) -> Result<Box<dyn crate::Snapshot + '_>, StoreError> {
+        Ok(Box::new(Store::read(self)))
+    }
+    fn write(&self) -> Result<Box<dyn crate::Transaction + '_>, StoreError> {
+        Ok(Box::new(Store::write(self)))
+    }
+    fn verify(&self) -> Result<Option<Head>, StoreError> {
+        Store::verify(self)
+    }
+    fn location(&self) -> String {
+        self.path.display().to_string()
+    }
 }

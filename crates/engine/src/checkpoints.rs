@@ -43,26 +43,14 @@ use domain::event::{Event, Payload};
 use domain::ledger::Ledger;
 use domain::values::{Date, Slug};
 use domain::{order, Aggregate, RecordedEvent};
-use store::{AuxWrite, Store};
+use store::{AuxWrite, Snapshot};
 
-use crate::commands::{decode, Failure};
-
-/// A new checkpoint is taken once this many events were folded since the
-/// last one (at the end of a day). `ACCORD_CHECKPOINT_EVERY` overrides it,
-/// so that tests can exercise checkpoints on small logs.
-const EVERY_DEFAULT: usize = 16 * 1024;
+use crate::load::decode;
+use crate::{Config, Error};
 
 /// A batch of at least this many events ends on a checkpoint when at least
 /// this many events follow the last one.
 const END_CHECKPOINT_MIN: usize = 1024;
-
-pub(crate) fn every() -> usize {
-    std::env::var("ACCORD_CHECKPOINT_EVERY")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .filter(|n: &usize| *n > 0)
-        .unwrap_or(EVERY_DEFAULT)
-}
 
 const CK: &[u8] = b"ck";
 /// The format byte of `ck`.
@@ -112,7 +100,7 @@ pub(crate) fn decode_seqs(bytes: &[u8]) -> Option<BTreeSet<u64>> {
     (shift == 0).then_some(out)
 }
 
-pub(crate) fn encode_ledger(ledger: &Ledger) -> Result<Vec<u8>, Failure> {
+pub(crate) fn encode_ledger(ledger: &Ledger) -> Result<Vec<u8>, Error> {
     Ok(lz4_flex::block::compress_prepend_size(
         &crate::ledger_codec::encode(ledger),
     ))
@@ -129,7 +117,7 @@ pub(crate) fn decode_ledger(bytes: &[u8]) -> Option<Ledger> {
 }
 
 /// Whether the keys were written for the store's current head.
-pub(crate) fn keys_current(store: &Store) -> Result<bool, Failure> {
+pub(crate) fn keys_current(store: &dyn Snapshot) -> Result<bool, Error> {
     let head = store.len();
     Ok(store
         .aux_get(CK)?
@@ -154,7 +142,7 @@ pub(crate) fn tail_key(aggregate: &Aggregate) -> Vec<u8> {
 }
 
 /// An aggregate's tail: the date of its last event and its state.
-pub(crate) fn encode_tail(last: Date, slice: &Ledger) -> Result<Vec<u8>, Failure> {
+pub(crate) fn encode_tail(last: Date, slice: &Ledger) -> Result<Vec<u8>, Error> {
     let mut out = last.to_string().into_bytes();
     out.extend(encode_ledger(slice)?);
     Ok(out)
@@ -178,7 +166,7 @@ fn key_date(key: &[u8]) -> Option<Date> {
 
 /// The checkpoint stored under `cp/DATE` (its value given), with the
 /// corrections of that date applied.
-pub(crate) fn load_checkpoint(store: &Store, date: Date, value: &[u8]) -> Result<Ledger, Failure> {
+pub(crate) fn load_checkpoint(store: &dyn Snapshot, date: Date, value: &[u8]) -> Result<Ledger, Error> {
     let mut ledger = decode_ledger(value).ok_or_else(|| corrupt("checkpoint"))?;
     let from = format!("ov/{date}/").into_bytes();
     let to = format!("ov/{date}0").into_bytes();
@@ -194,7 +182,7 @@ pub(crate) fn load_checkpoint(store: &Store, date: Date, value: &[u8]) -> Result
 }
 
 /// The dates of every checkpoint on or after `from` (all when `None`).
-pub(crate) fn checkpoint_dates(store: &Store, from: Option<Date>) -> Result<Vec<Date>, Failure> {
+pub(crate) fn checkpoint_dates(store: &dyn Snapshot, from: Option<Date>) -> Result<Vec<Date>, Error> {
     let list = store.aux_get(CL)?.unwrap_or_default();
     let dates = decode_dates(&list).ok_or_else(|| corrupt("checkpoint list"))?;
     Ok(dates
@@ -227,28 +215,28 @@ pub(crate) fn checkpoint_list<'a>(dates: impl IntoIterator<Item = &'a Date>) -> 
 
 /// Applies one stored event; stored events were validated, so a refusal
 /// means a corrupt store.
-pub(crate) fn replay(ledger: &mut Ledger, seq: u64, event: &Event) -> Result<(), Failure> {
-    ledger.apply(event).map_err(|e| {
-        Failure::Unavailable(format!(
-            "the store is corrupt: replaying seq {seq} breaks a rule: {e}"
-        ))
+pub(crate) fn replay(ledger: &mut Ledger, seq: u64, event: &Event) -> Result<(), Error> {
+    ledger.apply(event).map_err(|rejection| {
+        Error::replay(&domain::FoldError {
+            seq,
+            rejection,
+        })
     })
 }
 
-pub(crate) fn corrupt(what: &str) -> Failure {
-    Failure::Unavailable(format!(
-        "the store is corrupt: its {what} does not decode (run `accord verify`)"
-    ))
+pub(crate) fn corrupt(what: &str) -> Error {
+    Error::corrupt(what)
 }
 
 /// The caller keys after appending `log[new_from..]`: what changed, for
 /// `Store::append_with`. `log` is the whole log with the new events at the
 /// end, already validated.
 pub(crate) fn maintain(
-    store: &Store,
+    store: &dyn Snapshot,
     log: &[RecordedEvent],
     new_from: usize,
-) -> Result<Vec<AuxWrite>, Failure> {
+    config: &Config,
+) -> Result<Vec<AuxWrite>, Error> {
     let up_to_date = keys_current(store)?;
     // Without keys for the log as it is, everything is (re)built.
     let new_from = if up_to_date { new_from } else { 0 };
@@ -354,7 +342,7 @@ pub(crate) fn maintain(
     } else {
         Vec::new()
     };
-    let every = every();
+    let every = config.checkpoint_every.max(1);
     let mut pending = existing.iter().copied().peekable();
     let mut dates: BTreeSet<Date> = existing.iter().copied().collect();
     let snapshot = |date: Date, ledger: &Ledger, writes: &mut Vec<AuxWrite>| {
@@ -448,10 +436,10 @@ pub(crate) fn party_writes(new: &[RecordedEvent]) -> Vec<AuxWrite> {
 /// when `extend`, else from nothing). `new` is in seq order, after every
 /// stored seq.
 pub(crate) fn stream_writes(
-    store: &Store,
+    store: &dyn Snapshot,
     new: &[RecordedEvent],
     extend: bool,
-) -> Result<Vec<AuxWrite>, Failure> {
+) -> Result<Vec<AuxWrite>, Error> {
     let mut streams: BTreeMap<Aggregate, Vec<u64>> = BTreeMap::new();
     for r in new {
         if let Some(a) = Aggregate::of(&r.event) {
@@ -480,7 +468,7 @@ pub(crate) fn stream_writes(
 /// The ledger as of `as_of`, as known now, from the last checkpoint on or
 /// before it and the events dated after that; `None` when the store's keys
 /// were not written for its current head (then the caller replays the log).
-pub(crate) fn ledger_as_of(store: &Store, as_of: Date) -> Result<Option<Ledger>, Failure> {
+pub(crate) fn ledger_as_of(store: &dyn Snapshot, as_of: Date) -> Result<Option<Ledger>, Error> {
     // Keys order dates as `YYYY-MM-DD` text, which holds for four-digit years only.
     if store.is_empty() || !(0..=9999).contains(&as_of.year()) || !keys_current(store)? {
         return Ok(None);
@@ -512,12 +500,7 @@ pub(crate) fn ledger_as_of(store: &Store, as_of: Date) -> Result<Option<Ledger>,
     let seqs: Vec<u64> = seqs.into_iter().collect();
     let mut events: Vec<(u64, Event)> = Vec::with_capacity(seqs.len());
     for record in store.records_at(&seqs)? {
-        let r = decode(&record).map_err(|m| {
-            Failure::Unavailable(format!(
-                "the store is corrupt: seq {} does not decode: {m}",
-                record.seq
-            ))
-        })?;
+        let r = decode(&record).map_err(|m| Error::corrupt_at(record.seq, &m))?;
         if !matches!(r.event.payload, Payload::EventReversed(_)) {
             events.push((r.seq, r.event));
         }
@@ -531,7 +514,7 @@ pub(crate) fn ledger_as_of(store: &Store, as_of: Date) -> Result<Option<Ledger>,
 
 /// Whether some event registers `party`, from the keys; `None` when they
 /// are not current.
-pub(crate) fn party_registered(store: &Store, party: &Slug) -> Result<Option<bool>, Failure> {
+pub(crate) fn party_registered(store: &dyn Snapshot, party: &Slug) -> Result<Option<bool>, Error> {
     if !keys_current(store)? {
         return Ok(None);
     }
@@ -550,7 +533,7 @@ pub(crate) enum CheckFailure {
 /// written for an older head (then no query uses them).
 type Keys = HashMap<Vec<u8>, Vec<u8>>;
 
-fn keys_to_check(store: &Store) -> Result<Option<Keys>, String> {
+fn keys_to_check(store: &dyn Snapshot) -> Result<Option<Keys>, String> {
     let Some(ck) = store.aux_get(CK).map_err(|e| e.to_string())? else {
         return Ok(None);
     };
@@ -618,7 +601,7 @@ fn expected_index(log: &[RecordedEvent], ck: &[u8], checkpoints: &BTreeSet<Date>
 /// every checkpoint and index key with what the replay gives, in one pass.
 /// A rule broken anywhere is reported before a key that differs; a store
 /// without current keys only has its rules checked.
-pub(crate) fn check(store: &Store, log: &[RecordedEvent]) -> Result<(), CheckFailure> {
+pub(crate) fn check(store: &dyn Snapshot, log: &[RecordedEvent]) -> Result<(), CheckFailure> {
     let keys = keys_to_check(store);
     let mut first_difference: Option<String> = None;
     let mut dates: BTreeSet<Date> = BTreeSet::new();

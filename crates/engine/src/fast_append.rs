@@ -22,7 +22,7 @@
 //! which every event naming the party depends on; a reversal of an event
 //! already reversed, whose refusal names the earlier reversal; re-sending a
 //! reversed event) return `None`, and the caller takes the full path.
-//! `ACCORD_FULL_APPEND=1` forces the full path (tests compare the two).
+//! `Config::full_append` forces the full path (tests compare the two).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -31,42 +31,34 @@ use domain::event::{Event, Payload};
 use domain::ledger::Ledger;
 use domain::values::Date;
 use domain::{order, plan_batch_at, plan_batch_on, Aggregate, BatchEvent, Plan, RecordedEvent};
-use store::{AuxWrite, NewEvent, Store};
+use store::{AuxWrite, NewEvent, Snapshot, Transaction};
 
 use crate::checkpoints::{
     checkpoint_dates, checkpoint_list, ck_value, corrupt, decode_seqs, decode_tail, encode_ledger,
-    encode_seqs, encode_tail, every, key, keys_current, ledger_as_of, load_checkpoint, overlay_key,
+    encode_seqs, encode_tail, key, keys_current, ledger_as_of, load_checkpoint, overlay_key,
     party_writes, replay, stream_key, stream_writes, tail_key, RV,
 };
-use crate::commands::{decode, Failure, Receipt};
+use crate::append::{refusal, Receipt};
+use crate::load::decode;
+use crate::{Config, Error};
 
 /// Batches larger than this take the full path: a big batch touches much of
 /// the log anyway.
 const MAX_EVENTS: usize = 1024;
 
-/// Corrections one checkpoint may collect before it is rewritten whole with
-/// them applied, so that loading it stays cheap. `ACCORD_MAX_CORRECTIONS`
-/// overrides it, so that tests reach it on small logs.
-const MAX_CORRECTIONS_DEFAULT: usize = 256;
-
-fn max_corrections() -> usize {
-    std::env::var("ACCORD_MAX_CORRECTIONS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(MAX_CORRECTIONS_DEFAULT)
-}
-
 /// Validates and appends one file's events (`name` for refusals, `events`
 /// with their lines) reading only what they touch. `Ok(None)`: this batch
 /// needs the full path, and nothing was written.
 pub(crate) fn try_append(
-    store: &Store,
+    txn: &mut dyn Transaction,
     name: &str,
     events: &[(usize, Event)],
-) -> Result<Option<Receipt>, Failure> {
+    config: &Config,
+) -> Result<Option<Receipt>, Error> {
+    let store: &dyn Snapshot = txn;
     if events.is_empty()
         || events.len() > MAX_EVENTS
-        || std::env::var_os("ACCORD_FULL_APPEND").is_some_and(|v| v != "0")
+        || config.full_append
         || !keys_current(store)?
     {
         return Ok(None);
@@ -119,9 +111,9 @@ pub(crate) fn try_append(
         .any(|(_, e)| matches!(e.payload, Payload::EventReversed(_)));
     if wanted.is_empty() && !reverses {
         if let Some(base) = tails(store, events, &touched)? {
-            let plan = plan_batch_on(&base, &[], head + 1, &batch)
-                .map_err(|e| Failure::Refused(format!("{name}: {e}")))?;
-            return commit(store, &base, &[], &batch, plan, &reversed).map(Some);
+            let plan =
+                plan_batch_on(&base, &[], head + 1, &batch).map_err(|e| refusal(name, &e))?;
+            return commit(txn, &base, &[], &batch, plan, &reversed, config).map(Some);
         }
     }
 
@@ -147,19 +139,18 @@ pub(crate) fn try_append(
     load_streams(store, &parties, &reversed, &mut loaded, &mut part)?;
 
     let part: Vec<RecordedEvent> = part.into_values().collect();
-    let plan = plan_batch_at(&part, head + 1, &batch)
-        .map_err(|e| Failure::Refused(format!("{name}: {e}")))?;
-    commit(store, &Ledger::new(), &part, &batch, plan, &reversed).map(Some)
+    let plan = plan_batch_at(&part, head + 1, &batch).map_err(|e| refusal(name, &e))?;
+    commit(txn, &Ledger::new(), &part, &batch, plan, &reversed, config).map(Some)
 }
 
 /// The state of every aggregate the batch reads (its own and the parties its
 /// events name) from their tails, or `None` when some batch event is dated
 /// before the last event of its aggregate (then the stream must be read).
 fn tails(
-    store: &Store,
+    store: &dyn Snapshot,
     events: &[(usize, Event)],
     touched: &BTreeSet<Aggregate>,
-) -> Result<Option<Ledger>, Failure> {
+) -> Result<Option<Ledger>, Error> {
     let mut base = Ledger::new();
     let mut last: BTreeMap<&Aggregate, Date> = BTreeMap::new();
     for a in touched {
@@ -189,7 +180,7 @@ fn tails(
     Ok(Some(base))
 }
 
-fn read_tail(store: &Store, a: &Aggregate) -> Result<Option<(Date, Ledger)>, Failure> {
+fn read_tail(store: &dyn Snapshot, a: &Aggregate) -> Result<Option<(Date, Ledger)>, Error> {
     match store.aux_get(&tail_key(a))? {
         Some(v) => decode_tail(&v)
             .map(Some)
@@ -201,17 +192,18 @@ fn read_tail(store: &Store, a: &Aggregate) -> Result<Option<(Date, Ledger)>, Fai
 /// Writes the planned batch with every key it changes; `base` and `part` are
 /// what it was validated against.
 fn commit(
-    store: &Store,
+    txn: &mut dyn Transaction,
     base: &Ledger,
     part: &[RecordedEvent],
     batch: &[BatchEvent],
     plan: Plan,
     reversed: &BTreeSet<u64>,
-) -> Result<Receipt, Failure> {
-    let head = store.len();
+    config: &Config,
+) -> Result<Receipt, Error> {
+    let head = txn.len();
     let skipped = plan.skipped as u64;
     if plan.new.is_empty() {
-        let head = store.head()?;
+        let head = txn.head();
         return Ok(Receipt {
             appended: 0,
             skipped,
@@ -221,7 +213,7 @@ fn commit(
             head_seq: head.as_ref().map(|h| h.seq),
         });
     }
-    let now: DateTime<Utc> = Utc::now();
+    let now: DateTime<Utc> = config.now();
     let new: Vec<RecordedEvent> = plan
         .new
         .iter()
@@ -233,7 +225,7 @@ fn commit(
         })
         .collect();
 
-    let aux = writes(store, base, part, &new, reversed)?;
+    let aux = writes(&*txn, base, part, &new, reversed, config)?;
     let bodies: Vec<Vec<u8>> = new.iter().map(|r| r.event.canonical_bytes()).collect();
     let to_store: Vec<NewEvent<'_>> = new
         .iter()
@@ -243,8 +235,8 @@ fn commit(
             body,
         })
         .collect();
-    let r = store.append_with(&to_store, now, Some((head + 1, &aux)))?;
-    let head = store.head()?;
+    let r = txn.commit(&to_store, now, &aux)?;
+    let head = txn.head();
     Ok(Receipt {
         appended: r.appended,
         skipped: skipped + r.skipped,
@@ -256,7 +248,7 @@ fn commit(
 }
 
 /// Decodes the records at `seqs`.
-fn fetch(store: &Store, seqs: &BTreeSet<u64>) -> Result<BTreeMap<u64, RecordedEvent>, Failure> {
+fn fetch(store: &dyn Snapshot, seqs: &BTreeSet<u64>) -> Result<BTreeMap<u64, RecordedEvent>, Error> {
     let seqs: Vec<u64> = seqs.iter().copied().collect();
     store
         .records_at(&seqs)?
@@ -269,21 +261,19 @@ fn fetch(store: &Store, seqs: &BTreeSet<u64>) -> Result<BTreeMap<u64, RecordedEv
         .collect()
 }
 
-fn corrupt_at(seq: u64, m: &str) -> Failure {
-    Failure::Unavailable(format!(
-        "the store is corrupt: seq {seq} does not decode: {m}"
-    ))
+fn corrupt_at(seq: u64, m: &str) -> Error {
+    Error::corrupt_at(seq, m)
 }
 
 /// Adds to `part` the events (not reversed) of each aggregate of `which`
 /// that is not in `loaded` yet.
 fn load_streams(
-    store: &Store,
+    store: &dyn Snapshot,
     which: &BTreeSet<Aggregate>,
     reversed: &BTreeSet<u64>,
     loaded: &mut BTreeSet<Aggregate>,
     part: &mut BTreeMap<u64, RecordedEvent>,
-) -> Result<(), Failure> {
+) -> Result<(), Error> {
     let mut seqs = BTreeSet::new();
     for a in which {
         if !loaded.insert(a.clone()) {
@@ -305,12 +295,13 @@ fn load_streams(
 /// The caller keys after appending `new` (validated against `base` and
 /// `part`).
 fn writes(
-    store: &Store,
+    store: &dyn Snapshot,
     base: &Ledger,
     part: &[RecordedEvent],
     new: &[RecordedEvent],
     reversed: &BTreeSet<u64>,
-) -> Result<Vec<AuxWrite>, Failure> {
+    config: &Config,
+) -> Result<Vec<AuxWrite>, Error> {
     let mut writes = Vec::new();
 
     // The events the batch reverses, and the earliest date it changes.
@@ -370,9 +361,14 @@ fn writes(
     let dates = checkpoint_dates(store, Some(from))?;
     let folded = fold_touched(base, part, new, &touched, &dates)?;
     if !dates.is_empty() {
-        writes.extend(corrections(store, &folded.slices, &touched)?);
+        writes.extend(corrections(
+            store,
+            &folded.slices,
+            &touched,
+            config.max_corrections,
+        )?);
     } else {
-        writes.extend(new_checkpoint(store, from, new.len())?);
+        writes.extend(new_checkpoint(store, from, new.len(), config)?);
     }
 
     // The touched aggregates' tails.
@@ -410,7 +406,7 @@ fn fold_touched(
     new: &[RecordedEvent],
     touched: &BTreeSet<Aggregate>,
     dates: &[Date],
-) -> Result<Folded, Failure> {
+) -> Result<Folded, Error> {
     let timeline = order(part.iter().chain(new).map(|r| (r.seq, &r.event)).collect());
     let mut slices: Vec<(Date, Ledger)> = Vec::with_capacity(dates.len());
     let mut ledger = base.clone();
@@ -438,10 +434,11 @@ fn fold_touched(
 /// A correction per (checkpoint date, touched aggregate), or the checkpoint
 /// rewritten whole once it has collected too many.
 fn corrections(
-    store: &Store,
+    store: &dyn Snapshot,
     slices: &[(Date, Ledger)],
     touched: &BTreeSet<Aggregate>,
-) -> Result<Vec<AuxWrite>, Failure> {
+    max_corrections: usize,
+) -> Result<Vec<AuxWrite>, Error> {
     let mut writes = Vec::new();
     for (date, slice) in slices {
         let date = *date;
@@ -452,7 +449,7 @@ fn corrections(
             .iter()
             .filter(|a| !existing.contains(&overlay_key(date, a)))
             .count();
-        if existing.len() + fresh > max_corrections() {
+        if existing.len() + fresh > max_corrections {
             // Fold the corrections into the checkpoint itself.
             let cp = key("cp", &date.to_string());
             let value = store.aux_get(&cp)?.ok_or_else(|| corrupt("checkpoint"))?;
@@ -480,11 +477,16 @@ fn corrections(
     Ok(writes)
 }
 
-/// A new checkpoint, when at least `every()` events are dated after the
+/// A new checkpoint, when at least `checkpoint_every` events are dated after the
 /// last one: taken on the last date before `from` that holds events (the
 /// batch, all dated `from` or later, does not change it), from the keys as
 /// they are.
-fn new_checkpoint(store: &Store, from: Date, fresh: usize) -> Result<Vec<AuxWrite>, Failure> {
+fn new_checkpoint(
+    store: &dyn Snapshot,
+    from: Date,
+    fresh: usize,
+    config: &Config,
+) -> Result<Vec<AuxWrite>, Error> {
     let last = checkpoint_dates(store, None)?.last().copied();
     let start = match last {
         Some(d) => {
@@ -509,7 +511,7 @@ fn new_checkpoint(store: &Store, from: Date, fresh: usize) -> Result<Vec<AuxWrit
     let Some(date) = date else {
         return Ok(Vec::new());
     };
-    if count < every() {
+    if count < config.checkpoint_every.max(1) {
         return Ok(Vec::new());
     }
     let ledger = ledger_as_of(store, date)?.ok_or_else(|| corrupt("checkpoint marker"))?;

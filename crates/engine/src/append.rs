@@ -1,0 +1,314 @@
+//! Appends: every file parsed, validated against the log as the earlier files leave it, and
+//! only then written, each file as one atomic batch with the query keys it changes.
+//!
+//! A single small file takes the fast path (`fast_append`), which reads only what the batch
+//! touches; anything else is validated against the whole log with `plan_batch`.
+
+use chrono::{DateTime, Utc};
+use domain::event::Event;
+use domain::{parse_jsonl, plan_batch, BatchEvent, RecordedEvent};
+use store::{NewEvent, Snapshot, Transaction};
+
+use crate::error::{Error, Refusal};
+use crate::load::load_events;
+use crate::{Config, Engine, ExpectedHead};
+
+/// An event file: the name refusals use (a path, `<stdin>`) and its text (JSON Lines).
+#[derive(Clone, Debug)]
+pub struct EventFile {
+    pub name: String,
+    pub text: String,
+}
+
+impl EventFile {
+    pub fn new(name: impl Into<String>, text: impl Into<String>) -> EventFile {
+        EventFile {
+            name: name.into(),
+            text: text.into(),
+        }
+    }
+}
+
+/// What one batch did (or, on a dry run, would do).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Receipt {
+    pub appended: u64,
+    pub skipped: u64,
+    pub first_seq: Option<u64>,
+    pub last_seq: Option<u64>,
+    /// The head after the batch (before it, on a dry run), as hex.
+    pub head: Option<String>,
+    /// The seq of `head`.
+    pub head_seq: Option<u64>,
+}
+
+/// A file's receipt, under the file's name.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FileReceipt {
+    pub name: String,
+    pub receipt: Receipt,
+}
+
+/// Told how far an append has got, for a progress bar.
+pub trait Progress: Sync {
+    /// A phase ("validated", "written") over `len` events starts.
+    fn phase(&self, message: &'static str, len: u64);
+    /// `events` more are done.
+    fn advance(&self, events: u64);
+}
+
+/// How to append.
+#[derive(Clone, Copy, Default)]
+pub struct Options<'a> {
+    /// Validate against the store and write nothing.
+    pub dry_run: bool,
+    /// Refuse (`Error::HeadMoved`), writing nothing, unless the head is this one when the
+    /// batch commits.
+    pub expect_head: Option<&'a ExpectedHead>,
+    pub progress: Option<&'a dyn Progress>,
+}
+
+impl Options<'_> {
+    fn phase(&self, message: &'static str, len: u64) {
+        if let Some(p) = self.progress {
+            p.phase(message, len);
+        }
+    }
+    fn advance(&self, events: u64) {
+        if let Some(p) = self.progress {
+            p.advance(events);
+        }
+    }
+}
+
+impl Engine {
+    /// Validates every file against the log as it grows, then appends each file as one
+    /// atomic batch (or, with `dry_run`, writes nothing). Nothing is written unless every
+    /// file is valid.
+    pub fn append(
+        &self,
+        files: Vec<EventFile>,
+        options: &Options<'_>,
+    ) -> Result<Vec<FileReceipt>, Error> {
+        let parsed = parse_files(files)?;
+        if options.dry_run {
+            let snapshot = self.store.read()?;
+            check_head(options, snapshot.head().as_ref())?;
+            let log = load_events(&*snapshot)?;
+            let head = snapshot.head();
+            drop(snapshot);
+            return plan_files(log, head.as_ref(), parsed, &self.config, options)
+                .map(|(receipts, _)| receipts);
+        }
+        let mut txn = self.store.write()?;
+        check_head(options, txn.head().as_ref())?;
+        // One small file: validated against what it touches only.
+        if let [(name, events)] = &parsed[..] {
+            if let Some(receipt) =
+                crate::fast_append::try_append(&mut *txn, name, events, &self.config)?
+            {
+                return Ok(vec![FileReceipt {
+                    name: name.clone(),
+                    receipt,
+                }]);
+            }
+        }
+        let log = load_events(&*txn)?;
+        let head = txn.head();
+        let (_, planned) = plan_files(log, head.as_ref(), parsed, &self.config, options)?;
+        write_planned(txn, planned, &self.config, options)
+    }
+}
+
+/// A dry run against an empty log, for a store that does not exist yet.
+pub fn dry_run_on_empty(
+    files: Vec<EventFile>,
+    config: &Config,
+    options: &Options<'_>,
+) -> Result<Vec<FileReceipt>, Error> {
+    let parsed = parse_files(files)?;
+    check_head(options, None)?;
+    plan_files(Vec::new(), None, parsed, config, options).map(|(receipts, _)| receipts)
+}
+
+fn check_head(options: &Options<'_>, head: Option<&store::Head>) -> Result<(), Error> {
+    match options.expect_head {
+        Some(expected) if !expected.matches(head) => Err(Error::HeadMoved {
+            expected: expected.to_string(),
+            actual: head.map_or("0".to_string(), |h| format!("{}:{}", h.seq, h.hash_hex())),
+        }),
+        _ => Ok(()),
+    }
+}
+
+type Parsed = Vec<(String, Vec<(usize, Event)>)>;
+
+fn parse_files(files: Vec<EventFile>) -> Result<Parsed, Error> {
+    let mut parsed = Vec::with_capacity(files.len());
+    for file in files {
+        let events = parse_file(&file.name, &file.text)?;
+        drop(file.text);
+        parsed.push((file.name, events));
+    }
+    Ok(parsed)
+}
+
+/// Parses one event file; a bad line is refused naming the file and the line.
+pub(crate) fn parse_file(name: &str, text: &str) -> Result<Vec<(usize, Event)>, Error> {
+    parse_jsonl(text).map_err(|e| {
+        Error::Refused(Refusal {
+            code: "parse_error",
+            event: e.error.id.clone(),
+            line: Some(e.line),
+            message: format!("{name}: {e}"),
+        })
+    })
+}
+
+/// The new events of each file: where they sit in the planned log, and the receipt.
+type Plans = Vec<(String, std::ops::Range<usize>, Receipt)>;
+
+/// Validates each file in turn against `log`, which grows by each file's new events.
+fn plan_files(
+    mut log: Vec<RecordedEvent>,
+    head: Option<&store::Head>,
+    parsed: Parsed,
+    config: &Config,
+    options: &Options<'_>,
+) -> Result<(Vec<FileReceipt>, (Plans, Vec<RecordedEvent>)), Error> {
+    let now = config.now();
+    let total: usize = parsed.iter().map(|(_, events)| events.len()).sum();
+    options.phase("validated", total as u64);
+    let mut plans = Vec::new();
+    for (name, events) in parsed {
+        let next = log.last().map_or(1, |r| r.seq + 1);
+        let count = events.len();
+        let start = log.len();
+        let (fresh, skipped) = plan_file(&mut log, &name, events, now)?;
+        let receipt = Receipt {
+            appended: fresh as u64,
+            skipped: skipped as u64,
+            first_seq: (fresh > 0).then_some(next),
+            last_seq: (fresh > 0).then(|| next + fresh as u64 - 1),
+            head: head.map(|h| h.hash_hex()),
+            head_seq: head.map(|h| h.seq),
+        };
+        plans.push((name, start..log.len(), receipt));
+        options.advance(count as u64);
+    }
+    let receipts = plans
+        .iter()
+        .map(|(name, _, r)| FileReceipt {
+            name: name.clone(),
+            receipt: r.clone(),
+        })
+        .collect();
+    Ok((receipts, (plans, log)))
+}
+
+/// Writes each planned file as one batch: its events and the query keys they change.
+fn write_planned(
+    mut txn: Box<dyn Transaction + '_>,
+    (plans, log): (Plans, Vec<RecordedEvent>),
+    config: &Config,
+    options: &Options<'_>,
+) -> Result<Vec<FileReceipt>, Error> {
+    let new_total: usize = plans.iter().map(|(_, range, _)| range.len()).sum();
+    options.phase("written", new_total as u64);
+    let mut receipts = Vec::new();
+    for (name, range, planned) in plans {
+        let events: Vec<&Event> = log[range.clone()].iter().map(|r| &r.event).collect();
+        let written = if events.is_empty() {
+            None
+        } else {
+            // The query indexes and checkpoints change in the same atomic batch. They are
+            // worked out on a second thread while this one encodes the events.
+            let (bodies, aux) = std::thread::scope(|scope| {
+                let snapshot: &dyn Snapshot = &*txn;
+                let aux = scope.spawn(|| {
+                    crate::checkpoints::maintain(snapshot, &log[..range.end], range.start, config)
+                });
+                let bodies: Vec<Vec<u8>> = events.iter().map(|e| e.canonical_bytes()).collect();
+                (bodies, aux.join())
+            });
+            let aux = aux.unwrap_or_else(|_| {
+                Err(Error::failed("maintaining the query checkpoints panicked"))
+            })?;
+            let batch: Vec<NewEvent<'_>> = events
+                .iter()
+                .zip(&bodies)
+                .map(|(e, b)| NewEvent {
+                    id: e.id.as_str(),
+                    body: b,
+                })
+                .collect();
+            Some(txn.commit(&batch, config.now(), &aux)?)
+        };
+        options.advance(events.len() as u64);
+        let head = txn.head();
+        receipts.push(FileReceipt {
+            name,
+            receipt: Receipt {
+                appended: written.as_ref().map_or(0, |r| r.appended),
+                skipped: planned.skipped + written.as_ref().map_or(0, |r| r.skipped),
+                first_seq: written.as_ref().and_then(|r| r.first_seq),
+                last_seq: written.as_ref().and_then(|r| r.last_seq),
+                head: head.as_ref().map(|h| h.hash_hex()),
+                head_seq: head.as_ref().map(|h| h.seq),
+            },
+        });
+    }
+    Ok(receipts)
+}
+
+/// Validates one parsed file against `log` with `plan_batch`, as an append
+/// does, and pushes its new events onto `log` with the next seqs and
+/// `recorded`. Returns how many events are new and how many were skipped as
+/// already recorded. Used by appends, imports and what-if (`--with`), so that
+/// all refuse the same files with the same words.
+pub(crate) fn plan_file(
+    log: &mut Vec<RecordedEvent>,
+    name: &str,
+    events: Vec<(usize, Event)>,
+    recorded: DateTime<Utc>,
+) -> Result<(usize, usize), Error> {
+    let batch: Vec<BatchEvent> = events
+        .into_iter()
+        .map(|(line, event)| BatchEvent {
+            line: Some(line),
+            event,
+        })
+        .collect();
+    let plan = plan_batch(log, &batch).map_err(|e| refusal(name, &e))?;
+    let next = log.last().map_or(1, |r| r.seq + 1);
+    let fresh = plan.new.len();
+    // The batch is consumed: its new events move into the log, in batch order.
+    let mut keep = vec![false; batch.len()];
+    for &i in &plan.new {
+        keep[i] = true;
+    }
+    log.reserve(fresh);
+    for (k, b) in batch
+        .into_iter()
+        .zip(keep)
+        .filter_map(|(b, keep)| keep.then_some(b))
+        .enumerate()
+    {
+        log.push(RecordedEvent {
+            seq: next + k as u64,
+            recorded,
+            event: b.event,
+        });
+    }
+    Ok((fresh, plan.skipped))
+}
+
+/// A refused batch of the file `name`.
+pub(crate) fn refusal(name: &str, e: &domain::BatchRejection) -> Error {
+    Error::Refused(Refusal {
+        code: e.rejection.rule(),
+        event: Some(e.rejection.event().to_string()),
+        line: e.line,
+        message: format!("{name}: {e}"),
+    })
+}

@@ -1,0 +1,124 @@
+//! accord's application as a library: open a store, append batches (validated against only
+//! what they touch), answer every report as of a date and as known at a time, what-if, diff,
+//! timeline data, verify and export.
+//!
+//! The engine never prints, never reads argv, a terminal, the clock or the environment: the
+//! time comes from the [`Config`]'s clock and the caller's arguments, tuning knobs from the
+//! `Config`. Its errors ([`Error`]) say what went wrong, not how to show it. Faces (the
+//! command line, a server) parse their input, call the engine and render its answers.
+//!
+//! ```no_run
+//! use engine::{Config, Engine, EventFile, Query};
+//! use store::Access;
+//!
+//! let config = Config::new(chrono::Utc::now);
+//! let ledger = Engine::open("accord.db".as_ref(), Access::Write, config)?;
+//! let text = std::fs::read_to_string("events/01-parties.jsonl").unwrap();
+//! ledger.append(vec![EventFile::new("01-parties.jsonl", text)], &engine::Options::default())?;
+//! let as_of = domain::Date::parse("2025-10-28").unwrap();
+//! let cap_tables = ledger.projection(&Query::as_of(as_of), None, None)?.ownership(None);
+//! # Ok::<(), engine::Error>(())
+//! ```
+
+mod append;
+mod checkpoints;
+mod error;
+mod export;
+mod fast_append;
+mod ledger_codec;
+mod load;
+mod query;
+mod time;
+mod verify;
+mod whatif;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use store::{Access, Backend};
+
+pub use append::{dry_run_on_empty, EventFile, FileReceipt, Options, Progress, Receipt};
+pub use error::{Error, Refusal, Unavailable};
+pub use load::LogEntry;
+pub use query::{project_events, DiffReport, Query};
+pub use time::{parse_known_at, ExpectedHead};
+pub use verify::Verified;
+pub use whatif::WhatIf;
+
+/// What the engine is told instead of reading the clock or the environment.
+#[derive(Clone)]
+pub struct Config {
+    /// The time appends record (read once per batch, when it commits).
+    pub clock: Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>,
+    /// A query checkpoint is taken once this many events were folded since the last one.
+    pub checkpoint_every: usize,
+    /// Corrections one checkpoint may collect before it is rewritten whole.
+    pub max_corrections: usize,
+    /// Validate every append against the whole log, never against only what it touches
+    /// (tests compare the two paths).
+    pub full_append: bool,
+}
+
+/// Checkpoints are taken every this many events by default.
+pub const CHECKPOINT_EVERY: usize = 16 * 1024;
+/// Corrections a checkpoint collects before it is rewritten whole, by default.
+pub const MAX_CORRECTIONS: usize = 256;
+
+impl Config {
+    /// The default tuning, with `clock` as the time appends record.
+    pub fn new(clock: impl Fn() -> DateTime<Utc> + Send + Sync + 'static) -> Config {
+        Config {
+            clock: Arc::new(clock),
+            checkpoint_every: CHECKPOINT_EVERY,
+            max_corrections: MAX_CORRECTIONS,
+            full_append: false,
+        }
+    }
+
+    pub(crate) fn now(&self) -> DateTime<Utc> {
+        (self.clock)()
+    }
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("checkpoint_every", &self.checkpoint_every)
+            .field("max_corrections", &self.max_corrections)
+            .field("full_append", &self.full_append)
+            .finish_non_exhaustive()
+    }
+}
+
+/// One open ledger: a store and how to work on it.
+pub struct Engine {
+    store: Box<dyn Backend>,
+    config: Config,
+}
+
+impl Engine {
+    /// Opens the store at `location`: for appends (`Access::Write`, creating it when missing)
+    /// or for reading (`Access::Read`: a missing store is `Unavailable::Missing`, and nothing
+    /// is created).
+    pub fn open(location: &Path, access: Access, config: Config) -> Result<Engine, Error> {
+        Ok(Engine {
+            store: store::open(location, access)?,
+            config,
+        })
+    }
+
+    /// An engine over a store the caller opened.
+    pub fn with_store(store: Box<dyn Backend>, config: Config) -> Engine {
+        Engine { store, config }
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The last event's seq, hash and recorded time; `None` for an empty log.
+    pub fn head(&self) -> Result<Option<store::Head>, Error> {
+        Ok(self.store.read()?.head())
+    }
+}

@@ -1,0 +1,117 @@
+//! Reading the log back: each stored record decoded into its event.
+
+use chrono::{DateTime, Utc};
+use domain::event::Event;
+use domain::RecordedEvent;
+use store::{Record, RecordIter, Snapshot, StoreError};
+
+use crate::{Engine, Error};
+
+/// One stored event with its place in the log, as `accord log` shows it.
+#[derive(Clone, Debug)]
+pub struct LogEntry {
+    pub seq: u64,
+    /// The recorded time as stored (RFC 3339, microseconds, UTC).
+    pub recorded: String,
+    pub hash: String,
+    pub event: Event,
+}
+
+impl Engine {
+    /// The stored events with a seq above `since`, in seq order.
+    pub fn log(&self, since: u64) -> Result<Vec<LogEntry>, Error> {
+        let snapshot = self.store.read()?;
+        let mut entries = Vec::new();
+        for r in snapshot.records() {
+            let r = r?;
+            let e = decode(&r).map_err(|m| Error::corrupt_at(r.seq, &m))?;
+            if r.seq > since {
+                entries.push(LogEntry {
+                    seq: r.seq,
+                    hash: r.hash_hex(),
+                    recorded: r.recorded,
+                    event: e.event,
+                });
+            }
+        }
+        Ok(entries)
+    }
+}
+
+/// A stored record's event, checked against the record's id and recorded time.
+pub(crate) fn decode(r: &Record) -> Result<RecordedEvent, String> {
+    let text = std::str::from_utf8(&r.body).map_err(|_| "the event is not UTF-8".to_string())?;
+    let event = Event::from_line(text).map_err(|e| e.to_string())?;
+    if event.id.as_str() != r.id {
+        return Err(format!(
+            "the stored id `{}` differs from the event's id `{}`",
+            r.id, event.id
+        ));
+    }
+    let recorded = DateTime::parse_from_rfc3339(&r.recorded)
+        .map_err(|_| format!("bad recorded time {:?}", r.recorded))?
+        .with_timezone(&Utc);
+    Ok(RecordedEvent {
+        seq: r.seq,
+        recorded,
+        event,
+    })
+}
+
+/// The decoded log of a snapshot.
+pub(crate) fn load_events(snapshot: &dyn Snapshot) -> Result<Vec<RecordedEvent>, Error> {
+    decode_records(snapshot.records(), |_| {}).map_err(|e| match e {
+        DecodeFailure::Store(e) => Error::from(e),
+        DecodeFailure::Event(seq, m) => Error::corrupt_at(seq, &m),
+    })
+}
+
+/// Why `decode_records` stopped.
+pub(crate) enum DecodeFailure {
+    Store(StoreError),
+    Event(u64, String),
+}
+
+/// Decodes every record in order, showing each to `each` first. Decoding JSON is most of a
+/// replay's time, so each round of records is split over two threads.
+pub(crate) fn decode_records(
+    mut records: RecordIter<'_>,
+    mut each: impl FnMut(&Record),
+) -> Result<Vec<RecordedEvent>, DecodeFailure> {
+    /// Records decoded per round: enough to keep both threads busy, few enough that the raw
+    /// records of one round stay small next to the decoded log.
+    const CHUNK: usize = 16 * 1024;
+    let decode_chunk = |chunk: &[Record]| -> Result<Vec<RecordedEvent>, DecodeFailure> {
+        chunk
+            .iter()
+            .map(|r| decode(r).map_err(|m| DecodeFailure::Event(r.seq, m)))
+            .collect()
+    };
+    let mut events = Vec::new();
+    loop {
+        let mut chunk = Vec::with_capacity(CHUNK);
+        for r in records.by_ref().take(CHUNK) {
+            let r = r.map_err(DecodeFailure::Store)?;
+            each(&r);
+            chunk.push(r);
+        }
+        if chunk.is_empty() {
+            break;
+        }
+        let (first, second) = chunk.split_at(chunk.len() / 2);
+        let (a, b) = std::thread::scope(|scope| {
+            let other = scope.spawn(|| decode_chunk(second));
+            let a = decode_chunk(first);
+            let b = other.join().unwrap_or_else(|_| {
+                Err(DecodeFailure::Event(
+                    second.first().map_or(0, |r| r.seq),
+                    "decoding panicked".into(),
+                ))
+            });
+            (a, b)
+        });
+        events.extend(a?);
+        events.extend(b?);
+    }
+    Ok(events)
+}

@@ -1,0 +1,142 @@
+//! Reports: a projection of the log as of a date and as known at a time, what-if, the
+//! ownership timeline and the restatement (diff) between two transaction times.
+//!
+//! A question as known now, without what-if, is answered from the query checkpoints
+//! (`checkpoints::ledger_as_of`) without a replay; every other one replays the log.
+
+use domain::values::{Date, Slug};
+use domain::{KnownAt, Payload, RecordedEvent};
+use projector::{project, Projection, Restatement, TimelineReport};
+
+use crate::load::load_events;
+use crate::{Engine, Error, WhatIf};
+
+/// Valid time and transaction time of a question.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Query {
+    /// Events effective on or before this date count.
+    pub as_of: Date,
+    /// Events recorded up to this time count.
+    pub known_at: KnownAt,
+}
+
+impl Query {
+    /// As of `as_of`, as known now.
+    pub fn as_of(as_of: Date) -> Query {
+        Query {
+            as_of,
+            known_at: KnownAt::Everything,
+        }
+    }
+}
+
+/// The restatement of a date between two transaction times, and the last seq each one sees.
+#[derive(Clone, Debug)]
+pub struct DiffReport {
+    pub restatement: Restatement,
+    pub from_seq: Option<u64>,
+    pub to_seq: Option<u64>,
+}
+
+impl Engine {
+    /// The projection of the log for `query`. `party`, when given, must be registered
+    /// somewhere in the log, so that a mistyped id is refused rather than answered with an
+    /// empty report. With `with`, the what-if file's events count as appended after the log
+    /// (validated as an append; nothing is written).
+    pub fn projection(
+        &self,
+        query: &Query,
+        party: Option<&Slug>,
+        with: Option<&WhatIf>,
+    ) -> Result<Projection, Error> {
+        let snapshot = self.store.read()?;
+        // As known now and without a what-if file, checkpoints answer without a replay.
+        if with.is_none() && query.known_at == KnownAt::Everything {
+            let known = match party {
+                Some(p) => crate::checkpoints::party_registered(&*snapshot, p)?,
+                None => Some(true),
+            };
+            if known == Some(false) {
+                if let Some(party) = party {
+                    return Err(unknown_party(party));
+                }
+            }
+            if known.is_some() {
+                if let Some(ledger) = crate::checkpoints::ledger_as_of(&*snapshot, query.as_of)? {
+                    return Ok(Projection {
+                        as_of: query.as_of,
+                        ledger,
+                    });
+                }
+            }
+        }
+        let mut events = load_events(&*snapshot)?;
+        drop(snapshot);
+        if let Some(file) = with {
+            file.extend(&mut events, &self.config)?;
+        }
+        if let Some(party) = party {
+            if !registers(&events, party) {
+                return Err(unknown_party(party));
+            }
+        }
+        project(&events, query.as_of, query.known_at).map_err(|e| Error::replay(&e))
+    }
+
+    /// Each holder's percent of every entity (or of `entity` alone) at every date on which it
+    /// changed, up to `query.as_of`.
+    pub fn timeline(&self, query: &Query, entity: Option<&Slug>) -> Result<TimelineReport, Error> {
+        let events = self.events()?;
+        if let Some(e) = entity {
+            if !registers(&events, e) {
+                return Err(unknown_party(e));
+            }
+        }
+        projector::ownership_timeline(&events, query.as_of, query.known_at, entity)
+            .map_err(|e| Error::replay(&e))
+    }
+
+    /// What changed on `as_of` between what was known at `from` and at `to`, row by row, with
+    /// the events responsible.
+    pub fn diff(&self, as_of: Date, from: KnownAt, to: KnownAt) -> Result<DiffReport, Error> {
+        let events = self.events()?;
+        let restatement =
+            projector::restatement(&events, as_of, from, to).map_err(|e| Error::replay(&e))?;
+        let last_seq = |k: KnownAt| -> Option<u64> {
+            events
+                .iter()
+                .filter(|r: &&RecordedEvent| k.includes(r))
+                .map(|r| r.seq)
+                .max()
+        };
+        Ok(DiffReport {
+            restatement,
+            from_seq: last_seq(from),
+            to_seq: last_seq(to),
+        })
+    }
+
+    /// The whole decoded log.
+    pub fn events(&self) -> Result<Vec<RecordedEvent>, Error> {
+        let snapshot = self.store.read()?;
+        load_events(&*snapshot)
+    }
+}
+
+/// A projection of an already decoded log (the demo shows several dates of one log).
+pub fn project_events(events: &[RecordedEvent], query: &Query) -> Result<Projection, Error> {
+    project(events, query.as_of, query.known_at).map_err(|e| Error::replay(&e))
+}
+
+fn registers(events: &[RecordedEvent], party: &Slug) -> bool {
+    events
+        .iter()
+        .any(|r| matches!(&r.event.payload, Payload::PartyRegistered(p) if p.party == *party))
+}
+
+fn unknown_party(party: &Slug) -> Error {
+    Error::refused(
+        "unknown_party",
+        format!("unknown party `{party}`: no event registers it (see `accord log`)"),
+    )
+}

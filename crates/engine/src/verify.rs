@@ -1,0 +1,125 @@
+//! `verify`: the whole log re-read and every derived key recomputed.
+
+use std::path::Path;
+
+use domain::RecordedEvent;
+use store::{Access, StoreError};
+
+use crate::checkpoints::CheckFailure;
+use crate::load::{decode_records, DecodeFailure};
+use crate::{Config, Engine, Error, ExpectedHead};
+
+/// What a passing `verify` found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Verified {
+    pub events: usize,
+    pub head: Option<store::Head>,
+}
+
+fn integrity(e: StoreError) -> Error {
+    match e {
+        StoreError::Corrupt { seq, detail } => Error::Integrity {
+            seq,
+            message: match seq {
+                Some(s) => format!("integrity check failed at seq {s}: {detail}"),
+                None => format!("integrity check failed: {detail}"),
+            },
+        },
+        other => Error::from(other),
+    }
+}
+
+impl Engine {
+    /// Opens the store at `location` for `verify`: damage found while opening (a log shorter
+    /// than its acknowledged head, bytes that do not decode) is an integrity failure, not an
+    /// unavailable store.
+    pub fn open_for_verify(location: &Path, config: Config) -> Result<Engine, Error> {
+        match store::open(location, Access::Read) {
+            Ok(store) => Ok(Engine::with_store(store, config)),
+            Err(e @ StoreError::Corrupt { .. }) => Err(integrity(e)),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Re-reads the whole log: seq continuity, the hash chain, the store's own indexes,
+    /// decoding, every rule replayed, and every query checkpoint and index compared with the
+    /// replay. With `expected`, also fails unless the log still holds that exact prefix.
+    pub fn verify(&self, expected: Option<&ExpectedHead>) -> Result<Verified, Error> {
+        // Two passes over the log, on two threads: the store checks the hash chain and its own
+        // indexes while this thread decodes every event for the replay below. The snapshot is
+        // taken first: it fixes the head it reads up to without waiting for the other pass.
+        let snapshot = self.store.read()?;
+        let keep_hash_of = expected.map(|e| e.seq);
+        let (head, decoded) = std::thread::scope(|scope| {
+            let chain = scope.spawn(|| self.store.verify());
+            let mut hash = None;
+            let decoded = decode_records(snapshot.records(), |r| {
+                if keep_hash_of == Some(r.seq) {
+                    hash = Some(r.hash_hex());
+                }
+            })
+            .map(|events| (events, hash));
+            let head = chain.join().unwrap_or_else(|_| {
+                Err(StoreError::Corrupt {
+                    seq: None,
+                    detail: "the hash check panicked".into(),
+                })
+            });
+            (head, decoded)
+        });
+        let head = head.map_err(integrity)?;
+        let (events, hash_at_expected): (Vec<RecordedEvent>, Option<String>) =
+            decoded.map_err(|e| match e {
+                DecodeFailure::Store(e) => integrity(e),
+                DecodeFailure::Event(seq, m) => Error::Integrity {
+                    seq: Some(seq),
+                    message: format!(
+                        "integrity check failed at seq {seq}: the event does not decode: {m}"
+                    ),
+                },
+            })?;
+        // One replay checks every rule and, against it, the query checkpoints and
+        // indexes derived from the log.
+        crate::checkpoints::check(&*snapshot, &events).map_err(|f| match f {
+            CheckFailure::Rule(e) => Error::Integrity {
+                seq: Some(e.seq),
+                message: format!(
+                    "integrity check failed at seq {}: replaying it breaks a rule: {}",
+                    e.seq, e.rejection
+                ),
+            },
+            CheckFailure::Keys(m) => Error::Integrity {
+                seq: None,
+                message: format!(
+                    "integrity check failed: the query checkpoints disagree with the log: {m}"
+                ),
+            },
+        })?;
+        if let Some(ExpectedHead { seq, hash }) = expected {
+            match &hash_at_expected {
+                Some(h) if h == hash => {}
+                Some(h) => {
+                    return Err(Error::Integrity {
+                        seq: Some(*seq),
+                        message: format!(
+                            "the log does not hold the expected prefix: seq {seq} has hash {h}, not {hash}: history up to seq {seq} was rewritten"
+                        ),
+                    })
+                }
+                None => {
+                    return Err(Error::Integrity {
+                        seq: Some(*seq),
+                        message: format!(
+                            "the log does not hold the expected prefix: it has {} events, fewer than seq {seq}: it was truncated or replaced",
+                            events.len()
+                        ),
+                    })
+                }
+            }
+        }
+        Ok(Verified {
+            events: events.len(),
+            head,
+        })
+    }
+}

@@ -1,0 +1,40 @@
+//! What-if projections (`--with FILE` on `ownership`, `obligations`,
+//! `rights` and `position`): the events of FILE are validated exactly as
+//! `accord append FILE` would validate them (same parser, same `plan_batch`,
+//! same refusals and exit codes) and then projected as if appended after the
+//! log, recorded now.
+//!
+//! Nothing here writes: the extra events live only in memory. What-if does not
+//! combine with `--known-at` (the file's events would be recorded now, after
+//! any past transaction time, so they could never count).
+
+use domain::event::Event;
+use domain::RecordedEvent;
+
+use crate::append::{parse_file, plan_file};
+use crate::{Config, Error, EventFile};
+
+/// A what-if file, parsed, with the name its refusals use.
+#[derive(Clone, Debug)]
+pub struct WhatIf {
+    name: String,
+    events: Vec<(usize, Event)>,
+}
+
+impl WhatIf {
+    /// Parses the file as `append` does, so a bad file is refused the same way (before any
+    /// store is opened).
+    pub fn parse(file: &EventFile) -> Result<WhatIf, Error> {
+        let events = parse_file(&file.name, &file.text)?;
+        Ok(WhatIf {
+            name: file.name.clone(),
+            events,
+        })
+    }
+
+    /// Validates the file against `log` as an append would and adds its new events (those
+    /// not already recorded) after the log, recorded now.
+    pub(crate) fn extend(&self, log: &mut Vec<RecordedEvent>, config: &Config) -> Result<(), Error> {
+        plan_file(log, &self.name, self.events.clone(), config.now()).map(|_| ())
+    }
+}

@@ -1,0 +1,105 @@
+//! The log behind an interface: what the engine above may ask of any store.
+//!
+//! A store is a [`Backend`]. Reads go through a [`Snapshot`], one consistent view of the log
+//! and of the caller's keys derived from it; a write is a [`Transaction`]: it reads what it
+//! validates against (head, id index, caller keys, records) under the writer's lock, then
+//! commits the new events and the caller's key writes together, or nothing.
+//!
+//! - The embedded store ([`Store`], a directory) takes an exclusive process lock when it is
+//!   opened; within the process, a write holds the writer's mutex from its first read to its
+//!   commit, and a snapshot is the log up to the head it was taken at (commits of the same
+//!   process wait for open snapshots while they apply their batch).
+//! - A database backend maps a snapshot to a repeatable-read transaction and a write to a
+//!   transaction that first locks the ledger's head row (`SELECT ... FOR UPDATE`); nothing
+//!   above this crate needs to change for it.
+//!
+//! A thread must not commit while it holds a snapshot of the same store: the commit would wait
+//! for that snapshot.
+
+use std::path::Path;
+
+use chrono::{DateTime, Utc};
+
+use crate::{AuxEntries, AuxWrite, Head, NewEvent, Receipt, Record, Store, StoreError};
+
+/// Records in seq order; a damaged or missing record is yielded once as an error, then the
+/// iteration ends.
+pub type RecordIter<'a> = Box<dyn Iterator<Item = Result<Record, StoreError>> + 'a>;
+
+/// One consistent view of a log: its head as of when the view was taken, the records up to it
+/// and the caller's keys as that head left them.
+pub trait Snapshot: Sync {
+    /// The last record's seq, hash and recorded time; `None` for an empty log.
+    fn head(&self) -> Option<Head>;
+    /// The number of records, which is also the head's seq.
+    fn len(&self) -> u64 {
+        self.head().map_or(0, |h| h.seq)
+    }
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// The seq of a recorded id.
+    fn seq_of(&self, id: &str) -> Result<Option<u64>, StoreError>;
+    /// The records with these seqs, in the order asked; a seq past the head is `Corrupt`.
+    fn records_at(&self, seqs: &[u64]) -> Result<Vec<Record>, StoreError>;
+    /// The records with a seq above `after`, up to the head.
+    fn records_after(&self, after: u64) -> RecordIter<'_>;
+    /// Every record, up to the head.
+    fn records(&self) -> RecordIter<'_> {
+        self.records_after(0)
+    }
+    /// One of the caller's keys.
+    fn aux_get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError>;
+    /// The caller's keys in `[from, to)` with their values, in key order; `last_only` gives at
+    /// most the last one.
+    fn aux_range(&self, from: &[u8], to: &[u8], last_only: bool) -> Result<AuxEntries, StoreError>;
+    /// The caller's keys in `[from, to)`, without their values.
+    fn aux_keys(&self, from: &[u8], to: &[u8]) -> Result<Vec<Vec<u8>>, StoreError>;
+}
+
+/// A write: everything read through it stays as read until `commit`, which appends a batch
+/// after the head it read, with the caller's key writes, atomically and durably. A transaction
+/// may commit several batches one after the other (an import writes each file as its own
+/// batch), each seeing the ones before; dropping it writes nothing more.
+pub trait Transaction: Snapshot {
+    /// Appends `batch` (every event new, seqs from `len() + 1`) and applies `aux`
+    /// (`Some` sets, `None` removes) in one atomic, flushed write. `now` is the recorded time
+    /// (never before the head's). Returns once the batch is durable.
+    fn commit(
+        &mut self,
+        batch: &[NewEvent<'_>],
+        now: DateTime<Utc>,
+        aux: &[AuxWrite],
+    ) -> Result<Receipt, StoreError>;
+}
+
+/// A store of one log.
+pub trait Backend: Send + Sync {
+    /// A consistent read of the log as it is now.
+    fn read(&self) -> Result<Box<dyn Snapshot + '_>, StoreError>;
+    /// Starts a write transaction (waits for other writers of this store).
+    fn write(&self) -> Result<Box<dyn Transaction + '_>, StoreError>;
+    /// Re-reads the whole log: seq continuity, every hash link, the store's own indexes and its
+    /// record of acknowledged appends. Returns the head, or `Corrupt` naming the first bad seq.
+    fn verify(&self) -> Result<Option<Head>, StoreError>;
+    /// Where the store is, for messages.
+    fn location(&self) -> String;
+}
+
+/// How a store is opened.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Access {
+    /// For appends: a missing store is created.
+    Write,
+    /// For reads: a missing store is `StoreError::Missing`, and nothing is created.
+    Read,
+}
+
+/// Opens the store at `location`: today always an embedded store, a directory.
+pub fn open(location: &Path, access: Access) -> Result<Box<dyn Backend>, StoreError> {
+    let store = match access {
+        Access::Write => Store::create_or_open(location)?,
+        Access::Read => Store::open_existing(location)?,
+    };
+    Ok(Box::new(store))
+}
