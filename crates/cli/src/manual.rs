@@ -1,11 +1,11 @@
-//! Documentation generated from the clap definitions of `lib.rs`, so that it
+//! Documentation generated from the clap definitions of `args.rs`, so that it
 //! cannot drift from the flags: shell completion scripts (`clap_complete`)
 //! and manual pages in roff (`clap_mangen`). Needs no store.
 
 use clap_complete::Shell;
 
-use crate::commands::Failure;
-use crate::CompletionShell;
+use crate::args::{CompletionShell, VERSION};
+use crate::failure::Failure;
 
 /// `accord completions SHELL`: the completion script on standard output.
 pub fn completions(shell: CompletionShell, out: &mut dyn std::io::Write) -> Result<(), Failure> {
@@ -16,7 +16,7 @@ pub fn completions(shell: CompletionShell, out: &mut dyn std::io::Write) -> Resu
     };
     // Written to a buffer first: `generate` panics on a write error (a closed pipe).
     let mut script = Vec::new();
-    clap_complete::generate(shell, &mut crate::command(), "accord", &mut script);
+    clap_complete::generate(shell, &mut crate::args::command(), "accord", &mut script);
     out.write_all(&script)?;
     Ok(())
 }
@@ -24,7 +24,7 @@ pub fn completions(shell: CompletionShell, out: &mut dyn std::io::Write) -> Resu
 /// `accord man [COMMAND]`: the page of accord, or of one command as
 /// `accord-COMMAND(1)`, in roff on standard output.
 pub fn man(command: Option<&str>, out: &mut dyn std::io::Write) -> Result<(), Failure> {
-    let mut cli = crate::command();
+    let mut cli = crate::args::command();
     cli.build();
     let page = match command {
         None => cli,
@@ -37,7 +37,7 @@ pub fn man(command: Option<&str>, out: &mut dyn std::io::Write) -> Result<(), Fa
                 )));
             };
             let sub = sub.bin_name(format!("accord {name}"));
-            match crate::VERSION.get() {
+            match VERSION.get() {
                 Some(v) => sub.version(*v),
                 None => sub,
             }

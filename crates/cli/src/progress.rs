@@ -75,6 +75,15 @@ impl Progress {
     }
 }
 
+impl engine::Progress for Progress {
+    fn phase(&self, message: &'static str, len: u64) {
+        Progress::phase(self, message, len);
+    }
+    fn advance(&self, events: u64) {
+        Progress::advance(self, events);
+    }
+}
+
 impl Drop for Progress {
     fn drop(&mut self) {
         drop(self.done.take());

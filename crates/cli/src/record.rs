@@ -6,7 +6,7 @@
 
 use serde_json::{Map, Value};
 
-use crate::human::{parse_money, parse_scaled};
+use present::human::{parse_money, parse_scaled};
 
 /// How a flag's text becomes a JSON value.
 #[derive(Clone, Copy, PartialEq, Eq)]

@@ -28,12 +28,10 @@ pub fn init() {
     STDERR.store(allowed && io::stderr().is_terminal(), Ordering::Relaxed);
 }
 
-/// A table's header row, in bold on a colour terminal.
-pub fn header(line: &str) -> String {
-    if STDOUT.load(Ordering::Relaxed) && !line.is_empty() {
-        format!("\x1b[1m{line}\x1b[0m")
-    } else {
-        line.to_string()
+/// How tables on standard output look: header rows in bold on a colour terminal.
+pub fn tables() -> present::Style {
+    present::Style {
+        bold_headers: STDOUT.load(Ordering::Relaxed),
     }
 }
 

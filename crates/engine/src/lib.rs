@@ -36,10 +36,11 @@ use std::path::Path;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use store::{Access, Backend};
+use store::Backend;
 
 pub use append::{dry_run_on_empty, EventFile, FileReceipt, Options, Progress, Receipt};
 pub use error::{Error, Refusal, Unavailable};
+pub use store::{Access, Head};
 pub use load::LogEntry;
 pub use query::{project_events, DiffReport, Query};
 pub use time::{parse_known_at, ExpectedHead};

@@ -6,6 +6,7 @@
 use std::io::{self, Write};
 
 use crate::human::group_thousands;
+use crate::Style;
 use domain::values::Money;
 
 /// Alignment of a table column.
@@ -35,7 +36,8 @@ impl Table {
         self.rows.push(cells);
     }
 
-    pub fn write(&self, out: &mut dyn Write, indent: &str) -> io::Result<()> {
+    /// Writes the table, each line after `indent`, the header row in bold when `style` says.
+    pub fn write(&self, out: &mut dyn Write, indent: &str, style: Style) -> io::Result<()> {
         let width = |i: usize| {
             self.rows
                 .iter()
@@ -59,7 +61,7 @@ impl Table {
             }
             s.trim_end().to_string()
         };
-        writeln!(out, "{}", crate::style::header(&line(&self.header)))?;
+        writeln!(out, "{}", style.header(&line(&self.header)))?;
         for r in &self.rows {
             writeln!(out, "{}", line(r))?;
         }

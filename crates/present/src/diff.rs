@@ -1,8 +1,7 @@
-//! `accord diff --as-of D --known-at T1 --vs-known-at T2`: the restatement
-//! report. What changed on date D between what was known at T1 and at T2,
-//! row by row (ownership, obligations, rights), and the recorded events and
-//! reversals responsible. The comparison is `projector::restatement`; this
-//! module parses the times and formats the answer.
+//! `accord diff`: the restatement report. What changed on date D between what was known at
+//! T1 and at T2, row by row (ownership, obligations, rights), and the recorded events and
+//! reversals responsible. The comparison is `projector::restatement`, run by the engine; this
+//! module formats the answer.
 //!
 //! JSON (documented in README.md):
 //! `{"as_of", "from", "from_seq", "to", "to_seq", "changes": [{"area", "key",
@@ -10,64 +9,38 @@
 //! "effective", "reverses"}]}`; `from` and `to` are the times as given,
 //! `to` is `null` without `--vs-known-at` (everything recorded).
 
-use std::path::Path;
+use std::io::{self, Write};
 
-use domain::values::Date;
-use domain::{KnownAt, RecordedEvent};
+use engine::DiffReport;
 use projector::{Change, Restatement};
 use serde_json::{json, Map, Value};
 
-use crate::commands::{load_events, open_for_read, today, Failure, Out};
 use crate::human::group_thousands;
 use crate::render::{self, Align, Table};
-use crate::ReadFormat;
+use crate::{Format, Style};
 
-pub(crate) fn run(
-    path: &Path,
-    as_of: Option<Date>,
-    known_at: &str,
-    vs_known_at: Option<&str>,
-    format: ReadFormat,
-    out: Out,
-) -> Result<(), Failure> {
-    let from = crate::parse_known_at(known_at)
-        .map_err(|m| Failure::Usage(format!("invalid value for --known-at: {m}")))?;
-    let to = vs_known_at
-        .map(|t| {
-            crate::parse_known_at(t)
-                .map_err(|m| Failure::Usage(format!("invalid value for --vs-known-at: {m}")))
-        })
-        .transpose()?
-        .unwrap_or(KnownAt::Everything);
-    let as_of = as_of.unwrap_or_else(today);
-    let store = open_for_read(path)?;
-    let events = load_events(&store)?;
-    drop(store);
-    let r = projector::restatement(&events, as_of, from, to).map_err(|e| {
-        Failure::Unavailable(format!(
-            "the store is corrupt: replaying seq {} breaks a rule: {}",
-            e.seq, e.rejection
-        ))
-    })?;
-    let last_seq = |k: KnownAt| -> Option<u64> {
-        events
-            .iter()
-            .filter(|r: &&RecordedEvent| k.includes(r))
-            .map(|r| r.seq)
-            .max()
-    };
+/// Writes the restatement; `from` is the earlier transaction time as the user gave it, `to`
+/// the later one (`None`: everything recorded).
+pub fn diff(
+    out: &mut dyn Write,
+    format: Format,
+    report: &DiffReport,
+    from: &str,
+    to: Option<&str>,
+    style: Style,
+) -> io::Result<()> {
     let view = View {
-        from: known_at.to_string(),
-        from_seq: last_seq(from),
-        to: vs_known_at.map(str::to_string),
-        to_seq: last_seq(to),
+        from: from.to_string(),
+        from_seq: report.from_seq,
+        to: to.map(str::to_string),
+        to_seq: report.to_seq,
     };
+    let r = &report.restatement;
     match format {
-        ReadFormat::Json => render::json(out, &to_json(&r, &view))?,
-        ReadFormat::Csv => print_csv(out, &r, &view)?,
-        ReadFormat::Table => print_table(out, &r, &view)?,
+        Format::Json => render::json(out, &to_json(r, &view)),
+        Format::Csv => print_csv(out, r, &view),
+        Format::Table => print_table(out, r, &view, style),
     }
-    Ok(())
 }
 
 /// The two transaction times as given, and the last seq each one sees.
@@ -191,7 +164,7 @@ fn plain(v: Option<&Value>) -> String {
     }
 }
 
-fn print_csv(out: Out, r: &Restatement, v: &View) -> Result<(), Failure> {
+fn print_csv(out: &mut dyn Write, r: &Restatement, v: &View) -> io::Result<()> {
     let mut rows = Vec::new();
     for c in &r.changes {
         for (field, b, a) in fields(c) {
@@ -218,7 +191,12 @@ fn print_csv(out: Out, r: &Restatement, v: &View) -> Result<(), Failure> {
     Ok(())
 }
 
-fn print_table(out: Out, r: &Restatement, v: &View) -> Result<(), Failure> {
+fn print_table(
+    out: &mut dyn Write,
+    r: &Restatement,
+    v: &View,
+    style: Style,
+) -> io::Result<()> {
     writeln!(
         out,
         "Restatement of {}: {} vs {}",
@@ -271,7 +249,7 @@ fn print_table(out: Out, r: &Restatement, v: &View) -> Result<(), Failure> {
                 ]);
             }
         }
-        t.write(out, "  ")?;
+        t.write(out, "  ", style)?;
     }
     if !r.events.is_empty() {
         writeln!(
@@ -295,7 +273,7 @@ fn print_table(out: Out, r: &Restatement, v: &View) -> Result<(), Failure> {
                 render::opt(&e.reverses),
             ]);
         }
-        t.write(out, "  ")?;
+        t.write(out, "  ", style)?;
     }
     Ok(())
 }

@@ -10,7 +10,7 @@
 //! more than a pixel can show), so no `f64` carries a percent here either.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::io::{self, Write};
 
 use chrono::{Duration, NaiveDate};
 use domain::values::{Date, Dec, PartyId};
@@ -22,66 +22,75 @@ use projector::{EntityTimeline, TimelineReport};
 use rust_decimal::prelude::ToPrimitive;
 use rust_decimal::{Decimal, RoundingStrategy};
 
-use crate::commands::{load_events, open_for_read, slug, today, Failure, Out};
 use crate::render::{self, Align, Table};
-use crate::{TimeArgs, TimelineFormat};
+use crate::{Format, Style};
 
-pub(crate) fn run(
-    path: &Path,
-    entity: Option<&str>,
-    time: TimeArgs,
-    format: TimelineFormat,
-    out: Out,
-) -> Result<(), Failure> {
-    let entity = entity.map(|e| slug("entity", e)).transpose()?;
-    let store = open_for_read(path)?;
-    let events = load_events(&store)?;
-    drop(store);
-    if let Some(e) = &entity {
-        let known = events.iter().any(
-            |r| matches!(&r.event.payload, domain::Payload::PartyRegistered(p) if p.party == *e),
-        );
-        if !known {
-            return Err(Failure::Refused(format!(
-                "unknown party `{e}`: no event registers it (see `accord log`)"
-            )));
-        }
-    }
-    let as_of = time.as_of.unwrap_or_else(today);
-    let known_at = time.known_at.unwrap_or_default();
-    let report =
-        projector::ownership_timeline(&events, as_of, known_at, entity.as_ref()).map_err(|e| {
-            Failure::Unavailable(format!(
-                "the store is corrupt: replaying seq {} breaks a rule: {}",
-                e.seq, e.rejection
-            ))
-        })?;
+/// Writes the timeline as a table, JSON or CSV.
+pub fn timeline(
+    out: &mut dyn Write,
+    format: Format,
+    report: &TimelineReport,
+    style: Style,
+) -> io::Result<()> {
     match format {
-        TimelineFormat::Json => render::json(out, &report)?,
-        TimelineFormat::Csv => print_csv(out, &report)?,
-        TimelineFormat::Table => print_table(out, &report)?,
-        TimelineFormat::Svg => {
-            let e = one_entity(&report, entity.as_ref())?;
-            let subtitle = subtitle(as_of, time.known_at);
-            let svg = svg(e, as_of, &subtitle)?;
-            out.write_all(svg.as_bytes())?;
-            if !svg.ends_with('\n') {
-                writeln!(out)?;
-            }
-        }
+        Format::Json => render::json(out, report),
+        Format::Csv => print_csv(out, report),
+        Format::Table => print_table(out, report, style),
     }
-    Ok(())
 }
 
-fn subtitle(as_of: Date, known_at: Option<KnownAt>) -> String {
+/// Why a report has no one entity to draw.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Pick {
+    /// No entity has ownership recorded.
+    Nothing(String),
+    /// Several have, and none was named.
+    Several(String),
+}
+
+/// Writes the SVG chart of the report's one entity (`entity` is the one asked for, if any),
+/// subtitled with the question's dates.
+pub fn chart(
+    out: &mut dyn Write,
+    report: &TimelineReport,
+    entity: Option<&PartyId>,
+    known_at: KnownAt,
+) -> Result<Result<(), Pick>, ChartError> {
+    let e = match one_entity(report, entity) {
+        Ok(e) => e,
+        Err(pick) => return Ok(Err(pick)),
+    };
+    let subtitle = subtitle(report.as_of, known_at);
+    let svg = svg(e, report.as_of, &subtitle)?;
+    out.write_all(svg.as_bytes())?;
+    if !svg.ends_with('\n') {
+        writeln!(out)?;
+    }
+    Ok(Ok(()))
+}
+
+/// Drawing the chart failed, or writing it did.
+#[derive(Debug)]
+pub enum ChartError {
+    Draw(String),
+    Output(io::Error),
+}
+
+impl From<io::Error> for ChartError {
+    fn from(e: io::Error) -> ChartError {
+        ChartError::Output(e)
+    }
+}
+
+fn subtitle(as_of: Date, known_at: KnownAt) -> String {
     let mut s = format!("Percent of all units held, by holder, up to {as_of}");
     match known_at {
-        Some(KnownAt::Seq(n)) => s.push_str(&format!(", as known at seq {n}")),
-        Some(KnownAt::Time(t)) => s.push_str(&format!(
+        KnownAt::Seq(n) => s.push_str(&format!(", as known at seq {n}")),
+        KnownAt::Time(t) => s.push_str(&format!(
             ", as known at {}",
             t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
         )),
-        Some(KnownAt::Everything) | None => {}
+        KnownAt::Everything => {}
     }
     s
 }
@@ -90,10 +99,10 @@ fn subtitle(as_of: Date, known_at: Option<KnownAt>) -> String {
 fn one_entity<'a>(
     report: &'a TimelineReport,
     entity: Option<&PartyId>,
-) -> Result<&'a EntityTimeline, Failure> {
+) -> Result<&'a EntityTimeline, Pick> {
     match report.entities.as_slice() {
         [e] => Ok(e),
-        [] => Err(Failure::Refused(match entity {
+        [] => Err(Pick::Nothing(match entity {
             Some(e) => format!(
                 "no ownership of `{e}` recorded on or before {}: nothing to draw",
                 report.as_of
@@ -103,7 +112,7 @@ fn one_entity<'a>(
                 report.as_of
             ),
         })),
-        many => Err(Failure::Usage(format!(
+        many => Err(Pick::Several(format!(
             "--format svg draws one entity: pass --entity, one of {}",
             many.iter()
                 .map(|e| e.entity.to_string())
@@ -113,7 +122,7 @@ fn one_entity<'a>(
     }
 }
 
-fn print_csv(out: Out, r: &TimelineReport) -> Result<(), Failure> {
+fn print_csv(out: &mut dyn Write, r: &TimelineReport) -> io::Result<()> {
     let mut rows = Vec::new();
     for e in &r.entities {
         for c in &e.changes {
@@ -141,7 +150,7 @@ fn print_csv(out: Out, r: &TimelineReport) -> Result<(), Failure> {
     Ok(())
 }
 
-fn print_table(out: Out, r: &TimelineReport) -> Result<(), Failure> {
+fn print_table(out: &mut dyn Write, r: &TimelineReport, style: Style) -> io::Result<()> {
     if r.entities.is_empty() {
         writeln!(out, "No ownership changes on or before {}.", r.as_of)?;
     }
@@ -186,7 +195,7 @@ fn print_table(out: Out, r: &TimelineReport) -> Result<(), Failure> {
                 ]);
             }
         }
-        t.write(out, "  ")?;
+        t.write(out, "  ", style)?;
     }
     Ok(())
 }
@@ -294,12 +303,12 @@ fn chart_percent(p: Dec) -> String {
     render::percent(&Dec(rounded))
 }
 
-fn draw_err<E: std::fmt::Debug>(e: E) -> Failure {
-    Failure::Unavailable(format!("cannot draw the chart: {e:?}"))
+fn draw_err<E: std::fmt::Debug>(e: E) -> ChartError {
+    ChartError::Draw(format!("cannot draw the chart: {e:?}"))
 }
 
 /// Draws one entity's timeline as an SVG document.
-fn svg(e: &EntityTimeline, as_of: Date, subtitle: &str) -> Result<String, Failure> {
+fn svg(e: &EntityTimeline, as_of: Date, subtitle: &str) -> Result<String, ChartError> {
     let mut buf = String::new();
     {
         let root = SVGBackend::with_string(&mut buf, (WIDTH, HEIGHT)).into_drawing_area();

@@ -1,0 +1,413 @@
+//! The command line's definition: every command, flag and format, with the examples that
+//! `--help` shows (clap derive), and the clap `Command` that is parsed, completed and
+//! documented from it.
+
+use std::path::PathBuf;
+use std::sync::OnceLock;
+
+use clap::{Args, ColorChoice, CommandFactory, Parser, Subcommand, ValueEnum};
+use domain::values::Date;
+use domain::KnownAt;
+
+use crate::style;
+
+/// Format of commands that write or check (`append`, `import`, `record`, `verify`, `head`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Default)]
+pub enum WriteFormat {
+    #[default]
+    Table,
+    Json,
+}
+
+/// Format of read commands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Default)]
+pub enum ReadFormat {
+    #[default]
+    Table,
+    Json,
+    Csv,
+}
+
+/// Format of `timeline`: the read formats, and an SVG chart.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Default)]
+pub enum TimelineFormat {
+    #[default]
+    Table,
+    Json,
+    Csv,
+    Svg,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ExportFormat {
+    Jsonl,
+    Ledger,
+}
+
+// Every command's help ends with examples: lines indented two spaces under a
+// line starting `Examples`, each one shell command line that works when
+// pasted in a checkout of accord after `accord demo` (which writes
+// ./accord.db). tests/help_examples.rs runs every one of them.
+
+const EXAMPLES: &str = "\
+Examples (from a checkout of accord; `accord demo` writes ./accord.db):
+  accord demo                                  # load the Microsoft-OpenAI sample and show it
+  accord append events/05-obligations.jsonl    # append a file as one atomic batch
+  accord record obligation_settled --obligation azure-commitment --amount '$2.5B' --effective 2026-01-31
+  accord ownership --as-of 2025-10-28          # cap tables on a date
+  accord obligations --as-of 2026-02-01 --known-at 22
+  accord verify                                # check the hash chain and every invariant
+
+`accord COMMAND --help` shows the examples of each command; `accord man` prints
+this help as a manual page, `accord completions bash|zsh|fish` a completion script.";
+
+const APPEND_EXAMPLES: &str = "\
+Examples:
+  accord append events/05-obligations.jsonl             # one file, one atomic batch
+  accord append --dry-run - < events/06-rights.jsonl     # validate standard input, write nothing
+  accord append events/06-rights.jsonl --format json";
+
+const IMPORT_EXAMPLES: &str = "\
+Examples:
+  accord import events/             # every *.jsonl file of events/, in file-name order
+  accord import --dry-run events/   # validate them all, write nothing";
+
+const RECORD_EXAMPLES: &str = "\
+Flags: --id (generated when absent), --effective (default today), --source, --note,
+--format table|json, then one flag per payload field. Amounts take human forms:
+'$2.5B', '13.8B USD', 'USD 13.8B', '250000000000 USD'.
+
+Examples:
+  accord record obligation_settled --help    # the flags of one event type
+  accord record obligation_settled --obligation azure-commitment --amount '$2.5B' --effective 2026-01-31 --reference 'invoice 2026-01'
+  accord record investment_made --investor microsoft --investee openai-group --amount '1B USD'
+  accord record recapitalized --issuer openai-group --holding microsoft=27% --holding openai-foundation=26% --holding other-holders=47% --format json";
+
+const LOG_EXAMPLES: &str = "\
+Examples:
+  accord log
+  accord log --since 20 --format json    # JSON Lines, with seq, recorded and hash
+  accord log --format csv > log.csv";
+
+const OWNERSHIP_EXAMPLES: &str = "\
+Examples:
+  accord ownership --entity openai-group --as-of 2025-10-28
+  accord ownership --as-of 2025-10-27 --format csv
+  accord ownership --as-of 2025-10-28 --known-at 20 --format json    # as known at seq 20
+  accord ownership --entity openai-group --as-of 2026-04-01 --with examples/what-if-round.jsonl   # pro forma: as if the file were appended (nothing is written)";
+
+const OBLIGATIONS_EXAMPLES: &str = "\
+Examples:
+  accord obligations --as-of 2025-10-28 --party openai-group --all
+  accord obligations --as-of 2026-02-01 --format json
+  accord obligations --as-of 2026-02-01 --known-at 22 --format csv
+  accord obligations --as-of 2026-04-01 --with examples/what-if-round.jsonl    # as if appended";
+
+const RIGHTS_EXAMPLES: &str = "\
+Examples:
+  accord rights --as-of 2031-01-01 --all    # research-ip expired at the end of 2030
+  accord rights --party microsoft --format json
+  accord rights --as-of 2026-04-01 --with examples/what-if-round.jsonl    # as if appended";
+
+const POSITION_EXAMPLES: &str = "\
+Examples:
+  accord position microsoft --as-of 2025-10-28
+  accord position openai-group --as-of 2026-02-01 --all --format json
+  accord position sovereign-fund --as-of 2026-04-01 --with examples/what-if-round.jsonl";
+
+const VERIFY_EXAMPLES: &str = "\
+Examples:
+  accord verify
+  accord verify --expect-head \"$(accord head)\"    # also fail unless this prefix is intact";
+
+const HEAD_EXAMPLES: &str = "\
+Examples:
+  accord head > head.txt    # write it down; later: accord verify --expect-head \"$(cat head.txt)\"
+  accord head --format json";
+
+const EXPORT_EXAMPLES: &str = "\
+Examples:
+  accord export --format jsonl > backup.jsonl    # re-appendable to an empty store
+  accord export --format ledger --as-of 2025-12-31 > deals.journal
+  accord export --format ledger --known-at 22 > as-known.journal
+
+Cross-check with plain-text accounting: hledger -f deals.journal bal obligations";
+
+const DEMO_EXAMPLES: &str = "\
+Examples:
+  accord demo                           # into ./accord.db, or --store, or $ACCORD_STORE
+  accord --store demo.db demo --format json";
+
+const COMPLETIONS_EXAMPLES: &str = "\
+Examples:
+  source <(accord completions bash)    # in ~/.bashrc
+  mkdir -p ~/.zfunc && accord completions zsh > ~/.zfunc/_accord    # with fpath+=(~/.zfunc) in ~/.zshrc
+  mkdir -p ~/.config/fish/completions && accord completions fish > ~/.config/fish/completions/accord.fish";
+
+const MAN_EXAMPLES: &str = "\
+Examples:
+  accord man > accord.1                  # read it with: man -l accord.1
+  accord man export > accord-export.1    # the page of one command";
+
+/// accord: an event-sourced, bitemporal ledger of corporate deals.
+#[derive(Parser, Debug)]
+#[command(name = "accord", version, about, after_help = EXAMPLES)]
+pub struct Cli {
+    /// The store (a sled directory). Default: $ACCORD_STORE, else ./accord.db.
+    #[arg(long, global = true, env = "ACCORD_STORE", value_name = "PATH")]
+    pub store: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Valid time and transaction time of a question.
+#[derive(Args, Debug, Clone, Copy)]
+pub struct TimeArgs {
+    /// Valid time: events effective on or before DATE count (default: today, UTC).
+    #[arg(long, value_name = "DATE", value_parser = parse_date)]
+    pub as_of: Option<Date>,
+    /// Transaction time: an RFC 3339 timestamp, a date (end of that day, UTC) or a seq.
+    #[arg(long, value_name = "T", value_parser = parse_known_at)]
+    pub known_at: Option<KnownAt>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Append one event file (JSON Lines, `-` for stdin) as one atomic batch.
+    #[command(after_help = APPEND_EXAMPLES)]
+    Append {
+        /// The file, or `-` for standard input.
+        file: String,
+        /// Validate against the store and write nothing.
+        #[arg(long)]
+        dry_run: bool,
+        #[arg(long, value_enum, default_value_t)]
+        format: WriteFormat,
+    },
+    /// Append every *.jsonl file of DIR in file-name order, each file one batch.
+    #[command(after_help = IMPORT_EXAMPLES)]
+    Import {
+        dir: PathBuf,
+        /// Validate every file and write nothing.
+        #[arg(long)]
+        dry_run: bool,
+        #[arg(long, value_enum, default_value_t)]
+        format: WriteFormat,
+    },
+    /// Build one event from flags and append it.
+    #[command(after_help = RECORD_EXAMPLES, disable_help_flag = true)]
+    Record {
+        /// The event type, e.g. investment_made; `record TYPE --help` lists its flags.
+        #[arg(value_name = "TYPE", allow_hyphen_values = true)]
+        type_name: String,
+        /// --field value pairs.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true, num_args = 0.., value_name = "FLAGS")]
+        args: Vec<String>,
+    },
+    /// The stored events in seq order.
+    #[command(after_help = LOG_EXAMPLES)]
+    Log {
+        /// Only events with a larger seq.
+        #[arg(long, value_name = "SEQ")]
+        since: Option<u64>,
+        #[arg(long, value_enum, default_value_t)]
+        format: ReadFormat,
+    },
+    /// Cap tables: units, percent and value of every holder.
+    #[command(after_help = OWNERSHIP_EXAMPLES)]
+    Ownership {
+        /// Only this entity.
+        #[arg(long, value_name = "ID")]
+        entity: Option<String>,
+        #[command(flatten)]
+        time: TimeArgs,
+        /// What-if: answer as if the events of FILE (`-`: stdin) were appended;
+        /// validated like an append, nothing is written. Not with --known-at.
+        #[arg(long, value_name = "FILE", conflicts_with = "known_at")]
+        with: Option<String>,
+        #[arg(long, value_enum, default_value_t)]
+        format: ReadFormat,
+    },
+    /// Obligations: amount, settled, outstanding, status; totals per obligor.
+    #[command(after_help = OBLIGATIONS_EXAMPLES)]
+    Obligations {
+        /// Only obligations where this party is obligor or obligee.
+        #[arg(long, value_name = "ID")]
+        party: Option<String>,
+        /// Include settled and released obligations.
+        #[arg(long)]
+        all: bool,
+        #[command(flatten)]
+        time: TimeArgs,
+        /// What-if: answer as if the events of FILE (`-`: stdin) were appended;
+        /// validated like an append, nothing is written. Not with --known-at.
+        #[arg(long, value_name = "FILE", conflicts_with = "known_at")]
+        with: Option<String>,
+        #[arg(long, value_enum, default_value_t)]
+        format: ReadFormat,
+    },
+    /// Rights in force, and the milestones they wait for.
+    #[command(after_help = RIGHTS_EXAMPLES)]
+    Rights {
+        /// Only rights this party holds or granted.
+        #[arg(long, value_name = "ID")]
+        party: Option<String>,
+        /// Include rights no longer in force.
+        #[arg(long)]
+        all: bool,
+        #[command(flatten)]
+        time: TimeArgs,
+        /// What-if: answer as if the events of FILE (`-`: stdin) were appended;
+        /// validated like an append, nothing is written. Not with --known-at.
+        #[arg(long, value_name = "FILE", conflicts_with = "known_at")]
+        with: Option<String>,
+        #[arg(long, value_enum, default_value_t)]
+        format: ReadFormat,
+    },
+    /// Everything about one party: holdings, investments, obligations, rights.
+    #[command(after_help = POSITION_EXAMPLES)]
+    Position {
+        party: String,
+        /// Include settled and released obligations and ended rights.
+        #[arg(long)]
+        all: bool,
+        #[command(flatten)]
+        time: TimeArgs,
+        /// What-if: answer as if the events of FILE (`-`: stdin) were appended;
+        /// validated like an append, nothing is written. Not with --known-at.
+        #[arg(long, value_name = "FILE", conflicts_with = "known_at")]
+        with: Option<String>,
+        #[arg(long, value_enum, default_value_t)]
+        format: ReadFormat,
+    },
+    /// Re-read the whole log: seq continuity, hash chain, decoding, invariants.
+    #[command(after_help = VERIFY_EXAMPLES)]
+    Verify {
+        /// Fail unless the log still holds this exact prefix (as printed by `accord head`).
+        #[arg(long, value_name = "SEQ:HASH")]
+        expect_head: Option<String>,
+        #[arg(long, value_enum, default_value_t)]
+        format: WriteFormat,
+    },
+    /// Print SEQ:HASH of the last event.
+    #[command(after_help = HEAD_EXAMPLES)]
+    Head {
+        #[arg(long, value_enum, default_value_t)]
+        format: WriteFormat,
+    },
+    /// Write the events as JSON Lines (re-appendable) or as a ledger journal.
+    #[command(after_help = EXPORT_EXAMPLES)]
+    Export {
+        #[arg(long, value_enum)]
+        format: ExportFormat,
+        #[command(flatten)]
+        time: TimeArgs,
+    },
+    /// Each holder's percent of an entity at every date it changed; `svg` draws a chart.
+    #[command(
+        after_help = "Examples:\n  accord timeline --entity openai-group\n  accord timeline --entity openai-group --format svg > ownership.svg\n\n--as-of (default today) is the last date shown; --known-at as elsewhere.\nsvg draws one entity: pass --entity when several have holdings."
+    )]
+    Timeline {
+        /// Only this entity (required for svg when several entities have holdings).
+        #[arg(long, value_name = "ID")]
+        entity: Option<String>,
+        #[command(flatten)]
+        time: TimeArgs,
+        #[arg(long, value_enum, default_value_t)]
+        format: TimelineFormat,
+    },
+    /// What changed on a date between two transaction times, and which events did it.
+    #[command(
+        after_help = "Examples:\n  accord diff --as-of 2026-02-01 --known-at 23 --vs-known-at 24\n  accord diff --as-of 2025-10-28 --known-at 2025-10-27 --format json   # vs everything recorded\n\nT is a seq, a date (end of that day, UTC) or an RFC 3339 timestamp."
+    )]
+    Diff {
+        /// Valid time: the date compared (default: today, UTC).
+        #[arg(long, value_name = "DATE", value_parser = parse_date)]
+        as_of: Option<Date>,
+        /// The earlier view: what was known at T1.
+        #[arg(long, value_name = "T1")]
+        known_at: String,
+        /// The later view: what was known at T2 (default: everything recorded).
+        #[arg(long, value_name = "T2")]
+        vs_known_at: Option<String>,
+        #[arg(long, value_enum, default_value_t)]
+        format: ReadFormat,
+    },
+    /// Import the bundled Microsoft-OpenAI sample and show it around 2025-10-28.
+    #[command(after_help = DEMO_EXAMPLES)]
+    Demo {
+        #[arg(long, value_enum, default_value_t)]
+        format: WriteFormat,
+    },
+    /// Print a shell completion script (bash, zsh or fish) on standard output.
+    #[command(after_help = COMPLETIONS_EXAMPLES)]
+    Completions {
+        #[arg(value_enum)]
+        shell: CompletionShell,
+    },
+    /// Print the manual page (roff) of accord, or of one command, on standard output.
+    #[command(after_help = MAN_EXAMPLES)]
+    Man {
+        /// A command, e.g. `export`; default: accord itself.
+        #[arg(value_name = "COMMAND")]
+        command: Option<String>,
+    },
+}
+
+/// The shells that `accord completions` writes for (CLI.md).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum CompletionShell {
+    Bash,
+    Zsh,
+    Fish,
+}
+
+fn parse_date(s: &str) -> Result<Date, String> {
+    Date::parse(s)
+}
+
+/// `--known-at`: a positive seq, a date (end of that day, UTC) or an RFC 3339 timestamp.
+pub(crate) fn parse_known_at(s: &str) -> Result<KnownAt, String> {
+    engine::parse_known_at(s)
+}
+
+/// The version that `--version` and the manual page show: the `accord`
+/// package's, given by the binary (this crate is internal, `0.0.0`).
+pub(crate) static VERSION: OnceLock<&'static str> = OnceLock::new();
+
+/// The clap definition of the command line, as parsed, completed and
+/// documented: with the binary's version, and colour only where allowed.
+pub(crate) fn command() -> clap::Command {
+    // clap colours help and usage errors on a terminal; NO_COLOR turns it off
+    // whatever its value, as for accord's own output.
+    let color = if style::allowed() {
+        ColorChoice::Auto
+    } else {
+        ColorChoice::Never
+    };
+    let cmd = Cli::command().color(color);
+    match VERSION.get() {
+        Some(v) => cmd.version(*v),
+        None => cmd,
+    }
+}
+
+
+impl From<WriteFormat> for present::Format {
+    fn from(f: WriteFormat) -> present::Format {
+        match f {
+            WriteFormat::Table => present::Format::Table,
+            WriteFormat::Json => present::Format::Json,
+        }
+    }
+}
+
+impl From<ReadFormat> for present::Format {
+    fn from(f: ReadFormat) -> present::Format {
+        match f {
+            ReadFormat::Table => present::Format::Table,
+            ReadFormat::Json => present::Format::Json,
+            ReadFormat::Csv => present::Format::Csv,
+        }
+    }
+}

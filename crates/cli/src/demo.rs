@@ -1,0 +1,83 @@
+//! `accord demo`: the bundled Microsoft-OpenAI sample appended (idempotently) and shown
+//! around 28 October 2025.
+
+use std::io::Write;
+use std::path::Path;
+
+use domain::values::Date;
+use domain::KnownAt;
+use engine::{EventFile, Query};
+use present::Format;
+use projector::Scope;
+use serde_json::json;
+
+use crate::args::WriteFormat;
+use crate::failure::Failure;
+use crate::ledger::{append_files, open_for_read};
+use crate::style;
+
+mod demo_files {
+    include!(concat!(env!("OUT_DIR"), "/demo_files.rs"));
+}
+
+pub(crate) fn run(path: &Path, format: WriteFormat, out: &mut dyn Write) -> Result<(), Failure> {
+    let files: Vec<EventFile> = demo_files::DEMO_FILES
+        .iter()
+        .map(|(n, t)| EventFile::new(format!("events/{n}"), *t))
+        .collect();
+    let receipts = append_files(path, files, false)?;
+    let appended: u64 = receipts.iter().map(|f| f.receipt.appended).sum();
+    let skipped: u64 = receipts.iter().map(|f| f.receipt.skipped).sum();
+    let events = open_for_read(path)?.events()?;
+    let dates = ["2025-10-27", "2025-10-28"];
+    let day = |d: &str| -> Result<projector::Projection, Failure> {
+        let as_of = Date::parse(d).map_err(Failure::Usage)?;
+        Ok(engine::project_events(
+            &events,
+            &Query {
+                as_of,
+                known_at: KnownAt::Everything,
+            },
+        )?)
+    };
+    if format == WriteFormat::Json {
+        let mut days = Vec::new();
+        for d in dates {
+            let p = day(d)?;
+            days.push(json!({
+                "as_of": d,
+                "ownership": p.ownership(None),
+                "obligations": p.obligations(None, Scope::All),
+                "rights": p.rights(None, Scope::All),
+            }));
+        }
+        present::render::json(
+            out,
+            &json!({"store": path.display().to_string(), "appended": appended, "skipped": skipped, "days": days}),
+        )?;
+        return Ok(());
+    }
+    writeln!(
+        out,
+        "accord demo: the Microsoft-OpenAI agreement of 28 October 2025 ({} events in {}; {appended} appended, {skipped} already there)",
+        events.len(),
+        path.display()
+    )?;
+    let look = style::tables();
+    for d in dates {
+        let p = day(d)?;
+        let bar = "=".repeat(72);
+        writeln!(out, "\n{bar}\nAs of {d}\n{bar}\n")?;
+        present::reports::ownership(out, Format::Table, &p.ownership(None), look)?;
+        writeln!(out)?;
+        present::reports::obligations(out, Format::Table, &p.obligations(None, Scope::All), look)?;
+        writeln!(out)?;
+        present::reports::rights(out, Format::Table, &p.rights(None, Scope::All), look)?;
+    }
+    writeln!(
+        out,
+        "\nTry: accord --store {} position microsoft --as-of 2025-10-28",
+        path.display()
+    )?;
+    Ok(())
+}

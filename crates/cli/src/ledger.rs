@@ -1,0 +1,86 @@
+//! Opening the engine on the store a command names, with the tuning that tests set through
+//! the environment, and today's date: what the engine is told instead of reading them.
+
+use std::path::{Path, PathBuf};
+
+use chrono::Utc;
+use domain::values::Date;
+use engine::{Access, Config, Engine, EventFile, FileReceipt, Options};
+
+use crate::failure::Failure;
+use crate::progress::Progress;
+
+/// The store a command uses: `--store`, else `$ACCORD_STORE` (clap reads both), else
+/// `./accord.db`.
+pub(crate) fn store_path(cli_store: Option<PathBuf>) -> PathBuf {
+    cli_store.unwrap_or_else(|| PathBuf::from("accord.db"))
+}
+
+/// Today, UTC: the default `--as-of`.
+pub(crate) fn today() -> Date {
+    Date(Utc::now().date_naive())
+}
+
+/// The engine's configuration: the system clock, and the checkpoint interval
+/// (`ACCORD_CHECKPOINT_EVERY`), correction limit (`ACCORD_MAX_CORRECTIONS`) and full-path
+/// appends (`ACCORD_FULL_APPEND=1`) that tests use to reach checkpoints on small logs and to
+/// compare the two write paths.
+pub(crate) fn config() -> Config {
+    let mut config = Config::new(Utc::now);
+    if let Some(n) = env_number("ACCORD_CHECKPOINT_EVERY").filter(|n| *n > 0) {
+        config.checkpoint_every = n;
+    }
+    if let Some(n) = env_number("ACCORD_MAX_CORRECTIONS") {
+        config.max_corrections = n;
+    }
+    config.full_append = std::env::var_os("ACCORD_FULL_APPEND").is_some_and(|v| v != "0");
+    config
+}
+
+fn env_number(name: &str) -> Option<usize> {
+    std::env::var(name).ok().and_then(|v| v.parse().ok())
+}
+
+/// Opens an existing store for reading; a missing one is exit 4 with a hint.
+pub(crate) fn open_for_read(path: &Path) -> Result<Engine, Failure> {
+    Engine::open(path, Access::Read, config()).map_err(|e| read_failure(path, e))
+}
+
+/// The failure of opening `path` for reading.
+pub(crate) fn read_failure(path: &Path, e: engine::Error) -> Failure {
+    match e {
+        engine::Error::Unavailable {
+            reason: engine::Unavailable::Missing,
+            ..
+        } => Failure::Unavailable(format!(
+            "no store at {} (create one with `accord append FILE` or `accord demo`, or pass --store)",
+            path.display()
+        )),
+        other => other.into(),
+    }
+}
+
+/// Validates every file against the log as it grows, then appends each file as one atomic
+/// batch. Nothing is written unless every file is valid; a dry run writes nothing and never
+/// creates a store (a missing one counts as empty).
+pub(crate) fn append_files(
+    path: &Path,
+    files: Vec<EventFile>,
+    dry_run: bool,
+) -> Result<Vec<FileReceipt>, Failure> {
+    // Shown on a terminal only, once the command has run for a second.
+    let progress = Progress::start();
+    let options = Options {
+        dry_run,
+        expect_head: None,
+        progress: Some(&progress),
+    };
+    let receipts = if dry_run && !path.exists() {
+        engine::dry_run_on_empty(files, &config(), &options)?
+    } else if dry_run {
+        open_for_read(path)?.append(files, &options)?
+    } else {
+        Engine::open(path, Access::Write, config())?.append(files, &options)?
+    };
+    Ok(receipts)
+}
