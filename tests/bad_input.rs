@@ -9,43 +9,16 @@
 
 use std::path::{Path, PathBuf};
 
-use assert_cmd::Command;
+use testkit::{accord, ok, ok_stdin};
 
 /// A valid first line: refused along with the bad one.
 const FRESH: &str = r#"{"id": "fresh-party", "type": "party_registered", "effective": "2025-11-01", "party": "fresh", "name": "Fresh Ltd", "kind": "corporation"}"#;
 
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn accord(store: &Path) -> Command {
-    let mut cmd = Command::cargo_bin("accord").expect("the accord binary is built");
-    cmd.env_remove("ACCORD_STORE").arg("--store").arg(store);
-    cmd
-}
-
-fn stdout_of(store: &Path, args: &[&str]) -> Vec<u8> {
-    let o = accord(store).args(args).output().unwrap();
-    assert!(o.status.success(), "accord {args:?}: {o:?}");
-    o.stdout
-}
-
 /// The imported sample log, then `setup` (JSON Lines, may be empty).
 fn sample_store(dir: &Path, setup: &str) -> PathBuf {
-    let store = dir.join("store");
-    let o = accord(&store)
-        .arg("import")
-        .arg(root().join("events"))
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "import: {o:?}");
+    let store = testkit::sample_store(dir);
     if !setup.is_empty() {
-        let o = accord(&store)
-            .args(["append", "-"])
-            .write_stdin(setup)
-            .output()
-            .unwrap();
-        assert!(o.status.success(), "setup: {o:?}");
+        ok_stdin(&store, &["append", "-"], setup);
     }
     store
 }
@@ -56,8 +29,8 @@ fn sample_store(dir: &Path, setup: &str) -> PathBuf {
 fn refused(setup: &str, bad: &str, line: usize, id: Option<&str>, rule: &str) {
     let dir = tempfile::tempdir().unwrap();
     let store = sample_store(dir.path(), setup);
-    let log_before = stdout_of(&store, &["log", "--format", "json"]);
-    let head_before = stdout_of(&store, &["head"]);
+    let log_before = ok(&store, &["log", "--format", "json"]);
+    let head_before = ok(&store, &["head"]);
     let file = dir.path().join("bad.jsonl");
     std::fs::write(&file, bad).unwrap();
 
@@ -103,15 +76,11 @@ fn refused(setup: &str, bad: &str, line: usize, id: Option<&str>, rule: &str) {
     }
 
     assert_eq!(
-        stdout_of(&store, &["log", "--format", "json"]),
+        ok(&store, &["log", "--format", "json"]),
         log_before,
         "the log changed"
     );
-    assert_eq!(
-        stdout_of(&store, &["head"]),
-        head_before,
-        "the head changed"
-    );
+    assert_eq!(ok(&store, &["head"]), head_before, "the head changed");
 }
 
 /// `FRESH` on line 1, then `bad` on line 2.

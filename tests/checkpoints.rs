@@ -7,27 +7,16 @@
 use std::path::Path;
 
 use accord_bench::workload;
-use assert_cmd::Command;
 
 const EVERY: &str = "97";
 
+/// `accord ARGS` with a checkpoint every `EVERY` events; must exit 0.
 fn accord(store: &Path, args: &[&str]) -> String {
-    let out = Command::cargo_bin("accord")
-        .unwrap()
-        .env("ACCORD_CHECKPOINT_EVERY", EVERY)
-        .env_remove("ACCORD_STORE")
+    let mut cmd = testkit::accord(store);
+    cmd.env("ACCORD_CHECKPOINT_EVERY", EVERY)
         .env("NO_COLOR", "1")
-        .arg("--store")
-        .arg(store)
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "accord {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
+        .args(args);
+    testkit::checked(&mut cmd, args).stdout
 }
 
 fn head_seq(store: &Path) -> String {
@@ -61,8 +50,7 @@ fn same_answers(store: &Path, dates: &[String]) {
 
 #[test]
 fn checkpoints_answer_like_a_replay() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = dir.path().join("store");
+    let (dir, store) = testkit::temp_store();
     let w = workload::generate(2000, 7).unwrap();
     let file = dir.path().join("w.jsonl");
     let mut text = Vec::new();

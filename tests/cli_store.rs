@@ -6,44 +6,11 @@
 //! The locked and tampered stores are made with the `store` crate in this
 //! test process.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use assert_cmd::Command;
 use serde_json::Value;
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn accord(store: &Path) -> Command {
-    let mut cmd = Command::cargo_bin("accord").expect("the accord binary is built");
-    cmd.env_remove("ACCORD_STORE").arg("--store").arg(store);
-    cmd
-}
-
-fn ok(store: &Path, args: &[&str]) -> String {
-    let o = accord(store).args(args).output().unwrap();
-    assert!(
-        o.status.success(),
-        "accord {args:?}: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8(o.stdout).unwrap()
-}
-
-fn ok_stdin(store: &Path, args: &[&str], stdin: &str) -> String {
-    let o = accord(store)
-        .args(args)
-        .write_stdin(stdin.to_string())
-        .output()
-        .unwrap();
-    assert!(
-        o.status.success(),
-        "accord {args:?}: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8(o.stdout).unwrap()
-}
+use testkit::{accord, ok, ok_stdin, root, sample_store};
 
 /// Runs and expects `code`, an empty stdout and one `error: ` line first on stderr.
 fn fails(store: &Path, args: &[&str], code: i32) -> String {
@@ -53,17 +20,6 @@ fn fails(store: &Path, args: &[&str], code: i32) -> String {
     assert!(o.stdout.is_empty(), "accord {args:?} printed to stdout");
     assert!(stderr.starts_with("error: "), "{stderr}");
     stderr
-}
-
-fn sample(dir: &Path) -> PathBuf {
-    let store = dir.join("store");
-    let o = accord(&store)
-        .arg("import")
-        .arg(root().join("events"))
-        .output()
-        .unwrap();
-    assert!(o.status.success());
-    store
 }
 
 const READS: &[&[&str]] = &[
@@ -114,7 +70,7 @@ fn a_read_on_an_empty_directory_leaves_it_empty() {
 #[test]
 fn a_store_locked_by_another_process_fails_with_4() {
     let dir = tempfile::tempdir().unwrap();
-    let store = sample(dir.path());
+    let store = sample_store(dir.path());
     let head = ok(&store, &["head"]);
     {
         let _held = store::Store::open_existing(&store).expect("the test opens the store");
@@ -148,7 +104,7 @@ fn a_store_locked_by_another_process_fails_with_4() {
 #[test]
 fn verify_after_tampering_fails_with_3_naming_the_seq() {
     let dir = tempfile::tempdir().unwrap();
-    let store = sample(dir.path());
+    let store = sample_store(dir.path());
     assert!(ok(&store, &["verify"]).starts_with("ok: 22 events"));
     {
         let s = store::Store::open_existing(&store).unwrap();
@@ -164,7 +120,7 @@ fn verify_after_tampering_fails_with_3_naming_the_seq() {
 #[test]
 fn verify_expect_head_holds_for_every_later_append_and_fails_otherwise() {
     let dir = tempfile::tempdir().unwrap();
-    let store = sample(dir.path());
+    let store = sample_store(dir.path());
     let head = ok(&store, &["head"]);
     let head = head.trim_end();
     assert_eq!(
@@ -200,7 +156,7 @@ fn verify_expect_head_holds_for_every_later_append_and_fails_otherwise() {
     assert!(out.starts_with("ok: 23 events, head "), "{out}");
     // A different store with the same events has other hashes (recorded times differ).
     let other = tempfile::tempdir().unwrap();
-    let other = sample(other.path());
+    let other = sample_store(other.path());
     let other_head = ok(&other, &["head"]);
     if other_head.trim_end() != head {
         let err = fails(&other, &["verify", "--expect-head", head], 3);
@@ -214,7 +170,7 @@ fn verify_expect_head_holds_for_every_later_append_and_fails_otherwise() {
 #[test]
 fn known_at_a_recorded_timestamp_shows_what_was_believed_then() {
     let dir = tempfile::tempdir().unwrap();
-    let store = sample(dir.path());
+    let store = sample_store(dir.path());
     ok_stdin(
         &store,
         &["append", "-"],
@@ -269,7 +225,7 @@ fn known_at_a_recorded_timestamp_shows_what_was_believed_then() {
 #[test]
 fn export_jsonl_rebuilds_the_store() {
     let dir = tempfile::tempdir().unwrap();
-    let store = sample(dir.path());
+    let store = sample_store(dir.path());
     ok_stdin(
         &store,
         &["append", "-"],
@@ -333,7 +289,7 @@ fn export_jsonl_rebuilds_the_store() {
 fn the_store_comes_from_the_flag_then_the_environment_then_the_current_directory() {
     let dir = tempfile::tempdir().unwrap();
     let env_store = dir.path().join("from-env");
-    let mut cmd = Command::cargo_bin("accord").unwrap();
+    let mut cmd = Command::new(testkit::bin());
     let o = cmd
         .current_dir(dir.path())
         .env("ACCORD_STORE", &env_store)
@@ -346,7 +302,7 @@ fn the_store_comes_from_the_flag_then_the_environment_then_the_current_directory
     assert!(!dir.path().join("accord.db").exists());
 
     // No flag, no environment: ./accord.db.
-    let mut cmd = Command::cargo_bin("accord").unwrap();
+    let mut cmd = Command::new(testkit::bin());
     let o = cmd
         .current_dir(dir.path())
         .env_remove("ACCORD_STORE")
@@ -358,7 +314,7 @@ fn the_store_comes_from_the_flag_then_the_environment_then_the_current_directory
     assert!(dir.path().join("accord.db").exists());
 
     // The flag wins over the environment.
-    let mut cmd = Command::cargo_bin("accord").unwrap();
+    let mut cmd = Command::new(testkit::bin());
     let o = cmd
         .current_dir(dir.path())
         .env("ACCORD_STORE", &env_store)
@@ -371,7 +327,7 @@ fn the_store_comes_from_the_flag_then_the_environment_then_the_current_directory
 #[test]
 fn csv_outputs_parse_with_a_header_row() {
     let dir = tempfile::tempdir().unwrap();
-    let store = sample(dir.path());
+    let store = sample_store(dir.path());
     for (args, header) in [
         (
             &["log"][..],

@@ -5,16 +5,13 @@
 
 use std::collections::HashMap;
 use std::fs;
-use std::path::Path;
-use std::process::{Command, Output};
 use std::sync::{Arc, Barrier};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use store::{NewEvent, Store};
-
-const ACCORD: &str = env!("CARGO_BIN_EXE_accord");
+use testkit::{output, temp_store, text};
 
 /// How long a refused command may take. The store refuses a held lock without waiting (its only
 /// wait is a 0.5 s grace for sled's own lock, which never applies here because our lock is
@@ -22,19 +19,6 @@ const ACCORD: &str = env!("CARGO_BIN_EXE_accord");
 /// but a guard against waiting for the lock, so it leaves room for a loaded machine starting a
 /// debug binary; the measured times are printed.
 const REFUSAL_BOUND: Duration = Duration::from_secs(1);
-
-fn accord(store: &Path, args: &[&str]) -> Output {
-    Command::new(ACCORD)
-        .arg("--store")
-        .arg(store)
-        .args(args)
-        .output()
-        .expect("accord runs")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
 
 fn party_line(id: &str) -> String {
     format!(
@@ -44,12 +28,11 @@ fn party_line(id: &str) -> String {
 
 #[test]
 fn a_held_store_is_refused_at_once_and_left_unchanged() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let store = dir.path().join("store");
-    let events = Path::new(env!("CARGO_MANIFEST_DIR")).join("events");
-    let out = accord(&store, &["import", events.to_str().expect("utf-8 path")]);
+    let (dir, store) = temp_store();
+    let events = testkit::events_dir();
+    let out = output(&store, &["import", events.to_str().expect("utf-8 path")]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
-    let before = accord(&store, &["log", "--format", "json"]);
+    let before = output(&store, &["log", "--format", "json"]);
     assert_eq!(before.status.code(), Some(0));
 
     let more = dir.path().join("more.jsonl");
@@ -67,7 +50,7 @@ fn a_held_store_is_refused_at_once_and_left_unchanged() {
     let mut timings = Vec::new();
     for args in commands {
         let started = Instant::now();
-        let out = accord(&store, args);
+        let out = output(&store, args);
         let took = started.elapsed();
         timings.push(format!("{} {took:?}", args[0]));
         let stderr = text(&out.stderr);
@@ -89,10 +72,10 @@ fn a_held_store_is_refused_at_once_and_left_unchanged() {
     assert_eq!(held.len(), 22);
     drop(held);
 
-    let after = accord(&store, &["log", "--format", "json"]);
+    let after = output(&store, &["log", "--format", "json"]);
     assert_eq!(after.status.code(), Some(0), "{}", text(&after.stderr));
     assert_eq!(text(&after.stdout), text(&before.stdout), "the log changed");
-    let out = accord(&store, &["verify"]);
+    let out = output(&store, &["verify"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
 }
 
@@ -182,10 +165,10 @@ fn threads_appending_through_one_store_make_one_gapless_chain() {
     }
     drop(store);
 
-    let out = accord(&path, &["verify"]);
+    let out = output(&path, &["verify"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     assert!(text(&out.stdout).starts_with(&format!("ok: {total} events")));
-    let out = accord(&path, &["head"]);
+    let out = output(&path, &["head"]);
     assert_eq!(
         text(&out.stdout).trim(),
         format!("{total}:{}", head.hash_hex())

@@ -10,11 +10,11 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 use std::thread;
 use std::time::{Duration, Instant};
 
-const ACCORD: &str = env!("CARGO_BIN_EXE_accord");
+use testkit::{output, temp_store, text, Rng};
 
 /// Events per `append` batch: large enough that sled spends a long, easily hit window writing
 /// it, small enough that 20+ kills with a verify after each stay well under a minute in debug.
@@ -24,41 +24,6 @@ const APPEND_KILLS: u64 = 24;
 const IMPORT_FILES: usize = 4;
 const IMPORT_FILE_EVENTS: usize = 2_000;
 const IMPORT_KILLS: u64 = 8;
-
-/// xorshift64*, seeded from the iteration number (never zero).
-struct Rng(u64);
-
-impl Rng {
-    fn new(seed: u64) -> Rng {
-        Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
-    }
-
-    fn next(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        self.0 = x;
-        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
-}
-
-fn accord(store: &Path, args: &[&str]) -> Output {
-    Command::new(ACCORD)
-        .arg("--store")
-        .arg(store)
-        .args(args)
-        .output()
-        .expect("accord runs")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
 
 fn parties_file(dir: &Path) -> PathBuf {
     let mut lines = vec![
@@ -111,7 +76,7 @@ fn batch_lines(tag: &str, n: usize) -> (String, Vec<String>) {
 
 /// The ids of the events with seq > `after`, in seq order.
 fn ids_since(store: &Path, after: u64) -> Vec<String> {
-    let out = accord(
+    let out = output(
         store,
         &["log", "--format", "json", "--since", &after.to_string()],
     );
@@ -132,7 +97,7 @@ fn ids_since(store: &Path, after: u64) -> Vec<String> {
 
 /// `accord verify` exits 0; returns the event count it reports.
 fn verify_ok(store: &Path, context: &str) -> u64 {
-    let out = accord(store, &["verify", "--format", "json"]);
+    let out = output(store, &["verify", "--format", "json"]);
     assert_eq!(
         out.status.code(),
         Some(0),
@@ -197,7 +162,7 @@ fn run_and_kill(
     tally: &mut Tally,
 ) {
     let size_before = db_size(store);
-    let mut child = Command::new(ACCORD)
+    let mut child = Command::new(testkit::bin())
         .arg("--store")
         .arg(store)
         .args(args)
@@ -226,16 +191,15 @@ fn run_and_kill(
 
 #[test]
 fn killed_appends_leave_the_whole_batch_or_nothing() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let store = dir.path().join("store");
+    let (dir, store) = temp_store();
     let parties = parties_file(dir.path());
-    let setup = accord(&store, &["append", parties.to_str().expect("utf-8 path")]);
+    let setup = output(&store, &["append", parties.to_str().expect("utf-8 path")]);
     assert_eq!(setup.status.code(), Some(0), "{}", text(&setup.stderr));
 
     // Calibrate on a scratch store: how long does an unkilled append of one batch take?
     let scratch = dir.path().join("scratch");
     assert_eq!(
-        accord(&scratch, &["append", parties.to_str().expect("utf-8 path")])
+        output(&scratch, &["append", parties.to_str().expect("utf-8 path")])
             .status
             .code(),
         Some(0)
@@ -244,7 +208,7 @@ fn killed_appends_leave_the_whole_batch_or_nothing() {
     let calibrate = dir.path().join("calibrate.jsonl");
     fs::write(&calibrate, lines).expect("write batch");
     let started = Instant::now();
-    let out = accord(
+    let out = output(
         &scratch,
         &[
             "append",
@@ -255,7 +219,7 @@ fn killed_appends_leave_the_whole_batch_or_nothing() {
     let validated = started.elapsed();
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let started = Instant::now();
-    let out = accord(
+    let out = output(
         &scratch,
         &["append", calibrate.to_str().expect("utf-8 path")],
     );
@@ -328,10 +292,9 @@ fn killed_appends_leave_the_whole_batch_or_nothing() {
 
 #[test]
 fn killed_imports_leave_whole_files_in_order() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let store = dir.path().join("store");
+    let (dir, store) = temp_store();
     let parties = parties_file(dir.path());
-    let setup = accord(&store, &["append", parties.to_str().expect("utf-8 path")]);
+    let setup = output(&store, &["append", parties.to_str().expect("utf-8 path")]);
     assert_eq!(setup.status.code(), Some(0), "{}", text(&setup.stderr));
 
     let write_dir = |tag: &str| -> (PathBuf, Vec<Vec<String>>) {
@@ -349,7 +312,7 @@ fn killed_imports_leave_whole_files_in_order() {
     // Calibrate with one unkilled import into a scratch store.
     let scratch = dir.path().join("scratch");
     assert_eq!(
-        accord(&scratch, &["append", parties.to_str().expect("utf-8 path")])
+        output(&scratch, &["append", parties.to_str().expect("utf-8 path")])
             .status
             .code(),
         Some(0)
@@ -357,11 +320,11 @@ fn killed_imports_leave_whole_files_in_order() {
     let (calibrate, _) = write_dir("calibrate");
     let calibrate = calibrate.to_str().expect("utf-8 path");
     let started = Instant::now();
-    let out = accord(&scratch, &["import", "--dry-run", calibrate]);
+    let out = output(&scratch, &["import", "--dry-run", calibrate]);
     let validated = started.elapsed();
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let started = Instant::now();
-    let out = accord(&scratch, &["import", calibrate]);
+    let out = output(&scratch, &["import", calibrate]);
     let normal = started.elapsed();
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let (spread, window) = spreads(validated, normal);

@@ -10,33 +10,8 @@
 
 use std::path::{Path, PathBuf};
 
-use assert_cmd::Command;
 use serde_json::Value;
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn accord(store: &Path) -> Command {
-    let mut cmd = Command::cargo_bin("accord").expect("the accord binary is built");
-    cmd.env_remove("ACCORD_STORE").arg("--store").arg(store);
-    cmd
-}
-
-fn ok(store: &Path, args: &[&str], stdin: Option<&str>) -> String {
-    let mut cmd = accord(store);
-    cmd.args(args);
-    if let Some(s) = stdin {
-        cmd.write_stdin(s.to_string());
-    }
-    let o = cmd.output().unwrap();
-    assert!(
-        o.status.success(),
-        "accord {args:?}: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8(o.stdout).unwrap()
-}
+use testkit::{accord, ok, ok_stdin, temp_store};
 
 /// A parsed CSV output: the header and the records as maps from column name.
 struct Csv {
@@ -66,7 +41,7 @@ impl Csv {
 fn csv_of(store: &Path, args: &[&str], header: &[&str]) -> Csv {
     let mut full = args.to_vec();
     full.extend(["--format", "csv"]);
-    let text = ok(store, &full, None);
+    let text = ok(store, &full);
     assert!(text.ends_with('\n'), "accord {args:?}: no final line end");
     let mut rdr = csv::ReaderBuilder::new()
         .has_headers(true)
@@ -97,7 +72,7 @@ fn csv_of(store: &Path, args: &[&str], header: &[&str]) -> Csv {
 fn json_of(store: &Path, args: &[&str]) -> Value {
     let mut full = args.to_vec();
     full.extend(["--format", "json"]);
-    serde_json::from_str(&ok(store, &full, None)).unwrap()
+    serde_json::from_str(&ok(store, &full)).unwrap()
 }
 
 const LOG: &[&str] = &[
@@ -145,18 +120,11 @@ const POSITION: &[&str] = &[
 
 /// The sample log, plus a settlement, so that `settled` is not always zero.
 fn sample(dir: &Path) -> PathBuf {
-    let store = dir.join("store");
-    ok(
-        &store,
-        &["import", root().join("events").to_str().unwrap()],
-        None,
-    );
-    ok(
+    let store = testkit::sample_store(dir);
+    ok_stdin(
         &store,
         &["append", "-"],
-        Some(
-            r#"{"id": "azure-2026-01", "type": "obligation_settled", "effective": "2026-01-31", "obligation": "azure-commitment", "amount": {"amount": "2500000000.50", "currency": "USD"}}"#,
-        ),
+        r#"{"id": "azure-2026-01", "type": "obligation_settled", "effective": "2026-01-31", "obligation": "azure-commitment", "amount": {"amount": "2500000000.50", "currency": "USD"}}"#,
     );
     store
 }
@@ -174,7 +142,7 @@ fn every_read_command_writes_rfc_4180_csv_with_its_header() {
     // The payload column is the event's JSON payload, quoted.
     let payload: Value = serde_json::from_str(log.get(22, "payload")).unwrap();
     assert_eq!(payload["amount"]["amount"], "2500000000.5");
-    let json_log: Vec<Value> = ok(&store, &["log", "--format", "json"], None)
+    let json_log: Vec<Value> = ok(&store, &["log", "--format", "json"])
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
@@ -305,7 +273,7 @@ fn an_empty_report_is_its_header_alone() {
         assert!(csv.rows.is_empty(), "accord {args:?}");
         let mut full = args.to_vec();
         full.extend(["--format", "csv"]);
-        assert_eq!(ok(&store, &full, None), format!("{}\n", header.join(",")));
+        assert_eq!(ok(&store, &full), format!("{}\n", header.join(",")));
     }
 }
 
@@ -313,8 +281,7 @@ fn an_empty_report_is_its_header_alone() {
 /// a CSV reader, and are quoted as RFC 4180 says.
 #[test]
 fn commas_quotes_and_newlines_are_quoted() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = dir.path().join("store");
+    let (_dir, store) = temp_store();
     let name = "Acme, \"the\" Company\nof Springfield";
     let note = "two lines,\r\nwith \"quotes\"";
     let events = [
@@ -329,7 +296,7 @@ fn commas_quotes_and_newlines_are_quoted() {
             "amount": {"amount": "1000.25", "currency": "EUR"}, "due": "2025-01-01"}),
     ];
     let lines: String = events.iter().map(|e| format!("{e}\n")).collect();
-    ok(&store, &["append", "-"], Some(&lines));
+    ok_stdin(&store, &["append", "-"], &lines);
 
     let own = csv_of(&store, &["ownership", "--as-of", "2024-06-01"], OWNERSHIP);
     assert_eq!(own.get(0, "name"), name);
@@ -338,7 +305,6 @@ fn commas_quotes_and_newlines_are_quoted() {
     let raw = ok(
         &store,
         &["ownership", "--as-of", "2024-06-01", "--format", "csv"],
-        None,
     );
     assert!(
         raw.contains("\"Acme, \"\"the\"\" Company\nof Springfield\""),

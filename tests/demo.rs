@@ -3,23 +3,13 @@
 
 use std::path::Path;
 
-use assert_cmd::Command;
+use testkit::{accord, checked};
 
-fn accord(store: &Path) -> Command {
-    let mut cmd = Command::cargo_bin("accord").expect("the accord binary is built");
-    cmd.env_remove("ACCORD_STORE").arg("--store").arg(store);
-    cmd
-}
-
+/// `accord ARGS`, which must exit 0 and write nothing to stderr: its stdout.
 fn run(store: &Path, args: &[&str]) -> String {
-    let o = accord(store).args(args).output().unwrap();
-    assert!(
-        o.status.success(),
-        "accord {args:?}: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    assert!(o.stderr.is_empty(), "accord {args:?} wrote to stderr");
-    String::from_utf8(o.stdout).unwrap()
+    let r = checked(accord(store).args(args), args);
+    assert!(r.stderr.is_empty(), "accord {args:?} wrote to stderr");
+    r.stdout
 }
 
 /// The position of `needle` in `hay` at or after `from`, or a failure that shows `hay`.
@@ -133,13 +123,7 @@ fn demo_matches_an_import_of_the_events_folder() {
     let demo = dir.path().join("demo.db");
     let imported = dir.path().join("imported.db");
     run(&demo, &["demo"]);
-    let events = Path::new(env!("CARGO_MANIFEST_DIR")).join("events");
-    let o = accord(&imported)
-        .arg("import")
-        .arg(&events)
-        .output()
-        .unwrap();
-    assert!(o.status.success());
+    testkit::import_sample(&imported);
     let export = |s: &Path| run(s, &["export", "--format", "jsonl"]);
     assert_eq!(export(&demo), export(&imported));
 }

@@ -12,30 +12,14 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-use assert_cmd::Command;
 use domain::event::{BATCH_EVENTS_MAX, HOLDINGS_MAX, LINE_LEN_MAX};
+use testkit::{accord, copy_dir, ok};
 
 /// A valid first line: refused along with the bad one.
 const FRESH: &str = r#"{"id": "fresh-party", "type": "party_registered", "effective": "2025-11-01", "party": "fresh", "name": "Fresh Ltd", "kind": "corporation"}"#;
 
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
 fn catalog() -> PathBuf {
-    root().join("tests").join("errors")
-}
-
-fn accord(store: &Path) -> Command {
-    let mut cmd = Command::cargo_bin("accord").expect("the accord binary is built");
-    cmd.env_remove("ACCORD_STORE").arg("--store").arg(store);
-    cmd
-}
-
-fn stdout_of(store: &Path, args: &[&str]) -> Vec<u8> {
-    let o = accord(store).args(args).output().unwrap();
-    assert!(o.status.success(), "accord {args:?}: {o:?}");
-    o.stdout
+    testkit::root().join("tests").join("errors")
 }
 
 /// The names of the catalog: every `<name>.expect` in tests/errors/.
@@ -79,31 +63,6 @@ fn generated(name: &str) -> Option<String> {
     }
 }
 
-/// The sample store, built once and copied for each case.
-fn sample_store(dir: &Path) -> PathBuf {
-    let store = dir.join("sample");
-    let o = accord(&store)
-        .arg("import")
-        .arg(root().join("events"))
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "import: {o:?}");
-    store
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), &target).unwrap();
-        }
-    }
-}
-
 /// Runs one case; returns a description of what went wrong, if anything.
 fn check(dir: &Path, sample: &Path, name: &str) -> Result<(), String> {
     let expect = std::fs::read_to_string(catalog().join(format!("{name}.expect"))).unwrap();
@@ -135,8 +94,8 @@ fn check(dir: &Path, sample: &Path, name: &str) -> Result<(), String> {
 
     let store = dir.join(format!("store-{name}"));
     copy_dir(sample, &store);
-    let log_before = stdout_of(&store, &["log", "--format", "json"]);
-    let head_before = stdout_of(&store, &["head"]);
+    let log_before = ok(&store, &["log", "--format", "json"]);
+    let head_before = ok(&store, &["head"]);
     let o = accord(&store).arg("append").arg(&file).output().unwrap();
     let stderr = String::from_utf8_lossy(&o.stderr).into_owned();
     let mut problems = Vec::new();
@@ -151,10 +110,10 @@ fn check(dir: &Path, sample: &Path, name: &str) -> Result<(), String> {
             problems.push(format!("stderr does not contain {w:?}"));
         }
     }
-    if stdout_of(&store, &["log", "--format", "json"]) != log_before {
+    if ok(&store, &["log", "--format", "json"]) != log_before {
         problems.push("the log changed".to_string());
     }
-    if stdout_of(&store, &["head"]) != head_before {
+    if ok(&store, &["head"]) != head_before {
         problems.push("the head changed".to_string());
     }
     std::fs::remove_dir_all(&store).unwrap();
@@ -188,7 +147,9 @@ fn every_rule_has_a_case() {
 #[test]
 fn every_case_is_refused_as_expected() {
     let dir = tempfile::tempdir().unwrap();
-    let sample = sample_store(dir.path());
+    // The sample store, built once and copied for each case.
+    let sample = dir.path().join("sample");
+    testkit::import_sample(&sample);
     // Every .jsonl has an .expect.
     for entry in std::fs::read_dir(catalog()).unwrap() {
         let path = entry.unwrap().path();

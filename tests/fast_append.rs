@@ -12,34 +12,22 @@
 use std::path::{Path, PathBuf};
 
 use accord_bench::workload::{self, Rng, Workload};
-use assert_cmd::Command;
+use testkit::Run;
 
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
+/// `accord ARGS` with checkpoints every 25 events, rewritten after 8
+/// corrections; `full` validates appends against the whole log.
 fn accord(store: &Path, full: bool, args: &[&str]) -> Run {
-    let mut cmd = Command::cargo_bin("accord").unwrap();
+    let mut cmd = testkit::accord(store);
     cmd.env("ACCORD_CHECKPOINT_EVERY", "25")
         .env("ACCORD_MAX_CORRECTIONS", "8")
-        .env_remove("ACCORD_STORE")
         .env("NO_COLOR", "1")
-        .arg("--store")
-        .arg(store)
         .args(args);
     if full {
         cmd.env("ACCORD_FULL_APPEND", "1");
     } else {
         cmd.env_remove("ACCORD_FULL_APPEND");
     }
-    let out = cmd.output().unwrap();
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8(out.stdout).unwrap(),
-        stderr: String::from_utf8(out.stderr).unwrap(),
-    }
+    testkit::run(&mut cmd)
 }
 
 fn ok(store: &Path, args: &[&str]) -> String {

@@ -6,23 +6,12 @@
 //! `accord demo` leaves in `./accord.db`. Each must exit 0 without an error.
 //! A command without an example fails the test.
 
-use std::path::{Path, PathBuf};
 use std::process;
 
-use assert_cmd::Command;
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
+use testkit::{command, copy_dir, root};
 
 fn help(args: &[&str]) -> String {
-    let o = Command::cargo_bin("accord")
-        .unwrap()
-        .env_remove("ACCORD_STORE")
-        .env("NO_COLOR", "1")
-        .args(args)
-        .output()
-        .unwrap();
+    let o = command().env("NO_COLOR", "1").args(args).output().unwrap();
     assert!(o.status.success(), "accord {args:?} exits 0");
     assert!(o.stderr.is_empty(), "accord {args:?} writes help to stdout");
     String::from_utf8(o.stdout).unwrap()
@@ -57,19 +46,6 @@ fn examples(text: &str) -> Vec<String> {
     found
 }
 
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).unwrap();
-        }
-    }
-}
-
 /// A directory as a new user has it after `accord demo` in a checkout: `events/`,
 /// `examples/` and `./accord.db`.
 fn workdir() -> tempfile::TempDir {
@@ -77,9 +53,7 @@ fn workdir() -> tempfile::TempDir {
     copy_dir(&root().join("events"), &dir.path().join("events"));
     copy_dir(&root().join("examples"), &dir.path().join("examples"));
     std::fs::create_dir(dir.path().join("home")).unwrap();
-    let o = Command::cargo_bin("accord")
-        .unwrap()
-        .env_remove("ACCORD_STORE")
+    let o = command()
         .current_dir(dir.path())
         .arg("demo")
         .output()
@@ -91,7 +65,7 @@ fn workdir() -> tempfile::TempDir {
 /// Runs one pasted line with bash, the built `accord` first on PATH.
 fn paste(line: &str) -> process::Output {
     let dir = workdir();
-    let bin = assert_cmd::cargo::cargo_bin("accord");
+    let bin = testkit::bin();
     let path = format!(
         "{}:{}",
         bin.parent().unwrap().display(),

@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 
 use chrono::{TimeZone, Utc};
 use store::{NewEvent, Store};
+use testkit::{copy_dir, import_sample, temp_store};
 
-const ACCORD: &str = env!("CARGO_BIN_EXE_accord");
 /// A damaged store must be answered promptly; this only catches hangs.
 const RUN_LIMIT: Duration = Duration::from_secs(20);
 
@@ -34,7 +34,7 @@ impl Run {
 
 /// Runs accord against `store`, killing it (and failing) if it takes longer than RUN_LIMIT.
 fn accord(store: &Path, args: &[&str]) -> Run {
-    let mut child = Command::new(ACCORD)
+    let mut child = Command::new(testkit::bin())
         .arg("--store")
         .arg(store)
         .args(args)
@@ -80,20 +80,9 @@ fn ok(store: &Path, args: &[&str]) -> String {
     run.stdout
 }
 
-fn sample_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("events")
-}
-
-fn import_sample(store: &Path) {
-    ok(
-        store,
-        &["import", sample_dir().to_str().expect("utf-8 path")],
-    );
-}
-
 /// The sample's lines in import order (file-name order, then line order).
 fn sample_lines() -> Vec<String> {
-    let mut files: Vec<PathBuf> = fs::read_dir(sample_dir())
+    let mut files: Vec<PathBuf> = fs::read_dir(testkit::events_dir())
         .expect("events dir")
         .map(|e| e.expect("dir entry").path())
         .filter(|p| p.extension().is_some_and(|x| x == "jsonl"))
@@ -141,23 +130,9 @@ fn head(store: &Path) -> String {
     ok(store, &["head"]).trim().to_string()
 }
 
-fn copy_dir(from: &Path, to: &Path) {
-    fs::create_dir_all(to).expect("mkdir");
-    for entry in fs::read_dir(from).expect("read dir") {
-        let entry = entry.expect("entry");
-        let target = to.join(entry.file_name());
-        if entry.file_type().expect("type").is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            fs::copy(entry.path(), target).expect("copy");
-        }
-    }
-}
-
 #[test]
 fn verify_names_the_tampered_seq() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let store = dir.path().join("store");
+    let (_dir, store) = temp_store();
     import_sample(&store);
     {
         let s = Store::create_or_open(&store).expect("open");
@@ -173,8 +148,7 @@ fn verify_names_the_tampered_seq() {
 
 #[test]
 fn expect_head_accepts_prefixes_only() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let store = dir.path().join("store");
+    let (dir, store) = temp_store();
     import_sample(&store);
     let written = head(&store);
     let (seq, hash) = written.split_once(':').expect("SEQ:HASH");
@@ -404,8 +378,7 @@ fn truncated_sled_files_never_pass_as_shorter_logs() {
 /// first append's bytes made sled recover the older state silently and `verify` say ok.
 #[test]
 fn a_lost_tail_is_reported_not_recovered() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let store = dir.path().join("store");
+    let (dir, store) = temp_store();
     append_text(&store, dir.path(), "a.jsonl", &extra_parties("a", 1));
     let first = fs::read(store.join("db")).expect("db");
     append_text(&store, dir.path(), "b.jsonl", &extra_parties("b", 1));

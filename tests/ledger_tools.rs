@@ -15,37 +15,12 @@
 //! elsewhere the test says what is missing and passes without checking.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process;
 
-use assert_cmd::Command;
 use chrono::{Days, NaiveDate};
 use serde_json::{json, Value};
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn accord(store: &Path) -> Command {
-    let mut cmd = Command::cargo_bin("accord").expect("the accord binary is built");
-    cmd.env_remove("ACCORD_STORE").arg("--store").arg(store);
-    cmd
-}
-
-fn ok(store: &Path, args: &[&str], stdin: Option<&str>) -> String {
-    let mut cmd = accord(store);
-    cmd.args(args);
-    if let Some(s) = stdin {
-        cmd.write_stdin(s.to_string());
-    }
-    let o = cmd.output().unwrap();
-    assert!(
-        o.status.success(),
-        "accord {args:?}: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8(o.stdout).unwrap()
-}
+use testkit::{ok, ok_stdin, temp_store, Rng};
 
 /// True when both tools run. A missing tool fails under CI (`CI=true`), and
 /// is reported and skipped elsewhere.
@@ -147,7 +122,7 @@ fn accord_balances(
     let mut b = Balances::new();
     let mut args = vec!["obligations", "--all", "--format", "json"];
     args.extend(&time);
-    let report: Value = serde_json::from_str(&ok(store, &args, None)).unwrap();
+    let report: Value = serde_json::from_str(&ok(store, &args)).unwrap();
     for o in report["obligations"].as_array().unwrap() {
         let outstanding = norm(o["outstanding"]["amount"].as_str().unwrap());
         if outstanding != "0" {
@@ -165,7 +140,7 @@ fn accord_balances(
     for party in investors {
         let mut args = vec!["position", party.as_str(), "--format", "json"];
         args.extend(&time);
-        let report: Value = serde_json::from_str(&ok(store, &args, None)).unwrap();
+        let report: Value = serde_json::from_str(&ok(store, &args)).unwrap();
         for i in report["invested"].as_array().unwrap() {
             let account = format!("investments:{party}:{}", i["investee"].as_str().unwrap());
             let amount = norm(i["amount"]["amount"].as_str().unwrap());
@@ -246,7 +221,7 @@ fn ledger_balances(journal: &Path, end: Option<&str>) -> Balances {
 /// and not reversed by a reversal recorded up to `known_at`.
 fn expected_transactions(store: &Path, known_at: Option<&str>) -> usize {
     let limit: u64 = known_at.map_or(u64::MAX, |k| k.parse().unwrap());
-    let log = ok(store, &["log", "--format", "json"], None);
+    let log = ok(store, &["log", "--format", "json"]);
     let events: Vec<Value> = log
         .lines()
         .map(|l| serde_json::from_str::<Value>(l).unwrap())
@@ -290,7 +265,7 @@ fn cross_check(
         if let Some(k) = known_at {
             export.extend(["--known-at", k]);
         }
-        let text = ok(store, &export, None);
+        let text = ok(store, &export);
         assert_eq!(
             text.lines().filter(|l| l.starts_with(|c: char| c.is_ascii_digit())).count(),
             expected_transactions(store, *known_at),
@@ -315,7 +290,7 @@ fn cross_check(
             );
             let mut export_cut = export.clone();
             export_cut.extend(["--as-of", as_of]);
-            std::fs::write(&cut, ok(store, &export_cut, None)).unwrap();
+            std::fs::write(&cut, ok(store, &export_cut)).unwrap();
             assert_eq!(
                 hledger_balances(&cut, None),
                 expected,
@@ -337,13 +312,8 @@ fn hledger_and_ledger_balances_equal_accord_on_the_sample_log() {
     if !tools_present() {
         return;
     }
-    let dir = tempfile::tempdir().unwrap();
-    let store = dir.path().join("store");
-    ok(
-        &store,
-        &["import", root().join("events").to_str().unwrap()],
-        None,
-    );
+    let (dir, store) = temp_store();
+    testkit::import_sample(&store);
     // A settlement, an amendment, a release and a reversal on top of the sample,
     // each in its own batch (seq 23 to 27 after the 22 sample events).
     let extra = [
@@ -355,9 +325,9 @@ fn hledger_and_ledger_balances_equal_accord_on_the_sample_log() {
         r#"{"id": "azure-restated", "type": "obligation_amended", "effective": "2026-04-01", "obligation": "azure-commitment", "amount": {"amount": "250000000000.00", "currency": "USD"}}"#,
     ];
     for line in extra {
-        ok(&store, &["append", "-"], Some(line));
+        ok_stdin(&store, &["append", "-"], line);
     }
-    let head = ok(&store, &["head"], None);
+    let head = ok(&store, &["head"]);
     assert!(head.starts_with("27:"), "{head}");
     let investors = [
         "microsoft",
@@ -383,25 +353,6 @@ fn hledger_and_ledger_balances_equal_accord_on_the_sample_log() {
         ],
     );
     assert_eq!(n, 5 * 8 * 4);
-}
-
-/// A small deterministic generator (xorshift), so the generated log is the
-/// same on every run and a failure can be reproduced.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-    fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
-        &items[self.below(items.len() as u64) as usize]
-    }
 }
 
 /// One obligation event of the generator's model, in effective order.
@@ -454,7 +405,8 @@ fn money(thousandths: i64, currency: &str) -> Value {
 /// investments, recorded batches after the events they reverse.
 fn generated_batches() -> (Vec<String>, Vec<String>) {
     let parties: Vec<String> = (1..=5).map(|i| format!("party-{i}")).collect();
-    let mut rng = Rng(0x5eed_acc0_4d00_0001);
+    // A fixed stream, so the generated log is the same on every run.
+    let mut rng = Rng::from_state(0x5eed_acc0_4d00_0001);
     let mut batches: Vec<Vec<Value>> = vec![parties
         .iter()
         .map(|p| {
@@ -593,16 +545,15 @@ fn hledger_and_ledger_balances_equal_accord_on_a_generated_log() {
     if !tools_present() {
         return;
     }
-    let dir = tempfile::tempdir().unwrap();
-    let store = dir.path().join("store");
+    let (dir, store) = temp_store();
     let (batches, parties) = generated_batches();
     let mut ends = Vec::new();
     for b in &batches {
-        ok(&store, &["append", "-"], Some(b));
-        let head = ok(&store, &["head"], None);
+        ok_stdin(&store, &["append", "-"], b);
+        let head = ok(&store, &["head"]);
         ends.push(head.split(':').next().unwrap().to_string());
     }
-    let log = ok(&store, &["log", "--format", "json"], None);
+    let log = ok(&store, &["log", "--format", "json"]);
     let events: Vec<Value> = log
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())

@@ -1,19 +1,11 @@
 //! `accord completions SHELL` and `accord man [COMMAND]`: generated from the
 //! clap definitions, so they name every command; they need no store.
 
+use std::path::Path;
 use std::process;
 
-use assert_cmd::Command;
-
 fn run(args: &[&str]) -> process::Output {
-    Command::cargo_bin("accord")
-        .unwrap()
-        .env_remove("ACCORD_STORE")
-        .arg("--store")
-        .arg("/nonexistent/accord.db")
-        .args(args)
-        .output()
-        .unwrap()
+    testkit::output(Path::new("/nonexistent/accord.db"), args)
 }
 
 fn ok(args: &[&str]) -> String {

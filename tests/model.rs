@@ -9,134 +9,40 @@
 //! projection folds with sane ownership and obligations, and a reopen changes
 //! no report.
 
-use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
+use chrono::{DateTime, Duration, TimeZone, Utc};
 use domain::{plan_batch, BatchEvent, Date, Event, KnownAt, RecordedEvent, EVENT_TYPES};
 use projector::{project, Scope};
 use proptest::prelude::*;
-use serde_json::{json, Value};
+use serde_json::json;
 use std::collections::BTreeSet;
 use std::path::Path;
 use store::{NewEvent, Store};
+use testkit::vocab::{ty, Vocabulary, PARTIES};
 
 // ------------------------------------------------------------ vocabulary
 
-const PARTIES: [&str; 4] = ["acme", "beta", "carol", "dave"];
-const AMOUNTS: [&str; 6] = ["1", "5", "10", "100", "0.5", "250"];
-const OBLIGATIONS: [&str; 2] = ["ob-a", "ob-b"];
-const RIGHTS: [&str; 2] = ["r-a", "r-b"];
-const MILESTONES: [&str; 2] = ["m1", "m2"];
-const IDS: u8 = 40;
-
-fn pick<'a>(r: u8, xs: &[&'a str]) -> &'a str {
-    xs[r as usize % xs.len()]
-}
-
-fn date(day: u16) -> String {
-    (NaiveDate::from_ymd_opt(2021, 1, 1).unwrap() + Duration::days(30 * i64::from(day % 24)))
-        .to_string()
-}
-
-fn money(a: u8, c: u8) -> Value {
-    json!({"amount": pick(a, &AMOUNTS), "currency": if c % 7 < 1 { "EUR" } else { "USD" }})
-}
-
-/// One event of type `EVENT_TYPES[ty]`; `day` is an index into a 30-day grid,
-/// so a later step often backdates.
-fn build(id: u8, ty: usize, r: [u8; 8], day: u16) -> Value {
-    let p = |i: usize| pick(r[i], &PARTIES);
-    let mut v = match EVENT_TYPES[ty % EVENT_TYPES.len()] {
-        "party_registered" => json!({"party": p(0), "name": "N", "kind": "corporation"}),
-        "party_updated" => json!({"party": p(0), "name": "M"}),
-        "shares_issued" => json!({"issuer": p(0), "holder": p(1), "units": pick(r[2], &AMOUNTS)}),
-        "shares_transferred" => {
-            json!({"issuer": p(0), "from": p(1), "to": p(2), "units": pick(r[3], &AMOUNTS)})
-        }
-        "shares_cancelled" => {
-            json!({"issuer": p(0), "holder": p(1), "units": pick(r[2], &AMOUNTS)})
-        }
-        "shares_split" => json!({"issuer": p(0), "numerator": pick(r[1], &AMOUNTS),
-                                  "denominator": pick(r[2], &AMOUNTS)}),
-        "recapitalized" | "holdings_stated" => {
-            let holdings = if r[3] % 2 != 1 {
-                let other = pick(r[1].wrapping_add(1 + r[2] % 3), &PARTIES);
-                json!([{"holder": p(1), "percent": "60"}, {"holder": other, "percent": "40"}])
-            } else {
-                json!([{"holder": p(1), "units": pick(r[4], &AMOUNTS)}])
-            };
-            json!({"issuer": p(0), "holdings": holdings})
-        }
-        "valuation_recorded" => json!({"entity": p(0), "post_money": money(r[1], r[2])}),
-        "investment_made" => {
-            json!({"investor": p(0), "investee": p(1), "amount": money(r[2], r[3])})
-        }
-        "obligation_incurred" => json!({"obligation": pick(r[0], &OBLIGATIONS), "kind": "loan",
-                                         "obligor": p(1), "obligee": p(2),
-                                         "amount": money(r[3], r[4])}),
-        "obligation_settled" => {
-            json!({"obligation": pick(r[0], &OBLIGATIONS), "amount": money(r[3], r[4])})
-        }
-        "obligation_amended" => {
-            json!({"obligation": pick(r[0], &OBLIGATIONS), "amount": money(r[3], r[4])})
-        }
-        "obligation_released" => json!({"obligation": pick(r[0], &OBLIGATIONS)}),
-        "right_granted" => {
-            let mut m = json!({"right": pick(r[0], &RIGHTS), "kind": "ip_rights",
-                               "holder": p(1), "grantor": p(2)});
-            let limit = r[3] % 3;
-            if limit == 0 {
-                m["until"] = json!(date(u16::from(r[4])));
-            }
-            if limit == 1 {
-                m["until_milestone"] = json!(pick(r[4], &MILESTONES));
-            }
-            m
-        }
-        "right_amended" => {
-            if r[3] % 2 != 1 {
-                json!({"right": pick(r[0], &RIGHTS), "until": date(u16::from(r[4]))})
-            } else {
-                json!({"right": pick(r[0], &RIGHTS), "until_milestone": null})
-            }
-        }
-        "right_ended" => json!({"right": pick(r[0], &RIGHTS)}),
-        "milestone_declared" => json!({"milestone": pick(r[0], &MILESTONES), "declared_by": p(1)}),
-        "milestone_verified" => {
-            json!({"milestone": pick(r[0], &MILESTONES), "verified_by": "panel"})
-        }
-        "event_reversed" => json!({"reverses": format!("e{}", r[0] % IDS), "reason": "oops"}),
-        other => unreachable!("type {other}"),
-    };
-    v["id"] = json!(format!("e{}", id % IDS));
-    v["type"] = json!(EVENT_TYPES[ty % EVENT_TYPES.len()]);
-    v["effective"] = json!(date(day));
-    v
-}
-
-/// Index of an event type.
-fn ty(name: &str) -> usize {
-    EVENT_TYPES.iter().position(|t| *t == name).unwrap()
-}
+/// Ids `e0` to `e39`, 24 dates (so a later step often backdates), one amount
+/// in seven in EUR; the two holders of a table are two parties.
+const VOCAB: Vocabulary = Vocabulary {
+    ids: 40,
+    days: 24,
+    eur_one_in: 7,
+    distinct_holders: true,
+};
 
 /// Creations (issues, obligations, rights, milestones) and reversals are
 /// weighted up, so that both valid and invalid batches are common.
 fn event() -> impl Strategy<Value = Event> {
-    (
-        any::<u8>(),
-        prop_oneof![
+    VOCAB
+        .events(prop_oneof![
             3 => Just(ty("shares_issued")),
             2 => Just(ty("obligation_incurred")),
             1 => Just(ty("right_granted")),
             1 => Just(ty("milestone_declared")),
             2 => Just(ty("event_reversed")),
             10 => 0..EVENT_TYPES.len(),
-        ],
-        any::<[u8; 8]>(),
-        0..24u16,
-    )
-        .prop_map(|(id, ty, r, day)| {
-            let v = build(id, ty, r, day);
-            Event::from_json(v.clone()).unwrap_or_else(|e| panic!("vocabulary {v}: {e}"))
-        })
+        ])
+        .prop_map(|v| Event::from_json(v.clone()).unwrap_or_else(|e| panic!("vocabulary {v}: {e}")))
 }
 
 #[derive(Clone, Debug)]

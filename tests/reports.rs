@@ -6,33 +6,17 @@
 
 use std::path::{Path, PathBuf};
 
-use assert_cmd::Command;
 use serde_json::Value;
 
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn accord(store: &Path) -> Command {
-    let mut cmd = Command::cargo_bin("accord").expect("the accord binary is built");
-    cmd.env_remove("ACCORD_STORE")
-        .current_dir(root())
-        .arg("--store")
-        .arg(store);
-    cmd
-}
-
+/// `accord --store STORE ARGS` in the workspace root, with `stdin`: its exit
+/// code, stdout and stderr.
 fn run(store: &Path, args: &[&str], stdin: &str) -> (i32, String, String) {
-    let o = accord(store)
+    let mut cmd = testkit::accord(store);
+    cmd.current_dir(testkit::root())
         .args(args)
-        .write_stdin(stdin.to_string())
-        .output()
-        .unwrap();
-    (
-        o.status.code().unwrap_or(-1),
-        String::from_utf8(o.stdout).unwrap(),
-        String::from_utf8(o.stderr).unwrap(),
-    )
+        .write_stdin(stdin.to_string());
+    let r = testkit::run(&mut cmd);
+    (r.code, r.stdout, r.stderr)
 }
 
 fn ok(store: &Path, args: &[&str]) -> String {

@@ -10,8 +10,8 @@
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-use assert_cmd::Command;
 use serde_json::Value;
+use testkit::{root, Command};
 
 /// The section keywords a `# ` line may start with.
 const KEYWORDS: &[&str] = &[
@@ -51,10 +51,6 @@ enum Step {
         body: String,
     },
     Run(Run),
-}
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
 /// Splits a command line like a shell would, for the simple cases: blanks
@@ -361,13 +357,10 @@ fn check_csv(text: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// `accord --store STORE` in the workspace root, without colour.
 fn accord(store: &Path) -> Command {
-    let mut cmd = Command::cargo_bin("accord").expect("the accord binary is built");
-    cmd.current_dir(root())
-        .env_remove("ACCORD_STORE")
-        .env("NO_COLOR", "1")
-        .arg("--store")
-        .arg(store);
+    let mut cmd = testkit::accord(store);
+    cmd.current_dir(root()).env("NO_COLOR", "1");
     cmd
 }
 

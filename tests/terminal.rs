@@ -11,31 +11,14 @@ use std::path::{Path, PathBuf};
 use std::process;
 use std::time::{Duration, Instant};
 
-use assert_cmd::Command;
+use testkit::{sample_store, Command};
 
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
+/// `accord --store STORE` as a terminal's user runs it: `NO_COLOR` unset,
+/// `TERM` a colour terminal.
 fn accord(store: &Path) -> Command {
-    let mut cmd = Command::cargo_bin("accord").expect("the accord binary is built");
-    cmd.env_remove("ACCORD_STORE")
-        .env_remove("NO_COLOR")
-        .env("TERM", "xterm-256color")
-        .arg("--store")
-        .arg(store);
+    let mut cmd = testkit::accord(store);
+    cmd.env_remove("NO_COLOR").env("TERM", "xterm-256color");
     cmd
-}
-
-fn sample(dir: &Path) -> PathBuf {
-    let store = dir.join("store");
-    let o = accord(&store)
-        .arg("import")
-        .arg(root().join("events"))
-        .output()
-        .unwrap();
-    assert!(o.status.success());
-    store
 }
 
 /// Commands whose table output has headers, errors of each exit code, help.
@@ -58,7 +41,7 @@ const RUNS: &[&[&str]] = &[
 #[test]
 fn piped_output_has_no_escape_codes_with_or_without_no_color() {
     let dir = tempfile::tempdir().unwrap();
-    let store = sample(dir.path());
+    let store = sample_store(dir.path());
     for no_color in [None, Some(""), Some("1")] {
         for args in RUNS {
             let mut cmd = accord(&store);
@@ -137,7 +120,7 @@ fn on_a_terminal(store: &Path, args: &[&str], no_color: Option<&str>) -> Option<
         eprintln!("SKIPPED the pseudo-terminal checks: util-linux `script` is not installed");
         return None;
     }
-    let bin = assert_cmd::cargo::cargo_bin("accord");
+    let bin = testkit::bin();
     let mut line = format!("'{}' --store '{}'", bin.display(), store.display());
     for a in args {
         line.push_str(&format!(" '{a}'"));
@@ -157,7 +140,7 @@ fn on_a_terminal(store: &Path, args: &[&str], no_color: Option<&str>) -> Option<
 #[test]
 fn on_a_terminal_colour_shows_unless_no_color_is_set() {
     let dir = tempfile::tempdir().unwrap();
-    let store = sample(dir.path());
+    let store = sample_store(dir.path());
     let table = ["obligations", "--as-of", "2026-01-01"];
     let Some(coloured) = on_a_terminal(&store, &table, None) else {
         return;

@@ -8,10 +8,11 @@
 //! (c) valid-looking batches from a small vocabulary to `plan_batch` against
 //!     a random (not necessarily valid) log.
 
-use chrono::{Duration, NaiveDate, TimeZone, Utc};
+use chrono::{Duration, TimeZone, Utc};
 use domain::{parse_jsonl, plan_batch, BatchEvent, Event, RecordedEvent, EVENT_TYPES};
 use proptest::prelude::*;
 use serde_json::{json, Map, Value};
+use testkit::vocab::Vocabulary;
 
 /// Every field name that EVENTS.md mentions, envelope and payloads.
 const FIELDS: &[&str] = &[
@@ -176,107 +177,21 @@ fn assert_round_trip(e: &Event) -> Result<(), TestCaseError> {
 
 // ------------------------------------------------ a small valid-ish world
 
-const PARTIES: [&str; 4] = ["acme", "beta", "carol", "dave"];
-const AMOUNTS: [&str; 6] = ["1", "5", "10", "100", "0.5", "250"];
-const OBLIGATIONS: [&str; 2] = ["ob-a", "ob-b"];
-const RIGHTS: [&str; 2] = ["r-a", "r-b"];
-const MILESTONES: [&str; 2] = ["m1", "m2"];
-
-fn pick<'a>(r: u8, xs: &[&'a str]) -> &'a str {
-    xs[r as usize % xs.len()]
-}
-
-fn date(day: u16) -> String {
-    (NaiveDate::from_ymd_opt(2021, 1, 1).unwrap() + Duration::days(30 * i64::from(day % 40)))
-        .to_string()
-}
-
-fn money(a: u8, c: u8) -> Value {
-    json!({"amount": pick(a, &AMOUNTS), "currency": if c % 5 < 1 { "EUR" } else { "USD" }})
-}
-
-/// One event of type `EVENT_TYPES[ty]` from the small vocabulary.
-fn build(id: u8, ty: usize, r: [u8; 8], day: u16) -> Value {
-    let p = |i: usize| pick(r[i], &PARTIES);
-    let mut v = match EVENT_TYPES[ty % EVENT_TYPES.len()] {
-        "party_registered" => json!({"party": p(0), "name": "N", "kind": "corporation"}),
-        "party_updated" => json!({"party": p(0), "name": "M"}),
-        "shares_issued" => json!({"issuer": p(0), "holder": p(1), "units": pick(r[2], &AMOUNTS)}),
-        "shares_transferred" => {
-            json!({"issuer": p(0), "from": p(1), "to": p(2), "units": pick(r[3], &AMOUNTS)})
-        }
-        "shares_cancelled" => {
-            json!({"issuer": p(0), "holder": p(1), "units": pick(r[2], &AMOUNTS)})
-        }
-        "shares_split" => json!({"issuer": p(0), "numerator": pick(r[1], &AMOUNTS),
-                                  "denominator": pick(r[2], &AMOUNTS)}),
-        "recapitalized" | "holdings_stated" => {
-            let holdings = if r[3] % 2 != 1 {
-                json!([{"holder": p(1), "percent": "60"}, {"holder": p(2), "percent": "40"}])
-            } else {
-                json!([{"holder": p(1), "units": pick(r[4], &AMOUNTS)}])
-            };
-            json!({"issuer": p(0), "holdings": holdings})
-        }
-        "valuation_recorded" => json!({"entity": p(0), "post_money": money(r[1], r[2])}),
-        "investment_made" => {
-            json!({"investor": p(0), "investee": p(1), "amount": money(r[2], r[3])})
-        }
-        "obligation_incurred" => json!({"obligation": pick(r[0], &OBLIGATIONS), "kind": "loan",
-                                         "obligor": p(1), "obligee": p(2),
-                                         "amount": money(r[3], r[4])}),
-        "obligation_settled" => {
-            json!({"obligation": pick(r[0], &OBLIGATIONS), "amount": money(r[3], r[4])})
-        }
-        "obligation_amended" => {
-            json!({"obligation": pick(r[0], &OBLIGATIONS), "amount": money(r[3], r[4])})
-        }
-        "obligation_released" => json!({"obligation": pick(r[0], &OBLIGATIONS)}),
-        "right_granted" => {
-            let mut m = json!({"right": pick(r[0], &RIGHTS), "kind": "ip_rights",
-                               "holder": p(1), "grantor": p(2)});
-            let limit = r[3] % 3;
-            if limit == 0 {
-                m["until"] = json!(date(u16::from(r[4])));
-            }
-            if limit == 1 {
-                m["until_milestone"] = json!(pick(r[4], &MILESTONES));
-            }
-            m
-        }
-        "right_amended" => {
-            if r[3] % 2 != 1 {
-                json!({"right": pick(r[0], &RIGHTS), "until": date(u16::from(r[4]))})
-            } else {
-                json!({"right": pick(r[0], &RIGHTS), "until_milestone": null})
-            }
-        }
-        "right_ended" => json!({"right": pick(r[0], &RIGHTS)}),
-        "milestone_declared" => json!({"milestone": pick(r[0], &MILESTONES), "declared_by": p(1)}),
-        "milestone_verified" => {
-            json!({"milestone": pick(r[0], &MILESTONES), "verified_by": "panel"})
-        }
-        "event_reversed" => json!({"reverses": format!("e{}", r[0] % 24), "reason": "oops"}),
-        other => unreachable!("type {other}"),
-    };
-    v["id"] = json!(format!("e{}", id % 24));
-    v["type"] = json!(EVENT_TYPES[ty % EVENT_TYPES.len()]);
-    v["effective"] = json!(date(day));
-    v
-}
+/// Ids `e0` to `e23`, 40 dates, one amount in five in EUR; a table may name
+/// one holder twice.
+const VOCAB: Vocabulary = Vocabulary {
+    ids: 24,
+    days: 40,
+    eur_one_in: 5,
+    distinct_holders: false,
+};
 
 /// An event from the vocabulary; a third are party registrations so that
 /// many of the others find their parties.
 fn vocab_event() -> impl Strategy<Value = Event> {
-    (
-        any::<u8>(),
-        prop_oneof![1 => Just(0usize), 2 => 0..EVENT_TYPES.len()],
-        any::<[u8; 8]>(),
-        0..40u16,
-    )
-        .prop_filter_map("does not parse", |(id, ty, r, day)| {
-            Event::from_json(build(id, ty, r, day)).ok()
-        })
+    VOCAB
+        .events(prop_oneof![1 => Just(0usize), 2 => 0..EVENT_TYPES.len()])
+        .prop_filter_map("does not parse", |v| Event::from_json(v).ok())
 }
 
 /// Lines that a `Value` cannot hold (repeated keys, of which the strict
