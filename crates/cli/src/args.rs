@@ -153,7 +153,7 @@ Examples:
 #[derive(Parser, Debug)]
 #[command(name = "accord", version, about, after_help = EXAMPLES)]
 pub struct Cli {
-    /// The store (a sled directory). Default: $ACCORD_STORE, else ./accord.db.
+    /// The store (a directory). Default: $ACCORD_STORE, else ./accord.db.
     #[arg(long, global = true, env = "ACCORD_STORE", value_name = "PATH")]
     pub store: Option<PathBuf>,
     #[command(subcommand)]
@@ -391,7 +391,6 @@ pub(crate) fn command() -> clap::Command {
         None => cmd,
     }
 }
-
 
 impl From<WriteFormat> for present::Format {
     fn from(f: WriteFormat) -> present::Format {

@@ -141,7 +141,10 @@ pub fn execute(cli: Cli, out: Out) -> Result<(), Failure> {
             expect_head,
             format,
         } => {
-            let expected = expect_head.as_deref().map(ExpectedHead::parse).transpose()?;
+            let expected = expect_head
+                .as_deref()
+                .map(ExpectedHead::parse)
+                .transpose()?;
             let ledger = engine::Engine::open_for_verify(&path, crate::ledger::config())
                 .map_err(|e| crate::ledger::read_failure(&path, e))?;
             let verified = ledger.verify(expected.as_ref())?;

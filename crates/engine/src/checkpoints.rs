@@ -56,7 +56,7 @@ const CK: &[u8] = b"ck";
 /// The format byte of `ck`.
 const FORMAT: u8 = 5;
 /// The list of checkpoint dates, so that finding them reads one small key
-/// and not the checkpoints (sled reads a key's whole node, values included).
+/// and not the checkpoints (a store may read a key's whole page, values included).
 const CL: &[u8] = b"cl";
 pub(crate) const RV: &[u8] = b"rv";
 
@@ -166,7 +166,11 @@ fn key_date(key: &[u8]) -> Option<Date> {
 
 /// The checkpoint stored under `cp/DATE` (its value given), with the
 /// corrections of that date applied.
-pub(crate) fn load_checkpoint(store: &dyn Snapshot, date: Date, value: &[u8]) -> Result<Ledger, Error> {
+pub(crate) fn load_checkpoint(
+    store: &dyn Snapshot,
+    date: Date,
+    value: &[u8],
+) -> Result<Ledger, Error> {
     let mut ledger = decode_ledger(value).ok_or_else(|| corrupt("checkpoint"))?;
     let from = format!("ov/{date}/").into_bytes();
     let to = format!("ov/{date}0").into_bytes();
@@ -182,7 +186,10 @@ pub(crate) fn load_checkpoint(store: &dyn Snapshot, date: Date, value: &[u8]) ->
 }
 
 /// The dates of every checkpoint on or after `from` (all when `None`).
-pub(crate) fn checkpoint_dates(store: &dyn Snapshot, from: Option<Date>) -> Result<Vec<Date>, Error> {
+pub(crate) fn checkpoint_dates(
+    store: &dyn Snapshot,
+    from: Option<Date>,
+) -> Result<Vec<Date>, Error> {
     let list = store.aux_get(CL)?.unwrap_or_default();
     let dates = decode_dates(&list).ok_or_else(|| corrupt("checkpoint list"))?;
     Ok(dates
@@ -216,12 +223,9 @@ pub(crate) fn checkpoint_list<'a>(dates: impl IntoIterator<Item = &'a Date>) -> 
 /// Applies one stored event; stored events were validated, so a refusal
 /// means a corrupt store.
 pub(crate) fn replay(ledger: &mut Ledger, seq: u64, event: &Event) -> Result<(), Error> {
-    ledger.apply(event).map_err(|rejection| {
-        Error::replay(&domain::FoldError {
-            seq,
-            rejection,
-        })
-    })
+    ledger
+        .apply(event)
+        .map_err(|rejection| Error::replay(&domain::FoldError { seq, rejection }))
 }
 
 pub(crate) fn corrupt(what: &str) -> Error {

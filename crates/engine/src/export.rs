@@ -174,4 +174,3 @@ fn ledger_export(
     }
     Ok(())
 }
-

@@ -33,12 +33,12 @@ use domain::values::Date;
 use domain::{order, plan_batch_at, plan_batch_on, Aggregate, BatchEvent, Plan, RecordedEvent};
 use store::{AuxWrite, NewEvent, Snapshot, Transaction};
 
+use crate::append::{refusal, Receipt};
 use crate::checkpoints::{
     checkpoint_dates, checkpoint_list, ck_value, corrupt, decode_seqs, decode_tail, encode_ledger,
     encode_seqs, encode_tail, key, keys_current, ledger_as_of, load_checkpoint, overlay_key,
     party_writes, replay, stream_key, stream_writes, tail_key, RV,
 };
-use crate::append::{refusal, Receipt};
 use crate::load::decode;
 use crate::{Config, Error};
 
@@ -56,10 +56,7 @@ pub(crate) fn try_append(
     config: &Config,
 ) -> Result<Option<Receipt>, Error> {
     let store: &dyn Snapshot = txn;
-    if events.is_empty()
-        || events.len() > MAX_EVENTS
-        || config.full_append
-        || !keys_current(store)?
+    if events.is_empty() || events.len() > MAX_EVENTS || config.full_append || !keys_current(store)?
     {
         return Ok(None);
     }
@@ -248,7 +245,10 @@ fn commit(
 }
 
 /// Decodes the records at `seqs`.
-fn fetch(store: &dyn Snapshot, seqs: &BTreeSet<u64>) -> Result<BTreeMap<u64, RecordedEvent>, Error> {
+fn fetch(
+    store: &dyn Snapshot,
+    seqs: &BTreeSet<u64>,
+) -> Result<BTreeMap<u64, RecordedEvent>, Error> {
     let seqs: Vec<u64> = seqs.iter().copied().collect();
     store
         .records_at(&seqs)?

@@ -40,9 +40,9 @@ use store::Backend;
 
 pub use append::{dry_run_on_empty, EventFile, FileReceipt, Options, Progress, Receipt};
 pub use error::{Error, Refusal, Unavailable};
-pub use store::{Access, Head};
 pub use load::LogEntry;
 pub use query::{project_events, DiffReport, Query};
+pub use store::{Access, Head};
 pub use time::{parse_known_at, ExpectedHead};
 pub use verify::Verified;
 pub use whatif::WhatIf;

@@ -34,7 +34,11 @@ impl WhatIf {
 
     /// Validates the file against `log` as an append would and adds its new events (those
     /// not already recorded) after the log, recorded now.
-    pub(crate) fn extend(&self, log: &mut Vec<RecordedEvent>, config: &Config) -> Result<(), Error> {
+    pub(crate) fn extend(
+        &self,
+        log: &mut Vec<RecordedEvent>,
+        config: &Config,
+    ) -> Result<(), Error> {
         plan_file(log, &self.name, self.events.clone(), config.now()).map(|_| ())
     }
 }

@@ -191,12 +191,7 @@ fn print_csv(out: &mut dyn Write, r: &Restatement, v: &View) -> io::Result<()> {
     Ok(())
 }
 
-fn print_table(
-    out: &mut dyn Write,
-    r: &Restatement,
-    v: &View,
-    style: Style,
-) -> io::Result<()> {
+fn print_table(out: &mut dyn Write, r: &Restatement, v: &View, style: Style) -> io::Result<()> {
     writeln!(
         out,
         "Restatement of {}: {} vs {}",

@@ -443,4 +443,3 @@ pub fn position(
     }
     Ok(())
 }
-

@@ -184,11 +184,15 @@ impl Store {
     fn published(&self) -> RwLockReadGuard<'_, Option<Head>> {
         // The head is replaced whole, after its batch was applied: a poisoned lock still
         // guards a consistent value.
-        self.published.read().unwrap_or_else(PoisonError::into_inner)
+        self.published
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
     fn publish(&self) -> RwLockWriteGuard<'_, Option<Head>> {
-        self.published.write().unwrap_or_else(PoisonError::into_inner)
+        self.published
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
     /// The last record's seq, hash and recorded time; None for an empty log.
