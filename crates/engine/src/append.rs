@@ -98,7 +98,7 @@ impl Engine {
             let head = snapshot.head();
             drop(snapshot);
             return plan_files(log, head.as_ref(), parsed, &self.config, options)
-                .map(|(receipts, _)| receipts);
+                .map(|planned| planned.receipts());
         }
         let mut txn = self.store.write()?;
         check_head(options, txn.head().as_ref())?;
@@ -115,7 +115,7 @@ impl Engine {
         }
         let log = load_events(&*txn)?;
         let head = txn.head();
-        let (_, planned) = plan_files(log, head.as_ref(), parsed, &self.config, options)?;
+        let planned = plan_files(log, head.as_ref(), parsed, &self.config, options)?;
         write_planned(txn, planned, &self.config, options)
     }
 }
@@ -128,7 +128,7 @@ pub fn dry_run_on_empty(
 ) -> Result<Vec<FileReceipt>, Error> {
     let parsed = parse_files(files)?;
     check_head(options, None)?;
-    plan_files(Vec::new(), None, parsed, config, options).map(|(receipts, _)| receipts)
+    plan_files(Vec::new(), None, parsed, config, options).map(|planned| planned.receipts())
 }
 
 fn check_head(options: &Options<'_>, head: Option<&store::Head>) -> Result<(), Error> {
@@ -165,8 +165,24 @@ pub(crate) fn parse_file(name: &str, text: &str) -> Result<Vec<(usize, Event)>, 
     })
 }
 
-/// The new events of each file: where they sit in the planned log, and the receipt.
-type Plans = Vec<(String, std::ops::Range<usize>, Receipt)>;
+/// Validated files: the log with every file's new events after it, and for each file
+/// where its new events sit in that log and its receipt.
+struct Planned {
+    files: Vec<(String, std::ops::Range<usize>, Receipt)>,
+    log: Vec<RecordedEvent>,
+}
+
+impl Planned {
+    fn receipts(&self) -> Vec<FileReceipt> {
+        self.files
+            .iter()
+            .map(|(name, _, r)| FileReceipt {
+                name: name.clone(),
+                receipt: r.clone(),
+            })
+            .collect()
+    }
+}
 
 /// Validates each file in turn against `log`, which grows by each file's new events.
 fn plan_files(
@@ -175,7 +191,7 @@ fn plan_files(
     parsed: Parsed,
     config: &Config,
     options: &Options<'_>,
-) -> Result<(Vec<FileReceipt>, (Plans, Vec<RecordedEvent>)), Error> {
+) -> Result<Planned, Error> {
     let now = config.now();
     let total: usize = parsed.iter().map(|(_, events)| events.len()).sum();
     options.phase("validated", total as u64);
@@ -196,20 +212,13 @@ fn plan_files(
         plans.push((name, start..log.len(), receipt));
         options.advance(count as u64);
     }
-    let receipts = plans
-        .iter()
-        .map(|(name, _, r)| FileReceipt {
-            name: name.clone(),
-            receipt: r.clone(),
-        })
-        .collect();
-    Ok((receipts, (plans, log)))
+    Ok(Planned { files: plans, log })
 }
 
 /// Writes each planned file as one batch: its events and the query keys they change.
 fn write_planned(
     mut txn: Box<dyn Transaction + '_>,
-    (plans, log): (Plans, Vec<RecordedEvent>),
+    Planned { files: plans, log }: Planned,
     config: &Config,
     options: &Options<'_>,
 ) -> Result<Vec<FileReceipt>, Error> {

@@ -393,7 +393,7 @@ fn step() -> impl Strategy<Value = Step> {
 
 fn body_of(id: u8, variant: u8) -> Vec<u8> {
     // Some bodies are large so that segments also split by size.
-    let len = if id % 7 == 0 { 5000 } else { 10 };
+    let len = if id.is_multiple_of(7) { 5000 } else { 10 };
     let mut body = vec![id; len];
     body.push(variant);
     body
