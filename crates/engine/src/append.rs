@@ -11,6 +11,7 @@ use store::{NewEvent, Snapshot, Transaction};
 
 use crate::error::{Error, Refusal};
 use crate::load::load_events;
+use crate::receipt::{FileReceipt, Receipt};
 use crate::{Config, Engine, ExpectedHead};
 
 /// An event file: the name refusals use (a path, `<stdin>`) and its text (JSON Lines).
@@ -27,26 +28,6 @@ impl EventFile {
             text: text.into(),
         }
     }
-}
-
-/// What one batch did (or, on a dry run, would do).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Receipt {
-    pub appended: u64,
-    pub skipped: u64,
-    pub first_seq: Option<u64>,
-    pub last_seq: Option<u64>,
-    /// The head after the batch (before it, on a dry run), as hex.
-    pub head: Option<String>,
-    /// The seq of `head`.
-    pub head_seq: Option<u64>,
-}
-
-/// A file's receipt, under the file's name.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct FileReceipt {
-    pub name: String,
-    pub receipt: Receipt,
 }
 
 /// Told how far an append has got, for a progress bar.
@@ -288,7 +269,7 @@ pub(crate) fn plan_file(
             event,
         })
         .collect();
-    let plan = plan_batch(log, &batch).map_err(|e| refusal(name, &e))?;
+    let plan = plan_batch(log, &batch).map_err(|e| Error::batch(name, &e))?;
     let next = log.last().map_or(1, |r| r.seq + 1);
     let fresh = plan.new.len();
     // The batch is consumed: its new events move into the log, in batch order.
@@ -310,14 +291,4 @@ pub(crate) fn plan_file(
         });
     }
     Ok((fresh, plan.skipped))
-}
-
-/// A refused batch of the file `name`.
-pub(crate) fn refusal(name: &str, e: &domain::BatchRejection) -> Error {
-    Error::Refused(Refusal {
-        code: e.rejection.rule(),
-        event: Some(e.rejection.event().to_string()),
-        line: e.line,
-        message: format!("{name}: {e}"),
-    })
 }

@@ -73,6 +73,16 @@ impl Error {
         })
     }
 
+    /// A refused batch of the file `name`.
+    pub(crate) fn batch(name: &str, e: &domain::BatchRejection) -> Error {
+        Error::Refused(Refusal {
+            code: e.rejection.rule(),
+            event: Some(e.rejection.event().to_string()),
+            line: e.line,
+            message: format!("{name}: {e}"),
+        })
+    }
+
     pub(crate) fn failed(message: impl Into<String>) -> Error {
         Error::Unavailable {
             reason: Unavailable::Failed,

@@ -33,13 +33,13 @@ use domain::values::Date;
 use domain::{order, plan_batch_at, plan_batch_on, Aggregate, BatchEvent, Plan, RecordedEvent};
 use store::{AuxWrite, NewEvent, Snapshot, Transaction};
 
-use crate::append::{refusal, Receipt};
 use crate::checkpoints::{
     checkpoint_dates, checkpoint_list, ck_value, corrupt, decode_seqs, decode_tail, encode_ledger,
     encode_seqs, encode_tail, key, keys_current, ledger_as_of, load_checkpoint, overlay_key,
     party_writes, replay, stream_key, stream_writes, tail_key, RV,
 };
 use crate::load::decode;
+use crate::receipt::Receipt;
 use crate::{Config, Error};
 
 /// Batches larger than this take the full path: a big batch touches much of
@@ -109,7 +109,7 @@ pub(crate) fn try_append(
     if wanted.is_empty() && !reverses {
         if let Some(base) = tails(store, events, &touched)? {
             let plan =
-                plan_batch_on(&base, &[], head + 1, &batch).map_err(|e| refusal(name, &e))?;
+                plan_batch_on(&base, &[], head + 1, &batch).map_err(|e| Error::batch(name, &e))?;
             return commit(txn, &base, &[], &batch, plan, &reversed, config).map(Some);
         }
     }
@@ -136,7 +136,7 @@ pub(crate) fn try_append(
     load_streams(store, &parties, &reversed, &mut loaded, &mut part)?;
 
     let part: Vec<RecordedEvent> = part.into_values().collect();
-    let plan = plan_batch_at(&part, head + 1, &batch).map_err(|e| refusal(name, &e))?;
+    let plan = plan_batch_at(&part, head + 1, &batch).map_err(|e| Error::batch(name, &e))?;
     commit(txn, &Ledger::new(), &part, &batch, plan, &reversed, config).map(Some)
 }
 
