@@ -138,6 +138,13 @@ Examples:
   accord demo                           # into ./accord.db, or --store, or $ACCORD_STORE
   accord --store demo.db demo --format json";
 
+const COPY_EXAMPLES: &str = "\
+Examples:
+  accord copy accord.db backup.db                  # every record, same seqs, hashes and head
+  accord copy accord.db second.db --format json
+
+TO must be missing or an empty store; it is verified after the copy.";
+
 const COMPLETIONS_EXAMPLES: &str = "\
 Examples:
   source <(accord completions bash)    # in ~/.bashrc
@@ -332,6 +339,16 @@ pub enum Command {
         vs_known_at: Option<String>,
         #[arg(long, value_enum, default_value_t)]
         format: ReadFormat,
+    },
+    /// Copy every record of the store FROM into the empty store TO, keeping seqs, times and hashes.
+    #[command(after_help = COPY_EXAMPLES)]
+    Copy {
+        /// The store to copy (it must exist).
+        from: PathBuf,
+        /// The store to copy into: missing (it is created) or empty.
+        to: PathBuf,
+        #[arg(long, value_enum, default_value_t)]
+        format: WriteFormat,
     },
     /// Import the bundled Microsoft-OpenAI sample and show it around 2025-10-28.
     #[command(after_help = DEMO_EXAMPLES)]

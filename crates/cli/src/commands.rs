@@ -165,6 +165,15 @@ pub fn execute(cli: Cli, out: Out) -> Result<(), Failure> {
             }
             Ok(())
         }
+        Command::Copy { from, to, format } => {
+            let source = open_for_read(&from)?;
+            let target = engine::Engine::open(&to, engine::Access::Write, crate::ledger::config())?;
+            let progress = crate::progress::Progress::start();
+            let verified = source.copy_to(&target, Some(&progress))?;
+            drop(progress);
+            present::writes::copied(out, format.into(), &verified)?;
+            Ok(())
+        }
         Command::Demo { format } => crate::demo::run(&path, format, out),
         Command::Completions { shell } => crate::manual::completions(shell, out),
         Command::Man { command } => crate::manual::man(command.as_deref(), out),

@@ -1,6 +1,6 @@
 //! accord's application as a library: open a store, append batches (validated against only
 //! what they touch), answer every report as of a date and as known at a time, what-if, diff,
-//! timeline data, verify and export.
+//! timeline data, verify, export and copy.
 //!
 //! The engine never prints, never reads argv, a terminal, the clock or the environment: the
 //! time comes from the [`Config`]'s clock and the caller's arguments, tuning knobs from the
@@ -22,6 +22,7 @@
 
 mod append;
 mod checkpoints;
+mod copy;
 mod error;
 mod export;
 mod fast_append;

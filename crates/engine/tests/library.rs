@@ -390,3 +390,33 @@ fn a_second_engine_on_the_same_store_is_refused_as_locked() {
         Ok(_) => panic!("a held store opened twice"),
     }
 }
+
+#[test]
+fn a_copy_has_the_same_log_and_current_query_keys() {
+    let (dir, ledger) = sample();
+    let target_path = dir.path().join("copy.db");
+    let target = Engine::open(&target_path, Access::Write, clock()).unwrap();
+    let verified = ledger.copy_to(&target, None).expect("the copy verifies");
+    assert_eq!(verified.events, 22);
+    assert_eq!(verified.head, ledger.head().unwrap());
+    for day in ["2025-10-27", "2025-10-28", "2026-02-01"] {
+        let q = Query::as_of(date(day));
+        let a = ledger.projection(&q, None, None).unwrap();
+        let b = target.projection(&q, None, None).unwrap();
+        assert_eq!(a.ledger, b.ledger, "{day}");
+    }
+    // The target's checkpoints were written with its records: they name its head.
+    drop(target);
+    let store = store::Store::open_existing(&target_path).unwrap();
+    let mut ck = vec![5u8];
+    ck.extend_from_slice(&22u64.to_be_bytes());
+    assert_eq!(store.aux_get(b"ck").unwrap(), Some(ck));
+    assert!(store.aux_get(b"pt/microsoft").unwrap().is_some());
+    drop(store);
+    // A second copy into it is refused: it is not empty any more.
+    let target = Engine::open(&target_path, Access::Write, clock()).unwrap();
+    match ledger.copy_to(&target, None) {
+        Err(Error::Refused(r)) => assert_eq!(r.code, "target_not_empty"),
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+}

@@ -176,3 +176,21 @@ pub fn head(out: &mut dyn Write, format: Format, head: Option<&engine::Head>) ->
         (Format::Json, None) => writeln!(out, "null"),
     }
 }
+
+/// The answer of `copy`: how many events the target holds, and its head.
+pub fn copied(out: &mut dyn Write, format: Format, v: &Verified) -> io::Result<()> {
+    let head = v
+        .head
+        .as_ref()
+        .map(|h| format!("{}:{}", h.seq, h.hash_hex()));
+    match format {
+        Format::Json => writeln!(out, "{}", json!({"copied": v.events, "head": head})),
+        Format::Table | Format::Csv => writeln!(
+            out,
+            "copied {} event{}, head {}",
+            v.events,
+            plural(v.events as u64),
+            head.as_deref().unwrap_or("none")
+        ),
+    }
+}

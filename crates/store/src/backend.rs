@@ -71,6 +71,16 @@ pub trait Transaction: Snapshot {
         now: DateTime<Utc>,
         aux: &[AuxWrite],
     ) -> Result<Receipt, StoreError>;
+
+    /// Appends records that keep their seq, recorded time and hash (a copy of another log):
+    /// each must follow the head (the next seq, a recorded time not before the head's, a hash
+    /// chained from the one before, an id not recorded yet), or nothing is written
+    /// (`InvalidEvent`). With `aux`, in one atomic, flushed write.
+    fn commit_records(
+        &mut self,
+        records: &[Record],
+        aux: &[AuxWrite],
+    ) -> Result<Receipt, StoreError>;
 }
 
 /// A store of one log.

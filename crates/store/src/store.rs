@@ -355,36 +355,158 @@ impl Store {
         };
         let recorded = recorded_string(recorded_at);
 
+        let mut prev = current.as_ref().map_or(ZERO_HASH, |h| h.hash);
+        let mut seq = head_seq;
+        let mut records = Vec::with_capacity(fresh.len());
+        for event in &fresh {
+            seq = seq.checked_add(1).ok_or_else(|| {
+                StoreError::corrupt(Some(head_seq), "the log has run out of seq numbers")
+            })?;
+            let hash = codec::chain_hash(&prev, seq, &recorded, event.id, event.body);
+            records.push(Stored {
+                seq,
+                recorded: &recorded,
+                hash,
+                id: event.id,
+                body: event.body,
+            });
+            prev = hash;
+        }
+        let aux = aux.map_or(&[][..], |(_, aux)| aux);
+        let head = self.write_records(state, head_seq, &records, aux)?;
+        Ok(Receipt {
+            appended: fresh.len() as u64,
+            skipped,
+            first_seq: Some(head_seq + 1),
+            last_seq: Some(seq),
+            head: Some(head),
+        })
+    }
+
+    /// Appends records that already have their seq, recorded time and hash (a copy of another
+    /// store's log), with the caller's key writes, in one atomic, flushed batch. Each record
+    /// must follow the head (seq, recorded time never going back, hash chained from the one
+    /// before, id not yet recorded); otherwise nothing is written and the error is
+    /// `InvalidEvent` naming the first record that does not.
+    fn append_records_locked(
+        &self,
+        state: &mut State,
+        batch: &[Record],
+        aux: &[AuxWrite],
+    ) -> Result<Receipt, StoreError> {
+        let current = self.head()?;
+        let head_seq = current.as_ref().map_or(0, |h| h.seq);
+        let mut prev = current.as_ref().map_or(ZERO_HASH, |h| h.hash);
+        let mut last = match &current {
+            Some(h) => {
+                Some(parse_recorded(&h.recorded).map_err(|e| StoreError::corrupt(Some(h.seq), e))?)
+            }
+            None => None,
+        };
+        let invalid = |index: usize, detail: String| StoreError::InvalidEvent { index, detail };
+        let mut seen: HashMap<&str, u64> = HashMap::with_capacity(batch.len());
+        let mut records = Vec::with_capacity(batch.len());
+        for (index, r) in batch.iter().enumerate() {
+            let want = head_seq + 1 + index as u64;
+            if r.seq != want {
+                return Err(invalid(
+                    index,
+                    format!("seq {} where seq {want} comes next", r.seq),
+                ));
+            }
+            if u32::try_from(r.id.len()).is_err() {
+                return Err(invalid(index, "the id is longer than 4 GiB".into()));
+            }
+            let at = parse_recorded(&r.recorded).map_err(|e| invalid(index, e))?;
+            if recorded_string(at) != r.recorded {
+                return Err(invalid(
+                    index,
+                    format!("recorded time {:?} is not in the store's form", r.recorded),
+                ));
+            }
+            if last.is_some_and(|l| at < l) {
+                return Err(invalid(
+                    index,
+                    format!("seq {want}: recorded time goes backwards"),
+                ));
+            }
+            last = Some(at);
+            if codec::chain_hash(&prev, r.seq, &r.recorded, &r.id, &r.body) != r.hash {
+                return Err(invalid(
+                    index,
+                    format!("seq {want}: the hash does not chain from the record before"),
+                ));
+            }
+            if seen.insert(&r.id, r.seq).is_some()
+                || (head_seq > 0 && self.seq_of_upto(&r.id, head_seq)?.is_some())
+            {
+                return Err(invalid(
+                    index,
+                    format!("seq {want}: id {:?} is already recorded", r.id),
+                ));
+            }
+            records.push(Stored {
+                seq: r.seq,
+                recorded: &r.recorded,
+                hash: r.hash,
+                id: &r.id,
+                body: &r.body,
+            });
+            prev = r.hash;
+        }
+        if records.is_empty() {
+            return Ok(Receipt {
+                appended: 0,
+                skipped: 0,
+                first_seq: None,
+                last_seq: None,
+                head: current,
+            });
+        }
+        let head = self.write_records(state, head_seq, &records, aux)?;
+        Ok(Receipt {
+            appended: records.len() as u64,
+            skipped: 0,
+            first_seq: Some(head_seq + 1),
+            last_seq: Some(head.seq),
+            head: Some(head),
+        })
+    }
+
+    /// Writes `records` (chained from the head at `head_seq`) and the caller's key writes in
+    /// one sled batch, then flushes and updates the sidecar; returns the new head.
+    fn write_records(
+        &self,
+        state: &mut State,
+        head_seq: u64,
+        records: &[Stored<'_>],
+        aux: &[AuxWrite],
+    ) -> Result<Head, StoreError> {
         let mut writes = sled::Batch::default();
         let mut segment = match state.tail {
             Some(first) => self.reopen_tail(first, head_seq)?,
             None => None,
         }
         .unwrap_or_else(|| SegmentBuilder::new(head_seq + 1));
-
-        let mut prev = current.as_ref().map_or(ZERO_HASH, |h| h.hash);
-        let mut seq = head_seq;
         // Full segments go to the log file, each where the last committed one ends; nothing
         // refers to them until the sled batch below commits.
         let mut log_end = state.log_end;
         let mut buckets: BTreeMap<u16, Vec<(u64, u64)>> = BTreeMap::new();
-        for event in &fresh {
-            seq = seq.checked_add(1).ok_or_else(|| {
-                StoreError::corrupt(Some(head_seq), "the log has run out of seq numbers")
-            })?;
-            let hash = codec::chain_hash(&prev, seq, &recorded, event.id, event.body);
-            if segment.is_full_for(codec::encoded_record_len(&recorded, event.id, event.body)) {
-                let full = std::mem::replace(&mut segment, SegmentBuilder::new(seq));
+        for r in records {
+            if segment.is_full_for(codec::encoded_record_len(r.recorded, r.id, r.body)) {
+                let full = std::mem::replace(&mut segment, SegmentBuilder::new(r.seq));
                 log_end = self.seal(full, log_end, &mut writes)?;
             }
-            segment.push(&recorded, &hash, event.id, event.body);
-            let fp = codec::id_fingerprint(event.id);
+            segment.push(r.recorded, &r.hash, r.id, r.body);
+            let fp = codec::id_fingerprint(r.id);
             buckets
                 .entry(codec::id_bucket(fp))
                 .or_default()
-                .push((fp, seq));
-            prev = hash;
+                .push((fp, r.seq));
         }
+        let last = records.last().ok_or_else(|| {
+            StoreError::corrupt(Some(head_seq), "an empty batch reached the writer")
+        })?;
         let tail = segment.first_seq;
         segment.write_to(&mut writes);
         if log_end != state.log_end {
@@ -404,16 +526,17 @@ impl Store {
                 codec::encode_id_bucket(&entries),
             );
         }
-        if let Some((_, aux)) = aux {
-            for w in aux {
-                let key = aux_key(&w.key);
-                match &w.value {
-                    Some(v) => writes.insert(key, v.as_slice()),
-                    None => writes.remove(key),
-                }
+        for w in aux {
+            let key = aux_key(&w.key);
+            match &w.value {
+                Some(v) => writes.insert(key, v.as_slice()),
+                None => writes.remove(key),
             }
         }
-        writes.insert(META_KEY, codec::encode_head(seq, &prev, &recorded));
+        writes.insert(
+            META_KEY,
+            codec::encode_head(last.seq, &last.hash, last.recorded),
+        );
 
         // Readers wait while the batch is applied and flushed, and then see all of it.
         let mut published = self.publish();
@@ -422,9 +545,9 @@ impl Store {
             .map_err(sled_error(&self.path))?;
         // The batch is applied, so the cache must follow it even if the flush below fails.
         let head = Head {
-            seq,
-            hash: prev,
-            recorded,
+            seq: last.seq,
+            hash: last.hash,
+            recorded: last.recorded.to_string(),
         };
         *published = Some(head.clone());
         state.tail = Some(tail);
@@ -436,14 +559,7 @@ impl Store {
         // fails the events stay (as after a failed flush) and the next append retries it.
         write_head_file(&self.path, head.seq, &head.hash)?;
         state.acknowledged = head.seq;
-
-        Ok(Receipt {
-            appended: fresh.len() as u64,
-            skipped,
-            first_seq: Some(head_seq + 1),
-            last_seq: Some(seq),
-            head: Some(head),
-        })
+        Ok(head)
     }
 
     /// Writes a full segment to the log file at `offset` and its entry into `writes`; returns
@@ -526,7 +642,7 @@ impl Store {
             first_seq: first,
             buf: plain,
             count,
-            batch_recorded_written: false,
+            last_recorded: None,
         }))
     }
 
@@ -877,7 +993,6 @@ impl Store {
         records[index].body = body.to_vec();
         let mut segment = SegmentBuilder::new(first);
         for record in &records {
-            segment.batch_recorded_written = false;
             segment.push(&record.recorded, &record.hash, &record.id, &record.body);
         }
         self.db
@@ -1206,14 +1321,23 @@ impl<'s> BodyLookup<'s> {
 }
 
 /// Accumulates the encoding of one segment during an append.
+/// A record about to be written: its place, recorded time and hash already decided.
+struct Stored<'a> {
+    seq: u64,
+    recorded: &'a str,
+    hash: [u8; 32],
+    id: &'a str,
+    body: &'a [u8],
+}
+
 struct SegmentBuilder {
     first_seq: u64,
     /// Header (count patched in `finish`) followed by encoded records.
     buf: Vec<u8>,
     count: u32,
-    /// Whether this batch's `recorded` is already written in this segment, so later records can
-    /// refer back to it with a zero length.
-    batch_recorded_written: bool,
+    /// The `recorded` of the last record written in this segment, so that a record recorded
+    /// at the same time refers back to it with a zero length.
+    last_recorded: Option<String>,
 }
 
 impl SegmentBuilder {
@@ -1222,7 +1346,7 @@ impl SegmentBuilder {
             first_seq,
             buf: codec::segment_header(0).to_vec(),
             count: 0,
-            batch_recorded_written: false,
+            last_recorded: None,
         }
     }
 
@@ -1234,15 +1358,11 @@ impl SegmentBuilder {
     }
 
     fn push(&mut self, recorded: &str, hash: &[u8; 32], id: &str, body: &[u8]) {
-        codec::encode_record(
-            &mut self.buf,
-            self.batch_recorded_written,
-            recorded,
-            hash,
-            id,
-            body,
-        );
-        self.batch_recorded_written = true;
+        let same = self.last_recorded.as_deref() == Some(recorded);
+        codec::encode_record(&mut self.buf, same, recorded, hash, id, body);
+        if !same {
+            self.last_recorded = Some(recorded.to_string());
+        }
         self.count += 1;
     }
 
@@ -1563,6 +1683,17 @@ impl crate::Transaction for EmbeddedWrite<'_> {
         let store = self.store;
         let receipt = store.append_locked(&mut self.state, batch, now, Some((first, aux)));
         // Whatever happened, the transaction goes on from the head the store now has.
+        self.head = store.head()?;
+        receipt
+    }
+
+    fn commit_records(
+        &mut self,
+        records: &[Record],
+        aux: &[AuxWrite],
+    ) -> Result<Receipt, StoreError> {
+        let store = self.store;
+        let receipt = store.append_records_locked(&mut self.state, records, aux);
         self.head = store.head()?;
         receipt
     }
