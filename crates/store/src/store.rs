@@ -355,30 +355,30 @@ impl Store {
         };
         let recorded = recorded_string(recorded_at);
 
+        let last_seq = head_seq.checked_add(fresh.len() as u64).ok_or_else(|| {
+            StoreError::corrupt(Some(head_seq), "the log has run out of seq numbers")
+        })?;
+        // Each hash is chained as the records are written, so a big batch holds no second
+        // list of them.
         let mut prev = current.as_ref().map_or(ZERO_HASH, |h| h.hash);
-        let mut seq = head_seq;
-        let mut records = Vec::with_capacity(fresh.len());
-        for event in &fresh {
-            seq = seq.checked_add(1).ok_or_else(|| {
-                StoreError::corrupt(Some(head_seq), "the log has run out of seq numbers")
-            })?;
+        let records = fresh.iter().zip(head_seq + 1..).map(|(event, seq)| {
             let hash = codec::chain_hash(&prev, seq, &recorded, event.id, event.body);
-            records.push(Stored {
+            prev = hash;
+            Stored {
                 seq,
                 recorded: &recorded,
                 hash,
                 id: event.id,
                 body: event.body,
-            });
-            prev = hash;
-        }
+            }
+        });
         let aux = aux.map_or(&[][..], |(_, aux)| aux);
-        let head = self.write_records(state, head_seq, &records, aux)?;
+        let head = self.write_records(state, head_seq, records, aux)?;
         Ok(Receipt {
             appended: fresh.len() as u64,
             skipped,
             first_seq: Some(head_seq + 1),
-            last_seq: Some(seq),
+            last_seq: Some(last_seq),
             head: Some(head),
         })
     }
@@ -463,9 +463,10 @@ impl Store {
                 head: current,
             });
         }
-        let head = self.write_records(state, head_seq, &records, aux)?;
+        let appended = records.len() as u64;
+        let head = self.write_records(state, head_seq, records.into_iter(), aux)?;
         Ok(Receipt {
-            appended: records.len() as u64,
+            appended,
             skipped: 0,
             first_seq: Some(head_seq + 1),
             last_seq: Some(head.seq),
@@ -475,11 +476,11 @@ impl Store {
 
     /// Writes `records` (chained from the head at `head_seq`) and the caller's key writes in
     /// one sled batch, then flushes and updates the sidecar; returns the new head.
-    fn write_records(
+    fn write_records<'r>(
         &self,
         state: &mut State,
         head_seq: u64,
-        records: &[Stored<'_>],
+        records: impl Iterator<Item = Stored<'r>>,
         aux: &[AuxWrite],
     ) -> Result<Head, StoreError> {
         let mut writes = sled::Batch::default();
@@ -492,6 +493,7 @@ impl Store {
         // refers to them until the sled batch below commits.
         let mut log_end = state.log_end;
         let mut buckets: BTreeMap<u16, Vec<(u64, u64)>> = BTreeMap::new();
+        let mut last: Option<Stored<'r>> = None;
         for r in records {
             if segment.is_full_for(codec::encoded_record_len(r.recorded, r.id, r.body)) {
                 let full = std::mem::replace(&mut segment, SegmentBuilder::new(r.seq));
@@ -503,8 +505,9 @@ impl Store {
                 .entry(codec::id_bucket(fp))
                 .or_default()
                 .push((fp, r.seq));
+            last = Some(r);
         }
-        let last = records.last().ok_or_else(|| {
+        let last = last.ok_or_else(|| {
             StoreError::corrupt(Some(head_seq), "an empty batch reached the writer")
         })?;
         let tail = segment.first_seq;
@@ -1624,53 +1627,42 @@ impl Store {
     }
 }
 
-impl crate::Snapshot for EmbeddedRead<'_> {
-    fn head(&self) -> Option<Head> {
-        self.head.clone()
-    }
-    fn seq_of(&self, id: &str) -> Result<Option<u64>, StoreError> {
-        self.store.seq_of_upto(id, self.len())
-    }
-    fn records_at(&self, seqs: &[u64]) -> Result<Vec<Record>, StoreError> {
-        self.store.records_at_upto(seqs, self.len())
-    }
-    fn records_after(&self, after: u64) -> crate::RecordIter<'_> {
-        Box::new(self.store.iter_between(after, self.len()))
-    }
-    fn aux_get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
-        self.store.aux_get(key)
-    }
-    fn aux_range(&self, from: &[u8], to: &[u8], last_only: bool) -> Result<AuxEntries, StoreError> {
-        self.store.aux_range(from, to, last_only)
-    }
-    fn aux_keys(&self, from: &[u8], to: &[u8]) -> Result<Vec<Vec<u8>>, StoreError> {
-        self.store.aux_keys(from, to)
-    }
+/// The reads of a snapshot of the embedded store: everything up to the head it holds.
+macro_rules! embedded_snapshot {
+    ($view:ident) => {
+        impl crate::Snapshot for $view<'_> {
+            fn head(&self) -> Option<Head> {
+                self.head.clone()
+            }
+            fn seq_of(&self, id: &str) -> Result<Option<u64>, StoreError> {
+                self.store.seq_of_upto(id, self.len())
+            }
+            fn records_at(&self, seqs: &[u64]) -> Result<Vec<Record>, StoreError> {
+                self.store.records_at_upto(seqs, self.len())
+            }
+            fn records_after(&self, after: u64) -> crate::RecordIter<'_> {
+                Box::new(self.store.iter_between(after, self.len()))
+            }
+            fn aux_get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+                self.store.aux_get(key)
+            }
+            fn aux_range(
+                &self,
+                from: &[u8],
+                to: &[u8],
+                last_only: bool,
+            ) -> Result<AuxEntries, StoreError> {
+                self.store.aux_range(from, to, last_only)
+            }
+            fn aux_keys(&self, from: &[u8], to: &[u8]) -> Result<Vec<Vec<u8>>, StoreError> {
+                self.store.aux_keys(from, to)
+            }
+        }
+    };
 }
 
-impl crate::Snapshot for EmbeddedWrite<'_> {
-    fn head(&self) -> Option<Head> {
-        self.head.clone()
-    }
-    fn seq_of(&self, id: &str) -> Result<Option<u64>, StoreError> {
-        self.store.seq_of_upto(id, self.len())
-    }
-    fn records_at(&self, seqs: &[u64]) -> Result<Vec<Record>, StoreError> {
-        self.store.records_at_upto(seqs, self.len())
-    }
-    fn records_after(&self, after: u64) -> crate::RecordIter<'_> {
-        Box::new(self.store.iter_between(after, self.len()))
-    }
-    fn aux_get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
-        self.store.aux_get(key)
-    }
-    fn aux_range(&self, from: &[u8], to: &[u8], last_only: bool) -> Result<AuxEntries, StoreError> {
-        self.store.aux_range(from, to, last_only)
-    }
-    fn aux_keys(&self, from: &[u8], to: &[u8]) -> Result<Vec<Vec<u8>>, StoreError> {
-        self.store.aux_keys(from, to)
-    }
-}
+embedded_snapshot!(EmbeddedRead);
+embedded_snapshot!(EmbeddedWrite);
 
 impl crate::Transaction for EmbeddedWrite<'_> {
     fn commit(
