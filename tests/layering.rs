@@ -47,11 +47,20 @@ fn dependencies(manifest: &Path) -> BTreeSet<String> {
 fn the_cli_depends_on_the_engine_and_not_on_the_store() {
     let deps = dependencies(&root().join("crates/cli/Cargo.toml"));
     assert!(deps.contains("engine"), "{deps:?}");
-    assert!(!deps.contains("store"), "cli must not depend on store: {deps:?}");
+    assert!(
+        !deps.contains("store"),
+        "cli must not depend on store: {deps:?}"
+    );
     let engine = dependencies(&root().join("crates/engine/Cargo.toml"));
-    assert!(!engine.contains("clap"), "engine must not depend on clap: {engine:?}");
+    assert!(
+        !engine.contains("clap"),
+        "engine must not depend on clap: {engine:?}"
+    );
     let present = dependencies(&root().join("crates/present/Cargo.toml"));
-    assert!(!present.contains("store"), "present must not depend on store: {present:?}");
+    assert!(
+        !present.contains("store"),
+        "present must not depend on store: {present:?}"
+    );
 }
 
 #[test]
@@ -85,7 +94,10 @@ fn no_two_modules_of_the_cli_import_each_other() {
         let mut seen = BTreeSet::new();
         let mut todo: Vec<&str> = uses[start].iter().copied().collect();
         while let Some(m) = todo.pop() {
-            assert_ne!(m, *start, "the cli module `{start}` reaches itself: {uses:?}");
+            assert_ne!(
+                m, *start,
+                "the cli module `{start}` reaches itself: {uses:?}"
+            );
             if seen.insert(m) {
                 todo.extend(uses.get(m).into_iter().flatten().copied());
             }
