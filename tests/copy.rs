@@ -94,7 +94,7 @@ fn a_target_with_events_is_refused_and_a_missing_source_creates_nothing() {
     let r = run(accord(&from).args(["copy", from.to_str().unwrap(), other.to_str().unwrap()]));
     assert_eq!(r.code, 1, "{r:?}");
     assert!(r.stderr.starts_with("error: the store "), "{}", r.stderr);
-    assert!(r.stderr.contains("holds 1 events"), "{}", r.stderr);
+    assert!(r.stderr.contains("holds 1 event:"), "{}", r.stderr);
     assert_eq!(ok(&other, &["log", "--format", "json"]), before);
 
     let missing = dir.path().join("missing.db");
@@ -102,4 +102,29 @@ fn a_target_with_events_is_refused_and_a_missing_source_creates_nothing() {
     let r = run(accord(&from).args(["copy", missing.to_str().unwrap(), target.to_str().unwrap()]));
     assert_eq!(r.code, 4, "{r:?}");
     assert!(!missing.exists() && !target.exists());
+}
+
+#[test]
+fn a_store_is_not_copied_into_itself_and_a_damaged_source_creates_no_target() {
+    let dir = tempfile::tempdir().unwrap();
+    let from = sample_store(dir.path());
+    let before = ok(&from, &["log", "--format", "json"]);
+    let same = format!("{}/", from.display());
+    let r = run(accord(&from).args(["copy", from.to_str().unwrap(), &same]));
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(r.stderr.contains("the same store"), "{}", r.stderr);
+    assert_eq!(ok(&from, &["log", "--format", "json"]), before);
+
+    // A record whose body was changed behind accord's back: the chain check of the copy
+    // refuses the source before any target exists.
+    {
+        let s = store::Store::open_existing(&from).unwrap();
+        let forged = br#"{"amount":{"amount":"99000000000","currency":"USD"},"effective":"2021-06-30","id":"2021-06-30-msft-investment-2","instrument":"profit_participation","investee":"openai-group","investor":"microsoft","label":"2021 tranche","type":"investment_made"}"#;
+        s.tamper_body_for_tests(8, forged).unwrap();
+    }
+    let target = dir.path().join("target.db");
+    let r = run(accord(&from).args(["copy", from.to_str().unwrap(), target.to_str().unwrap()]));
+    assert_eq!(r.code, 4, "{r:?}");
+    assert!(r.stderr.contains("seq 8"), "{}", r.stderr);
+    assert!(!target.exists(), "a refused copy created its target");
 }

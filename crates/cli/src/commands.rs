@@ -166,11 +166,7 @@ pub fn execute(cli: Cli, out: Out) -> Result<(), Failure> {
             Ok(())
         }
         Command::Copy { from, to, format } => {
-            let source = open_for_read(&from)?;
-            let target = engine::Engine::open(&to, engine::Access::Write, crate::ledger::config())?;
-            let progress = crate::progress::Progress::start();
-            let verified = source.copy_to(&target, Some(&progress))?;
-            drop(progress);
+            let verified = copy(&from, &to)?;
             present::writes::copied(out, format.into(), &verified)?;
             Ok(())
         }
@@ -212,6 +208,39 @@ pub fn execute(cli: Cli, out: Out) -> Result<(), Failure> {
             Ok(())
         }
     }
+}
+
+/// `copy FROM TO`: FROM is read and checked before TO is created, and a TO that holds events
+/// (or is FROM itself) is refused (exit 1) before FROM is read.
+fn copy(from: &Path, to: &Path) -> Result<engine::Verified, Failure> {
+    let source = open_for_read(from)?;
+    let same = match (std::fs::canonicalize(from), std::fs::canonicalize(to)) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => false,
+    };
+    if same {
+        return Err(Failure::Refused(format!(
+            "{} and {} are the same store: copy needs another target",
+            from.display(),
+            to.display()
+        )));
+    }
+    let config = crate::ledger::config();
+    let target = if to.exists() {
+        let target = engine::Engine::open(to, engine::Access::Write, config.clone())?;
+        target.check_empty()?;
+        Some(target)
+    } else {
+        None
+    };
+    let progress = crate::progress::Progress::start();
+    let log = source.copy_out(Some(&progress))?;
+    drop(source);
+    let target = match target {
+        Some(t) => t,
+        None => engine::Engine::open(to, engine::Access::Write, config)?,
+    };
+    Ok(target.copy_in(log, Some(&progress))?)
 }
 
 /// The projection a report command asks for. With `with`, the events of that file count as

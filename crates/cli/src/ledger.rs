@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use chrono::Utc;
 use domain::values::Date;
-use engine::{Access, Config, Engine, EventFile, FileReceipt, Options};
+use engine::{Access, Config, Engine, EventFile, FileReceipt, Options, Parsed};
 
 use crate::failure::Failure;
 use crate::progress::Progress;
@@ -70,17 +70,20 @@ pub(crate) fn append_files(
 ) -> Result<Vec<FileReceipt>, Failure> {
     // Shown on a terminal only, once the command has run for a second.
     let progress = Progress::start();
+    // Parsed before the store is opened: a bad file creates nothing, and is refused (exit 1)
+    // even when the store is locked.
+    let parsed = Parsed::files(files)?;
     let options = Options {
         dry_run,
         expect_head: None,
         progress: Some(&progress),
     };
     let receipts = if dry_run && !path.exists() {
-        engine::dry_run_on_empty(files, &config(), &options)?
+        engine::dry_run_on_empty(parsed, &config(), &options)?
     } else if dry_run {
-        open_for_read(path)?.append(files, &options)?
+        open_for_read(path)?.append(parsed, &options)?
     } else {
-        Engine::open(path, Access::Write, config())?.append(files, &options)?
+        Engine::open(path, Access::Write, config())?.append(parsed, &options)?
     };
     Ok(receipts)
 }

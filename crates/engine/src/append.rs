@@ -62,16 +62,37 @@ impl Options<'_> {
     }
 }
 
+/// Event files parsed, ready to append: a file that does not parse is refused before any
+/// store is opened.
+#[derive(Clone, Debug)]
+pub struct Parsed {
+    files: Vec<(String, Vec<(usize, Event)>)>,
+}
+
+impl Parsed {
+    /// Parses every file; the first bad line is refused naming its file and line.
+    pub fn files(files: Vec<EventFile>) -> Result<Parsed, Error> {
+        let mut parsed = Vec::with_capacity(files.len());
+        for file in files {
+            let events = parse_file(&file.name, &file.text)?;
+            drop(file.text);
+            parsed.push((file.name, events));
+        }
+        Ok(Parsed { files: parsed })
+    }
+
+    /// How many events the files hold.
+    pub fn events(&self) -> usize {
+        self.files.iter().map(|(_, events)| events.len()).sum()
+    }
+}
+
 impl Engine {
     /// Validates every file against the log as it grows, then appends each file as one
     /// atomic batch (or, with `dry_run`, writes nothing). Nothing is written unless every
     /// file is valid.
-    pub fn append(
-        &self,
-        files: Vec<EventFile>,
-        options: &Options<'_>,
-    ) -> Result<Vec<FileReceipt>, Error> {
-        let parsed = parse_files(files)?;
+    pub fn append(&self, parsed: Parsed, options: &Options<'_>) -> Result<Vec<FileReceipt>, Error> {
+        let parsed = parsed.files;
         if options.dry_run {
             let snapshot = self.store.read()?;
             check_head(options, snapshot.head().as_ref())?;
@@ -103,13 +124,12 @@ impl Engine {
 
 /// A dry run against an empty log, for a store that does not exist yet.
 pub fn dry_run_on_empty(
-    files: Vec<EventFile>,
+    parsed: Parsed,
     config: &Config,
     options: &Options<'_>,
 ) -> Result<Vec<FileReceipt>, Error> {
-    let parsed = parse_files(files)?;
     check_head(options, None)?;
-    plan_files(Vec::new(), None, parsed, config, options).map(|planned| planned.receipts())
+    plan_files(Vec::new(), None, parsed.files, config, options).map(|planned| planned.receipts())
 }
 
 fn check_head(options: &Options<'_>, head: Option<&store::Head>) -> Result<(), Error> {
@@ -122,17 +142,7 @@ fn check_head(options: &Options<'_>, head: Option<&store::Head>) -> Result<(), E
     }
 }
 
-type Parsed = Vec<(String, Vec<(usize, Event)>)>;
-
-fn parse_files(files: Vec<EventFile>) -> Result<Parsed, Error> {
-    let mut parsed = Vec::with_capacity(files.len());
-    for file in files {
-        let events = parse_file(&file.name, &file.text)?;
-        drop(file.text);
-        parsed.push((file.name, events));
-    }
-    Ok(parsed)
-}
+type Files = Vec<(String, Vec<(usize, Event)>)>;
 
 /// Parses one event file; a bad line is refused naming the file and the line.
 pub(crate) fn parse_file(name: &str, text: &str) -> Result<Vec<(usize, Event)>, Error> {
@@ -169,7 +179,7 @@ impl Planned {
 fn plan_files(
     mut log: Vec<RecordedEvent>,
     head: Option<&store::Head>,
-    parsed: Parsed,
+    parsed: Files,
     config: &Config,
     options: &Options<'_>,
 ) -> Result<Planned, Error> {

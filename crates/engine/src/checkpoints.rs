@@ -346,7 +346,7 @@ pub(crate) fn maintain(
     } else {
         Vec::new()
     };
-    let every = config.checkpoint_every.max(1);
+    let every = config.every();
     let mut pending = existing.iter().copied().peekable();
     let mut dates: BTreeSet<Date> = existing.iter().copied().collect();
     let snapshot = |date: Date, ledger: &Ledger, writes: &mut Vec<AuxWrite>| {

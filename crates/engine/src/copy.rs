@@ -1,63 +1,132 @@
 //! `copy`: every record of one store into another, keeping each seq, recorded time and hash,
 //! so a ledger moves between stores without changing a head anyone wrote down.
+//!
+//! In two steps, so that a face can read (and check) the source before it creates the
+//! target: `copy_out` reads the whole log and checks its chain, `copy_in` writes it into an
+//! empty store as one atomic batch with the query keys rebuilt for it, then verifies it.
 
-use store::Record;
+use domain::RecordedEvent;
+use store::{Record, StoreError};
 
 use crate::load::decode;
 use crate::{Engine, Error, Progress, Verified};
 
+/// A store's whole log, read and checked, ready to be written into another store.
+pub struct LogCopy {
+    records: Vec<Record>,
+    events: Vec<RecordedEvent>,
+}
+
+impl LogCopy {
+    /// How many events it holds.
+    pub fn len(&self) -> usize {
+        self.records.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.records.is_empty()
+    }
+}
+
 impl Engine {
-    /// Copies this store's whole log into `target`, which must be empty, as one atomic batch
-    /// with the query keys rebuilt for it, then verifies `target`. Returns what that verify
-    /// found.
-    pub fn copy_to(
-        &self,
-        target: &Engine,
-        progress: Option<&dyn Progress>,
-    ) -> Result<Verified, Error> {
+    /// Reads the whole log for a copy, decoding every event and checking the hash chain on a
+    /// second thread; a damaged log is refused before anything is written anywhere.
+    pub fn copy_out(&self, progress: Option<&dyn Progress>) -> Result<LogCopy, Error> {
         let snapshot = self.store.read()?;
         let total = snapshot.len();
         if let Some(p) = progress {
             p.phase("read", total);
         }
-        let mut records: Vec<Record> = Vec::with_capacity(usize::try_from(total).unwrap_or(0));
-        let mut events = Vec::with_capacity(records.capacity());
-        for r in snapshot.records() {
-            let r = r?;
-            events.push(decode(&r).map_err(|m| Error::corrupt_at(r.seq, &m))?);
-            records.push(r);
-            if let Some(p) = progress {
-                p.advance(1);
-            }
+        let (chain, read) = std::thread::scope(|scope| {
+            let chain = scope.spawn(|| snapshot.verify());
+            let read = (|| -> Result<LogCopy, Error> {
+                let capacity = usize::try_from(total).unwrap_or(0);
+                let mut copy = LogCopy {
+                    records: Vec::with_capacity(capacity),
+                    events: Vec::with_capacity(capacity),
+                };
+                for r in snapshot.records() {
+                    let r = r?;
+                    copy.events
+                        .push(decode(&r).map_err(|m| Error::corrupt_at(r.seq, &m))?);
+                    copy.records.push(r);
+                    if let Some(p) = progress {
+                        p.advance(1);
+                    }
+                }
+                Ok(copy)
+            })();
+            let chain = chain.join().unwrap_or_else(|_| {
+                Err(StoreError::Corrupt {
+                    seq: None,
+                    detail: "the hash check panicked".into(),
+                })
+            });
+            (chain, read)
+        });
+        chain?;
+        read
+    }
+
+    /// Refuses (`target_not_empty`) unless this store holds no event.
+    pub fn check_empty(&self) -> Result<(), Error> {
+        match self.store.read()?.len() {
+            0 => Ok(()),
+            n => Err(self.not_empty(n)),
         }
-        drop(snapshot);
-        let mut txn = target.store.write()?;
+    }
+
+    fn not_empty(&self, n: u64) -> Error {
+        Error::refused(
+            "target_not_empty",
+            format!(
+                "the store {} holds {n} event{}: copy needs an empty or missing target",
+                self.store.location(),
+                if n == 1 { "" } else { "s" }
+            ),
+        )
+    }
+
+    /// Writes a log read by `copy_out` into this store, which must be empty, as one atomic
+    /// batch with the query keys rebuilt for it, then verifies this store.
+    pub fn copy_in(
+        &self,
+        log: LogCopy,
+        progress: Option<&dyn Progress>,
+    ) -> Result<Verified, Error> {
+        let mut txn = self.store.write()?;
         if !txn.is_empty() {
-            return Err(Error::refused(
-                "target_not_empty",
-                format!(
-                    "the store {} holds {} events: copy needs an empty or missing target",
-                    target.store.location(),
-                    txn.len()
-                ),
-            ));
+            return Err(self.not_empty(txn.len()));
         }
+        let total = log.len() as u64;
         if let Some(p) = progress {
             p.phase("written", total);
         }
-        let aux = crate::checkpoints::maintain(&*txn, &events, 0, &target.config)?;
-        drop(events);
-        txn.commit_records(&records, &aux).map_err(|e| match e {
-            store::StoreError::InvalidEvent { detail, .. } => Error::failed(format!(
-                "the store {} cannot be copied: {detail} (run `accord verify` on it)",
-                self.store.location()
-            )),
-            other => other.into(),
-        })?;
+        let aux = crate::checkpoints::maintain(&*txn, &log.events, 0, &self.config)?;
+        drop(log.events);
+        txn.commit_records(&log.records, &aux)
+            .map_err(|e| match e {
+                StoreError::InvalidEvent { detail, .. } => {
+                    Error::failed(format!("the log cannot be copied: {detail}"))
+                }
+                other => other.into(),
+            })?;
         drop(txn);
         if let Some(p) = progress {
             p.advance(total);
         }
-        target.verify(None)
+        self.verify(None)
+    }
+
+    /// Copies this store's whole log into `target` (which must be empty): `copy_out`, then
+    /// `copy_in`.
+    pub fn copy_to(
+        &self,
+        target: &Engine,
+        progress: Option<&dyn Progress>,
+    ) -> Result<Verified, Error> {
+        target.check_empty()?;
+        let log = self.copy_out(progress)?;
+        target.copy_in(log, progress)
     }
 }

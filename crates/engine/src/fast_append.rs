@@ -511,7 +511,7 @@ fn new_checkpoint(
     let Some(date) = date else {
         return Ok(Vec::new());
     };
-    if count < config.checkpoint_every.max(1) {
+    if count < config.every() {
         return Ok(Vec::new());
     }
     let ledger = ledger_as_of(store, date)?.ok_or_else(|| corrupt("checkpoint marker"))?;

@@ -8,13 +8,14 @@
 //! command line, a server) parse their input, call the engine and render its answers.
 //!
 //! ```no_run
-//! use engine::{Config, Engine, EventFile, Query};
+//! use engine::{Config, Engine, EventFile, Parsed, Query};
 //! use store::Access;
 //!
 //! let config = Config::new(chrono::Utc::now);
-//! let ledger = Engine::open("accord.db".as_ref(), Access::Write, config)?;
 //! let text = std::fs::read_to_string("events/01-parties.jsonl").unwrap();
-//! ledger.append(vec![EventFile::new("01-parties.jsonl", text)], &engine::Options::default())?;
+//! let parsed = Parsed::files(vec![EventFile::new("01-parties.jsonl", text)])?;
+//! let ledger = Engine::open("accord.db".as_ref(), Access::Write, config)?;
+//! ledger.append(parsed, &engine::Options::default())?;
 //! let as_of = domain::Date::parse("2025-10-28").unwrap();
 //! let cap_tables = ledger.projection(&Query::as_of(as_of), None, None)?.ownership(None);
 //! # Ok::<(), engine::Error>(())
@@ -40,7 +41,8 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use store::Backend;
 
-pub use append::{dry_run_on_empty, EventFile, Options, Progress};
+pub use append::{dry_run_on_empty, EventFile, Options, Parsed, Progress};
+pub use copy::LogCopy;
 pub use error::{Error, Refusal, Unavailable};
 pub use load::LogEntry;
 pub use query::{project_events, DiffReport, Query};
@@ -55,7 +57,8 @@ pub use whatif::WhatIf;
 pub struct Config {
     /// The time appends record (read once per batch, when it commits).
     pub clock: Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>,
-    /// A query checkpoint is taken once this many events were folded since the last one.
+    /// A query checkpoint is taken once this many events were folded since the last one
+    /// (0: the default, [`CHECKPOINT_EVERY`]).
     pub checkpoint_every: usize,
     /// Corrections one checkpoint may collect before it is rewritten whole.
     pub max_corrections: usize,
@@ -82,6 +85,14 @@ impl Config {
 
     pub(crate) fn now(&self) -> DateTime<Utc> {
         (self.clock)()
+    }
+
+    /// The checkpoint interval in force.
+    pub(crate) fn every(&self) -> usize {
+        match self.checkpoint_every {
+            0 => CHECKPOINT_EVERY,
+            n => n,
+        }
     }
 }
 

@@ -45,13 +45,14 @@ impl Engine {
     /// decoding, every rule replayed, and every query checkpoint and index compared with the
     /// replay. With `expected`, also fails unless the log still holds that exact prefix.
     pub fn verify(&self, expected: Option<&ExpectedHead>) -> Result<Verified, Error> {
-        // Two passes over the log, on two threads: the store checks the hash chain and its own
-        // indexes while this thread decodes every event for the replay below. The snapshot is
-        // taken first: it fixes the head it reads up to without waiting for the other pass.
+        // Two passes over one snapshot, on two threads: the store checks the hash chain and its
+        // own indexes while this thread decodes every event for the replay below. Neither
+        // takes a lock of its own, so a writer of the same process waits for the snapshot
+        // rather than for one of them.
         let snapshot = self.store.read()?;
         let keep_hash_of = expected.map(|e| e.seq);
         let (head, decoded) = std::thread::scope(|scope| {
-            let chain = scope.spawn(|| self.store.verify());
+            let chain = scope.spawn(|| snapshot.verify());
             let mut hash = None;
             let decoded = decode_records(snapshot.records(), |r| {
                 if keep_hash_of == Some(r.seq) {

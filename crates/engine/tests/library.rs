@@ -10,7 +10,8 @@ use chrono::{DateTime, TimeZone, Utc};
 use domain::values::{Date, Slug};
 use domain::KnownAt;
 use engine::{
-    Access, Config, Engine, Error, EventFile, ExpectedHead, Options, Query, Unavailable, WhatIf,
+    Access, Config, Engine, Error, EventFile, ExpectedHead, Options, Parsed, Query, Unavailable,
+    WhatIf,
 };
 use projector::Scope;
 
@@ -45,6 +46,11 @@ fn clock() -> Config {
     })
 }
 
+/// Parsed files, which must parse.
+fn parsed(files: Vec<EventFile>) -> Parsed {
+    Parsed::files(files).expect("the files parse")
+}
+
 fn date(s: &str) -> Date {
     Date::parse(s).expect("a date")
 }
@@ -58,7 +64,7 @@ fn sample() -> (tempfile::TempDir, Engine) {
     let dir = tempfile::tempdir().expect("a temporary directory");
     let ledger = Engine::open(&dir.path().join("accord.db"), Access::Write, clock()).expect("open");
     let receipts = ledger
-        .append(sample_files(), &Options::default())
+        .append(parsed(sample_files()), &Options::default())
         .expect("the sample log is valid");
     assert_eq!(receipts.len(), 6);
     let appended: u64 = receipts.iter().map(|f| f.receipt.appended).sum();
@@ -212,7 +218,7 @@ fn a_refused_batch_names_its_event_line_and_rule_and_writes_nothing() {
             dry_run,
             ..Options::default()
         };
-        match ledger.append(vec![bad.clone()], &options) {
+        match ledger.append(parsed(vec![bad.clone()]), &options) {
             Err(Error::Refused(r)) => {
                 assert_eq!(r.line, Some(2));
                 assert_eq!(r.event.as_deref(), Some("s-2"));
@@ -228,10 +234,7 @@ fn a_refused_batch_names_its_event_line_and_rule_and_writes_nothing() {
         assert_eq!(ledger.head().unwrap(), before);
     }
     // A line that is not an event.
-    match ledger.append(
-        vec![EventFile::new("bad.jsonl", "{\"id\": 1}\n")],
-        &Options::default(),
-    ) {
+    match Parsed::files(vec![EventFile::new("bad.jsonl", "{\"id\": 1}\n")]) {
         Err(Error::Refused(r)) => {
             assert_eq!((r.code, r.line), ("parse_error", Some(1)));
         }
@@ -257,7 +260,7 @@ fn expect_head_is_compare_and_append() {
         hash: "a".repeat(64),
     };
     let moved = ledger.append(
-        vec![line("s-1")],
+        parsed(vec![line("s-1")]),
         &Options {
             expect_head: Some(&stale),
             ..Options::default()
@@ -266,7 +269,7 @@ fn expect_head_is_compare_and_append() {
     assert!(matches!(moved, Err(Error::HeadMoved { .. })), "{moved:?}");
     assert!(matches!(
         ledger.append(
-            vec![line("s-1")],
+            parsed(vec![line("s-1")]),
             &Options {
                 expect_head: Some(&ExpectedHead::empty()),
                 ..Options::default()
@@ -281,7 +284,7 @@ fn expect_head_is_compare_and_append() {
     };
     let receipts = ledger
         .append(
-            vec![line("s-1")],
+            parsed(vec![line("s-1")]),
             &Options {
                 expect_head: Some(&current),
                 ..Options::default()
@@ -291,7 +294,7 @@ fn expect_head_is_compare_and_append() {
     assert_eq!(receipts[0].receipt.first_seq, Some(23));
     // Sent again: skipped, nothing new.
     let again = ledger
-        .append(vec![line("s-1")], &Options::default())
+        .append(parsed(vec![line("s-1")]), &Options::default())
         .unwrap();
     assert_eq!(
         (again[0].receipt.appended, again[0].receipt.skipped),
@@ -323,7 +326,9 @@ fn what_if_diff_and_timeline_through_the_library() {
     assert_eq!(ledger.head().unwrap().as_ref(), Some(&head));
 
     // Appended for real, then the diff between before and after it.
-    ledger.append(vec![file], &Options::default()).unwrap();
+    ledger
+        .append(parsed(vec![file]), &Options::default())
+        .unwrap();
     let diff = ledger
         .diff(date("2026-02-01"), KnownAt::Seq(22), KnownAt::Everything)
         .unwrap();
@@ -376,7 +381,8 @@ fn a_missing_store_is_not_created_by_a_reader() {
     }
     assert!(!path.exists());
     // A dry run against nothing validates against an empty log.
-    let receipts = engine::dry_run_on_empty(sample_files(), &clock(), &Options::default()).unwrap();
+    let receipts =
+        engine::dry_run_on_empty(parsed(sample_files()), &clock(), &Options::default()).unwrap();
     assert_eq!(receipts.iter().map(|f| f.receipt.appended).sum::<u64>(), 22);
     assert!(!path.exists());
 }
@@ -419,4 +425,58 @@ fn a_copy_has_the_same_log_and_current_query_keys() {
         Err(Error::Refused(r)) => assert_eq!(r.code, "target_not_empty"),
         other => panic!("expected a refusal, got {other:?}"),
     }
+}
+
+#[test]
+fn one_engine_shared_by_a_writer_and_readers_never_deadlocks() {
+    let (_dir, ledger) = sample();
+    let ledger = Arc::new(ledger);
+    let (done, finished) = std::sync::mpsc::channel::<&'static str>();
+    let writer = {
+        let ledger = Arc::clone(&ledger);
+        let done = done.clone();
+        std::thread::spawn(move || {
+            for i in 0..40 {
+                let line = format!(
+                    r#"{{"id": "w-{i}", "type": "obligation_settled", "effective": "2026-02-{:02}", "obligation": "azure-commitment", "amount": {{"amount": "1", "currency": "USD"}}}}"#,
+                    1 + i % 28
+                );
+                ledger
+                    .append(
+                        parsed(vec![EventFile::new("w.jsonl", line)]),
+                        &Options::default(),
+                    )
+                    .expect("an append");
+            }
+            let _ = done.send("writer");
+        })
+    };
+    let readers: Vec<_> = (0..2)
+        .map(|k| {
+            let ledger = Arc::clone(&ledger);
+            let done = done.clone();
+            std::thread::spawn(move || {
+                for _ in 0..15 {
+                    if k == 0 {
+                        ledger.verify(None).expect("a verify");
+                    } else {
+                        ledger
+                            .projection(&Query::as_of(date("2026-03-01")), None, None)
+                            .expect("a query");
+                    }
+                }
+                let _ = done.send("reader");
+            })
+        })
+        .collect();
+    for _ in 0..3 {
+        finished
+            .recv_timeout(std::time::Duration::from_secs(60))
+            .expect("every thread finishes: no deadlock");
+    }
+    writer.join().unwrap();
+    for r in readers {
+        r.join().unwrap();
+    }
+    assert_eq!(ledger.verify(None).unwrap().events, 62);
 }

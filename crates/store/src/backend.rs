@@ -55,6 +55,10 @@ pub trait Snapshot: Sync {
     fn aux_range(&self, from: &[u8], to: &[u8], last_only: bool) -> Result<AuxEntries, StoreError>;
     /// The caller's keys in `[from, to)`, without their values.
     fn aux_keys(&self, from: &[u8], to: &[u8]) -> Result<Vec<Vec<u8>>, StoreError>;
+    /// Re-reads the whole log of this view: seq continuity, every hash link, the store's own
+    /// indexes and its record of acknowledged appends. Returns the head, or `Corrupt` naming
+    /// the first bad seq. It may run on another thread beside the view's other reads.
+    fn verify(&self) -> Result<Option<Head>, StoreError>;
 }
 
 /// A write: everything read through it stays as read until `commit`, which appends a batch
@@ -89,9 +93,6 @@ pub trait Backend: Send + Sync {
     fn read(&self) -> Result<Box<dyn Snapshot + '_>, StoreError>;
     /// Starts a write transaction (waits for other writers of this store).
     fn write(&self) -> Result<Box<dyn Transaction + '_>, StoreError>;
-    /// Re-reads the whole log: seq continuity, every hash link, the store's own indexes and its
-    /// record of acknowledged appends. Returns the head, or `Corrupt` naming the first bad seq.
-    fn verify(&self) -> Result<Option<Head>, StoreError>;
     /// Where the store is, for messages.
     fn location(&self) -> String;
 }

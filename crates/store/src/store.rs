@@ -837,8 +837,13 @@ impl Store {
     /// last record and the id index maps exactly the recorded ids to their seqs. Returns the head,
     /// or `Corrupt` naming the first bad seq.
     pub fn verify(&self) -> Result<Option<Head>, StoreError> {
-        // Holding the state lock keeps appends from this process out while we read.
-        let _state = self.state();
+        crate::Snapshot::verify(&self.read())
+    }
+
+    /// `verify` for a view that keeps commits out while it lives (a snapshot holds the
+    /// published head, a write transaction the writer's state) and whose log has `capacity`
+    /// records. It takes no lock itself, so it can run beside the view's other reads.
+    fn verify_view(&self, capacity: u64) -> Result<Option<Head>, StoreError> {
         let sled_err = sled_error(&self.path);
         let acknowledged = read_head_file(&self.path)?;
         let mut acknowledged_seen: Option<[u8; 32]> = None;
@@ -846,7 +851,6 @@ impl Store {
         let mut expected = 1u64;
         let mut prev = ZERO_HASH;
         let mut last_recorded: Option<(String, DateTime<Utc>)> = None;
-        let capacity = self.len();
         let mut expected_index: Vec<(u16, u64, u64)> =
             Vec::with_capacity(usize::try_from(capacity).unwrap_or(0));
         for entry in self.db.scan_prefix(SEG_PREFIX) {
@@ -1657,6 +1661,9 @@ macro_rules! embedded_snapshot {
             fn aux_keys(&self, from: &[u8], to: &[u8]) -> Result<Vec<Vec<u8>>, StoreError> {
                 self.store.aux_keys(from, to)
             }
+            fn verify(&self) -> Result<Option<Head>, StoreError> {
+                self.store.verify_view(self.len())
+            }
         }
     };
 }
@@ -1697,9 +1704,6 @@ impl crate::Backend for Store {
     }
     fn write(&self) -> Result<Box<dyn crate::Transaction + '_>, StoreError> {
         Ok(Box::new(Store::write(self)))
-    }
-    fn verify(&self) -> Result<Option<Head>, StoreError> {
-        Store::verify(self)
     }
     fn location(&self) -> String {
         self.path.display().to_string()

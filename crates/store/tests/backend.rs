@@ -69,7 +69,7 @@ fn a_snapshot_sees_the_head_it_was_taken_at() {
     let after = store.read().unwrap();
     assert_eq!(after.len(), 12);
     assert_ne!(after.head(), head);
-    assert_eq!(store.verify().unwrap(), after.head());
+    assert_eq!(store.read().unwrap().verify().unwrap(), after.head());
 }
 
 #[test]
@@ -87,7 +87,10 @@ fn copied_records_keep_seq_time_and_hash() {
     assert_eq!((receipt.first_seq, receipt.last_seq), (Some(1), Some(2500)));
     drop(txn);
     assert_eq!(records(&*to), all);
-    assert_eq!(to.verify().unwrap(), from.verify().unwrap());
+    assert_eq!(
+        to.read().unwrap().verify().unwrap(),
+        from.read().unwrap().verify().unwrap()
+    );
     assert_eq!(
         to.read().unwrap().aux_get(b"k").unwrap(),
         Some(b"copied".to_vec())
@@ -137,7 +140,7 @@ fn records_that_do_not_follow_the_head_are_refused_whole() {
         }
         drop(txn);
         assert_eq!(to.read().unwrap().len(), 0, "{what}: nothing was written");
-        assert_eq!(to.verify().unwrap(), None);
+        assert_eq!(to.read().unwrap().verify().unwrap(), None);
     }
     // An id already recorded in the target.
     let to = store::open(&dir.path().join("dup"), Access::Write).unwrap();
