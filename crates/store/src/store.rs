@@ -874,11 +874,9 @@ impl Store {
                         "the stored hash does not match the record's contents",
                     ));
                 }
-                // Written as a match because `Option::is_none_or` is newer than the MSRV.
-                let changed = match &last_recorded {
-                    Some((text, _)) => *text != record.recorded,
-                    None => true,
-                };
+                let changed = last_recorded
+                    .as_ref()
+                    .is_none_or(|(text, _)| *text != record.recorded);
                 if changed {
                     let at = parse_recorded(&record.recorded)
                         .map_err(|e| StoreError::corrupt(Some(seq), e))?;
