@@ -236,11 +236,25 @@ fn copy(from: &Path, to: &Path) -> Result<engine::Verified, Failure> {
     let progress = crate::progress::Progress::start();
     let log = source.copy_out(Some(&progress))?;
     drop(source);
-    let target = match target {
-        Some(t) => t,
-        None => engine::Engine::open(to, engine::Access::Write, config)?,
+    let (target, created) = match target {
+        Some(t) => (t, false),
+        None => (
+            engine::Engine::open(to, engine::Access::Write, config)?,
+            true,
+        ),
     };
-    Ok(target.copy_in(log, Some(&progress))?)
+    let copied = target.copy_in(log, Some(&progress));
+    drop(target);
+    // A copy that failed before its one batch committed leaves no store it created.
+    if created
+        && matches!(
+            copied,
+            Err(engine::Error::Refused(_) | engine::Error::Unavailable { .. })
+        )
+    {
+        crate::ledger::remove_created(to);
+    }
+    Ok(copied?)
 }
 
 /// The projection a report command asks for. With `with`, the events of that file count as

@@ -83,7 +83,20 @@ pub(crate) fn append_files(
     } else if dry_run {
         open_for_read(path)?.append(parsed, &options)?
     } else {
-        Engine::open(path, Access::Write, config())?.append(parsed, &options)?
+        let existed = path.exists();
+        let appended =
+            Engine::open(path, Access::Write, config()).and_then(|e| e.append(parsed, &options));
+        // A refusal comes before any write: a store this command created for it holds
+        // nothing, and goes again, so that nothing refused leaves anything behind.
+        if let (Err(engine::Error::Refused(_)), false) = (&appended, existed) {
+            remove_created(path);
+        }
+        appended?
     };
     Ok(receipts)
+}
+
+/// Removes a store that this command created and that holds no event.
+pub(crate) fn remove_created(path: &Path) {
+    let _ = std::fs::remove_dir_all(path);
 }

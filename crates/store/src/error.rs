@@ -10,6 +10,11 @@ pub enum StoreError {
     #[error("there is no store at {path}")]
     Missing { path: PathBuf },
 
+    /// The path is not a store and accord will not make one there: a regular file, a
+    /// directory that holds other things, or a path whose parent directory is missing.
+    #[error("{detail}")]
+    NotAStore { path: PathBuf, detail: String },
+
     /// Another process (or another open handle in this process) holds the store's lock.
     #[error("the store {path} is in use by another process")]
     Locked { path: PathBuf },
@@ -55,6 +60,7 @@ impl StoreError {
     pub fn is_unavailable(&self) -> bool {
         match self {
             StoreError::Missing { .. }
+            | StoreError::NotAStore { .. }
             | StoreError::Locked { .. }
             | StoreError::Corrupt { .. }
             | StoreError::Io { .. }

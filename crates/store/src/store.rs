@@ -84,8 +84,38 @@ impl Store {
     /// Opens the store at `path` for writing, creating the directory and an empty store if
     /// they do not exist yet. Like `open_existing`, it refuses (`Corrupt`) a sled database that
     /// lacks events the `accord.head` sidecar says were acknowledged.
+    ///
+    /// A store is created only where the path does not exist yet (its parent must) or is an
+    /// empty directory: a regular file, or a directory holding anything but a store's own
+    /// files, is `NotAStore` and left as it is.
     pub fn create_or_open(path: &Path) -> Result<Store, StoreError> {
-        fs::create_dir_all(path).map_err(io_error(path))?;
+        match fs::metadata(path) {
+            Ok(meta) if meta.is_dir() => check_store_dir(path)?,
+            Ok(_) => return Err(not_a_file(path)),
+            Err(e) if e.kind() == ErrorKind::NotFound => {
+                let parent = match path.parent() {
+                    Some(p) if !p.as_os_str().is_empty() => p,
+                    _ => Path::new("."),
+                };
+                if !parent.is_dir() {
+                    return Err(StoreError::NotAStore {
+                        path: path.to_path_buf(),
+                        detail: format!(
+                            "cannot create the store {}: the directory {} does not exist (accord creates the store, not its parents)",
+                            path.display(),
+                            parent.display()
+                        ),
+                    });
+                }
+                match fs::create_dir(path) {
+                    Ok(()) => {}
+                    // Created meanwhile by another process: opened (and checked) below.
+                    Err(e) if e.kind() == ErrorKind::AlreadyExists => check_store_dir(path)?,
+                    Err(e) => return Err(io_error(path)(e)),
+                }
+            }
+            Err(e) => return Err(io_error(path)(e)),
+        }
         let lock = acquire_lock(path)?;
         Store::open_locked(path, lock, true)
     }
@@ -98,7 +128,7 @@ impl Store {
         };
         match fs::metadata(path) {
             Ok(meta) if meta.is_dir() => {}
-            Ok(_) => return Err(missing()),
+            Ok(_) => return Err(not_a_file(path)),
             Err(e) if e.kind() == ErrorKind::NotFound => return Err(missing()),
             Err(e) => return Err(io_error(path)(e)),
         }
@@ -107,7 +137,11 @@ impl Store {
         match fs::metadata(path.join(SLED_DB_FILE)) {
             Ok(meta) if meta.is_file() => {}
             Ok(_) => return Err(missing()),
-            Err(e) if e.kind() == ErrorKind::NotFound => return Err(missing()),
+            Err(e) if e.kind() == ErrorKind::NotFound => {
+                // A directory of other things is said to be that, not a missing store.
+                check_store_dir(path)?;
+                return Err(missing());
+            }
             Err(e) => return Err(io_error(path)(e)),
         }
         // sled writes `conf` when it creates a database; a `db` without it is not a store
@@ -1057,6 +1091,53 @@ impl Store {
             return Err(rewritten(seq, &found, hash));
         }
         Ok(())
+    }
+}
+
+/// The names a store directory holds: sled's files and accord's own.
+fn is_store_file(name: &str) -> bool {
+    matches!(
+        name,
+        SLED_DB_FILE | SLED_CONF_FILE | "blobs" | LOCK_FILE | HEAD_FILE | HEAD_TMP_FILE | LOG_FILE
+    ) || name.starts_with("snap.")
+}
+
+/// Refuses a directory that holds anything but a store's own files (an empty one is fine).
+fn check_store_dir(path: &Path) -> Result<(), StoreError> {
+    let entries = fs::read_dir(path).map_err(io_error(path))?;
+    let mut others: Vec<String> = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(io_error(path))?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if !is_store_file(&name) {
+            others.push(name);
+        }
+    }
+    if others.is_empty() {
+        return Ok(());
+    }
+    others.sort();
+    let n = others.len();
+    let shown: Vec<String> = others.iter().take(3).map(|n| format!("{n:?}")).collect();
+    Err(StoreError::NotAStore {
+        path: path.to_path_buf(),
+        detail: format!(
+            "{} is not an accord store: it holds {n} other file{} ({}{}); pass --store with a new path or an empty directory",
+            path.display(),
+            if n == 1 { "" } else { "s" },
+            shown.join(", "),
+            if n > 3 { ", ..." } else { "" }
+        ),
+    })
+}
+
+fn not_a_file(path: &Path) -> StoreError {
+    StoreError::NotAStore {
+        path: path.to_path_buf(),
+        detail: format!(
+            "{} is a file, not an accord store (a store is a directory); pass --store with a new path",
+            path.display()
+        ),
     }
 }
 
