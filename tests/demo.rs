@@ -127,3 +127,29 @@ fn demo_matches_an_import_of_the_events_folder() {
     let export = |s: &Path| run(s, &["export", "--format", "jsonl"]);
     assert_eq!(export(&demo), export(&imported));
 }
+
+/// `accord demo` never loads the sample into a user's own ledger.
+#[test]
+fn demo_refuses_a_store_with_events_of_its_own() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("mine.db");
+    let own = r#"{"id": "p-1", "type": "party_registered", "effective": "2020-01-01", "party": "alice", "name": "Alice", "kind": "individual"}"#;
+    let o = accord(&store)
+        .args(["append", "-"])
+        .write_stdin(own)
+        .output()
+        .unwrap();
+    assert!(o.status.success());
+    let before = run(&store, &["log", "--format", "json"]);
+    for args in [vec!["demo"], vec!["demo", "--format", "json"]] {
+        let o = accord(&store).args(&args).output().unwrap();
+        assert_eq!(o.status.code(), Some(1), "{args:?}: {o:?}");
+        let err = String::from_utf8(o.stderr).unwrap();
+        assert!(
+            err.starts_with("error: the store ") && err.contains("`p-1`"),
+            "{err}"
+        );
+        assert!(o.stdout.is_empty());
+    }
+    assert_eq!(run(&store, &["log", "--format", "json"]), before);
+}

@@ -44,14 +44,16 @@ fn a_directory_of_other_files_is_not_made_a_store() {
             .write_stdin(PARTY.to_string()));
         assert_eq!(r.code, 4, "{args:?}: {r:?}");
         assert!(
-            r.stderr.contains("is not an accord store")
-                && r.stderr.contains("\"notes.txt\""),
+            r.stderr.contains("is not an accord store") && r.stderr.contains("\"notes.txt\""),
             "{args:?}: {}",
             r.stderr
         );
         assert_eq!(listing(dir.path()), ["notes.txt", "photo.jpg"], "{args:?}");
     }
-    assert_eq!(std::fs::read(dir.path().join("notes.txt")).unwrap(), b"mine");
+    assert_eq!(
+        std::fs::read(dir.path().join("notes.txt")).unwrap(),
+        b"mine"
+    );
 }
 
 #[test]
@@ -62,7 +64,11 @@ fn a_regular_file_is_refused_for_reads_and_writes() {
     for args in [vec!["append", "-"], vec!["head"]] {
         let r = run(accord(&file).args(&args).write_stdin(PARTY.to_string()));
         assert_eq!(r.code, 4, "{args:?}: {r:?}");
-        assert!(r.stderr.contains("is a file, not an accord store"), "{}", r.stderr);
+        assert!(
+            r.stderr.contains("is a file, not an accord store"),
+            "{}",
+            r.stderr
+        );
         assert!(!r.stderr.contains("create one with"), "{}", r.stderr);
     }
     assert_eq!(std::fs::read(&file).unwrap(), b"hello");
@@ -83,7 +89,9 @@ fn a_refused_append_or_record_on_a_missing_store_creates_nothing() {
     let store = dir.path().join("new.db");
     // Valid JSON, refused by a rule: no party registers `bob`.
     let bad = r#"{"id": "x", "type": "shares_issued", "effective": "2020-01-01", "issuer": "bob", "holder": "bob", "units": "1", "class": "common"}"#;
-    let r = run(accord(&store).args(["append", "-"]).write_stdin(bad.to_string()));
+    let r = run(accord(&store)
+        .args(["append", "-"])
+        .write_stdin(bad.to_string()));
     assert_eq!(r.code, 1, "{r:?}");
     assert!(!store.exists(), "a refused append created the store");
     let r = run(accord(&store).args([

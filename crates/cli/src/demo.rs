@@ -25,6 +25,7 @@ pub(crate) fn run(path: &Path, format: WriteFormat, out: &mut dyn Write) -> Resu
         .iter()
         .map(|(n, t)| EventFile::new(format!("events/{n}"), *t))
         .collect();
+    refuse_foreign(path, &files)?;
     let receipts = append_files(path, files, false)?;
     let appended: u64 = receipts.iter().map(|f| f.receipt.appended).sum();
     let skipped: u64 = receipts.iter().map(|f| f.receipt.skipped).sum();
@@ -80,4 +81,31 @@ pub(crate) fn run(path: &Path, format: WriteFormat, out: &mut dyn Write) -> Resu
         path.display()
     )?;
     Ok(())
+}
+
+/// `demo` loads the sample into a new store or one that holds only the sample: a store with
+/// any other event (a user's own ledger) is refused, and nothing is written.
+fn refuse_foreign(path: &Path, files: &[EventFile]) -> Result<(), Failure> {
+    if !path.exists() {
+        return Ok(());
+    }
+    let sample: std::collections::BTreeSet<String> = files
+        .iter()
+        .flat_map(|f| domain::parse_jsonl(&f.text).into_iter().flatten())
+        .map(|(_, e)| e.id.to_string())
+        .collect();
+    let events = open_for_read(path)?.events()?;
+    let foreign: Vec<&str> = events
+        .iter()
+        .map(|r| r.event.id.as_str())
+        .filter(|id| !sample.contains(*id))
+        .collect();
+    match foreign.first() {
+        None => Ok(()),
+        Some(first) => Err(Failure::Refused(format!(
+            "the store {} holds events that are not the sample's ({}; the first: `{first}`): `accord demo` loads the sample only into a new store or one that holds it; try `accord --store demo.db demo`",
+            path.display(),
+            foreign.len()
+        ))),
+    }
 }
