@@ -163,6 +163,15 @@ pub struct Cli {
     /// The store (a directory). Default: $ACCORD_STORE, else ./accord.db.
     #[arg(long, global = true, env = "ACCORD_STORE", value_name = "PATH")]
     pub store: Option<PathBuf>,
+    /// How long to wait for a store that another process holds, then exit 4 (0: fail at once).
+    #[arg(
+        long,
+        global = true,
+        env = "ACCORD_WAIT",
+        value_name = "SECONDS",
+        default_value_t = 5
+    )]
+    pub wait: u64,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -424,6 +433,31 @@ impl From<ReadFormat> for present::Format {
             ReadFormat::Table => present::Format::Table,
             ReadFormat::Json => present::Format::Json,
             ReadFormat::Csv => present::Format::Csv,
+        }
+    }
+}
+
+impl Command {
+    /// The command's name, as typed.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Command::Append { .. } => "append",
+            Command::Import { .. } => "import",
+            Command::Record { .. } => "record",
+            Command::Log { .. } => "log",
+            Command::Ownership { .. } => "ownership",
+            Command::Obligations { .. } => "obligations",
+            Command::Rights { .. } => "rights",
+            Command::Position { .. } => "position",
+            Command::Verify { .. } => "verify",
+            Command::Head { .. } => "head",
+            Command::Export { .. } => "export",
+            Command::Timeline { .. } => "timeline",
+            Command::Diff { .. } => "diff",
+            Command::Copy { .. } => "copy",
+            Command::Demo { .. } => "demo",
+            Command::Completions { .. } => "completions",
+            Command::Man { .. } => "man",
         }
     }
 }

@@ -43,6 +43,7 @@ pub(crate) fn query(time: TimeArgs) -> Query {
 }
 
 pub fn execute(cli: Cli, out: Out) -> Result<(), Failure> {
+    crate::ledger::set_opening(cli.wait, cli.command.name());
     let path = store_path(cli.store);
     let look = style::tables();
     match cli.command {

@@ -2,6 +2,8 @@
 //! the environment, and today's date: what the engine is told instead of reading them.
 
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+use std::time::Duration;
 
 use chrono::Utc;
 use domain::values::Date;
@@ -21,12 +23,16 @@ pub(crate) fn today() -> Date {
     Date(Utc::now().date_naive())
 }
 
-/// The engine's configuration: the system clock, and the checkpoint interval
+/// The engine's configuration: the system clock, `--wait`, and the checkpoint interval
 /// (`ACCORD_CHECKPOINT_EVERY`), correction limit (`ACCORD_MAX_CORRECTIONS`) and full-path
 /// appends (`ACCORD_FULL_APPEND=1`) that tests use to reach checkpoints on small logs and to
 /// compare the two write paths.
 pub(crate) fn config() -> Config {
     let mut config = Config::new(Utc::now);
+    if let Some((wait, holder)) = OPENING.get() {
+        config.wait = *wait;
+        config.holder = Some(holder.clone());
+    }
     if let Some(n) = env_number("ACCORD_CHECKPOINT_EVERY").filter(|n| *n > 0) {
         config.checkpoint_every = n;
     }
@@ -35,6 +41,17 @@ pub(crate) fn config() -> Config {
     }
     config.full_append = std::env::var_os("ACCORD_FULL_APPEND").is_some_and(|v| v != "0");
     config
+}
+
+/// `--wait` and what this process says of itself to whoever waits for a store it holds.
+static OPENING: OnceLock<(Duration, String)> = OnceLock::new();
+
+/// Set once, before any store is opened.
+pub(crate) fn set_opening(wait_seconds: u64, command: &str) {
+    let _ = OPENING.set((
+        Duration::from_secs(wait_seconds),
+        format!("accord {command}"),
+    ));
 }
 
 fn env_number(name: &str) -> Option<usize> {

@@ -65,6 +65,11 @@ pub struct Config {
     /// Validate every append against the whole log, never against only what it touches
     /// (tests compare the two paths).
     pub full_append: bool,
+    /// How long opening waits for a store that another process holds (default: not at all).
+    pub wait: std::time::Duration,
+    /// What this process says of itself to those who wait for a store it holds
+    /// (`accord verify`, `accord serve on 127.0.0.1:8080`).
+    pub holder: Option<String>,
 }
 
 /// Checkpoints are taken every this many events by default.
@@ -80,6 +85,15 @@ impl Config {
             checkpoint_every: CHECKPOINT_EVERY,
             max_corrections: MAX_CORRECTIONS,
             full_append: false,
+            wait: std::time::Duration::ZERO,
+            holder: None,
+        }
+    }
+
+    pub(crate) fn opening(&self) -> store::Opening {
+        store::Opening {
+            wait: self.wait,
+            holder: self.holder.clone(),
         }
     }
 
@@ -102,6 +116,8 @@ impl std::fmt::Debug for Config {
             .field("checkpoint_every", &self.checkpoint_every)
             .field("max_corrections", &self.max_corrections)
             .field("full_append", &self.full_append)
+            .field("wait", &self.wait)
+            .field("holder", &self.holder)
             .finish_non_exhaustive()
     }
 }
@@ -118,7 +134,7 @@ impl Engine {
     /// is created).
     pub fn open(location: &Path, access: Access, config: Config) -> Result<Engine, Error> {
         Ok(Engine {
-            store: store::open(location, access)?,
+            store: store::open_with(location, access, &config.opening())?,
             config,
         })
     }

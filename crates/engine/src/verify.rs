@@ -34,7 +34,7 @@ impl Engine {
     /// than its acknowledged head, bytes that do not decode) is an integrity failure, not an
     /// unavailable store.
     pub fn open_for_verify(location: &Path, config: Config) -> Result<Engine, Error> {
-        match store::open(location, Access::Read) {
+        match store::open_with(location, Access::Read, &config.opening()) {
             Ok(store) => Ok(Engine::with_store(store, config)),
             Err(e @ StoreError::Corrupt { .. }) => Err(integrity(e)),
             Err(e) => Err(e.into()),

@@ -20,7 +20,7 @@ use std::path::Path;
 
 use chrono::{DateTime, Utc};
 
-use crate::{AuxEntries, AuxWrite, Head, NewEvent, Receipt, Record, Store, StoreError};
+use crate::{AuxEntries, AuxWrite, Head, NewEvent, Opening, Receipt, Record, Store, StoreError};
 
 /// Records in seq order; a damaged or missing record is yielded once as an error, then the
 /// iteration ends.
@@ -106,11 +106,21 @@ pub enum Access {
     Read,
 }
 
-/// Opens the store at `location`: today always an embedded store, a directory.
+/// Opens the store at `location`: today always an embedded store, a directory. Fails at once
+/// (`Locked`) when another process holds it.
 pub fn open(location: &Path, access: Access) -> Result<Box<dyn Backend>, StoreError> {
+    open_with(location, access, &Opening::default())
+}
+
+/// `open`, waiting for another holder as `opening` says.
+pub fn open_with(
+    location: &Path,
+    access: Access,
+    opening: &Opening,
+) -> Result<Box<dyn Backend>, StoreError> {
     let store = match access {
-        Access::Write => Store::create_or_open(location)?,
-        Access::Read => Store::open_existing(location)?,
+        Access::Write => Store::create_or_open_with(location, opening)?,
+        Access::Read => Store::open_existing_with(location, opening)?,
     };
     Ok(Box::new(store))
 }

@@ -15,9 +15,15 @@ pub enum StoreError {
     #[error("{detail}")]
     NotAStore { path: PathBuf, detail: String },
 
-    /// Another process (or another open handle in this process) holds the store's lock.
-    #[error("the store {path} is in use by another process")]
-    Locked { path: PathBuf },
+    /// Another process (or another open handle in this process) holds the store's lock, and
+    /// kept it for as long as the opener was willing to wait. `holder` is what the holder
+    /// said of itself (its pid and command), when it said something.
+    #[error("the store {} is in use by another process{}{}", path.display(), fmt_holder(holder), fmt_waited(waited))]
+    Locked {
+        path: PathBuf,
+        holder: Option<String>,
+        waited: std::time::Duration,
+    },
 
     /// Stored bytes that do not decode, a broken hash chain, a gap in the sequence, or an index
     /// that disagrees with the log. `seq` names the first bad record when it is known.
@@ -45,6 +51,25 @@ pub enum StoreError {
     /// field allows); nothing was written.
     #[error("event {index} of the batch cannot be stored: {detail}")]
     InvalidEvent { index: usize, detail: String },
+}
+
+fn fmt_holder(holder: &Option<String>) -> String {
+    match holder {
+        Some(h) => format!(" ({h})"),
+        None => String::new(),
+    }
+}
+
+fn fmt_waited(waited: &std::time::Duration) -> String {
+    if waited.is_zero() {
+        return String::new();
+    }
+    let ms = waited.as_millis();
+    if ms.is_multiple_of(1000) {
+        format!("; gave up after waiting {} s", ms / 1000)
+    } else {
+        format!("; gave up after waiting {ms} ms")
+    }
 }
 
 fn fmt_seq(seq: &Option<u64>) -> String {

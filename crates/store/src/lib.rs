@@ -99,9 +99,9 @@ mod codec;
 mod error;
 mod store;
 
-pub use backend::{open, Access, Backend, RecordIter, Snapshot, Transaction};
+pub use backend::{open, open_with, Access, Backend, RecordIter, Snapshot, Transaction};
 pub use error::StoreError;
-pub use store::{AuxEntries, AuxWrite, EmbeddedRead, EmbeddedWrite, Records, Store};
+pub use store::{AuxEntries, AuxWrite, EmbeddedRead, EmbeddedWrite, Opening, Records, Store};
 
 /// Most records one segment holds.
 pub const SEGMENT_MAX_EVENTS: u32 = 1024;

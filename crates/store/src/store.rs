@@ -89,6 +89,11 @@ impl Store {
     /// empty directory: a regular file, or a directory holding anything but a store's own
     /// files, is `NotAStore` and left as it is.
     pub fn create_or_open(path: &Path) -> Result<Store, StoreError> {
+        Store::create_or_open_with(path, &Opening::default())
+    }
+
+    /// `create_or_open`, waiting for another holder of the lock as `opening` says.
+    pub fn create_or_open_with(path: &Path, opening: &Opening) -> Result<Store, StoreError> {
         match fs::metadata(path) {
             Ok(meta) if meta.is_dir() => check_store_dir(path)?,
             Ok(_) => return Err(not_a_file(path)),
@@ -116,13 +121,18 @@ impl Store {
             }
             Err(e) => return Err(io_error(path)(e)),
         }
-        let lock = acquire_lock(path)?;
+        let lock = acquire_lock(path, opening)?;
         Store::open_locked(path, lock, true)
     }
 
     /// Opens an existing store for reading. A path that does not exist, or a directory that
     /// holds no store, gives `StoreError::Missing` and nothing is created.
     pub fn open_existing(path: &Path) -> Result<Store, StoreError> {
+        Store::open_existing_with(path, &Opening::default())
+    }
+
+    /// `open_existing`, waiting for another holder of the lock as `opening` says.
+    pub fn open_existing_with(path: &Path, opening: &Opening) -> Result<Store, StoreError> {
         let missing = || StoreError::Missing {
             path: path.to_path_buf(),
         };
@@ -156,7 +166,7 @@ impl Store {
             ));
         }
         // The store exists, so (re)creating its lock file inside it is not creating a store.
-        let lock = acquire_lock(path)?;
+        let lock = acquire_lock(path, opening)?;
         Store::open_locked(path, lock, false)
     }
 
@@ -1568,7 +1578,7 @@ impl Iterator for Records<'_> {
 /// non-blocking lock on its `db` file, but only after creating `blobs/` and reading `conf`, and
 /// it reports a held lock as an `io::ErrorKind::Other` error recognizable only by its message;
 /// our own lock comes first, touches nothing else and maps cleanly to `Locked`.
-fn acquire_lock(path: &Path) -> Result<File, StoreError> {
+fn acquire_lock(path: &Path, opening: &Opening) -> Result<File, StoreError> {
     let lock_path = path.join(LOCK_FILE);
     let file = OpenOptions::new()
         .read(true)
@@ -1577,13 +1587,60 @@ fn acquire_lock(path: &Path) -> Result<File, StoreError> {
         .truncate(false)
         .open(&lock_path)
         .map_err(io_error(&lock_path))?;
-    match fs4::fs_std::FileExt::try_lock_exclusive(&file) {
-        Ok(true) => Ok(file),
-        Ok(false) => Err(StoreError::Locked {
-            path: path.to_path_buf(),
-        }),
-        Err(e) => Err(io_error(&lock_path)(e)),
+    let started = Instant::now();
+    loop {
+        match fs4::fs_std::FileExt::try_lock_exclusive(&file) {
+            Ok(true) => break,
+            Ok(false) if started.elapsed() < opening.wait => {
+                std::thread::sleep(LOCK_POLL.min(opening.wait.saturating_sub(started.elapsed())));
+            }
+            Ok(false) => {
+                return Err(StoreError::Locked {
+                    path: path.to_path_buf(),
+                    holder: read_holder(&file),
+                    waited: opening.wait,
+                })
+            }
+            Err(e) => return Err(io_error(&lock_path)(e)),
+        }
     }
+    // Say who holds it, for whoever waits next; an opener that says nothing still clears
+    // what an earlier holder said.
+    let said = opening
+        .holder
+        .as_deref()
+        .map(|h| format!("pid {}: {h}", std::process::id()));
+    let written = file
+        .set_len(0)
+        .and_then(|()| write_all_at(&file, said.unwrap_or_default().as_bytes(), 0));
+    written.map_err(io_error(&lock_path))?;
+    Ok(file)
+}
+
+/// How often a waiting opener tries the lock again.
+const LOCK_POLL: Duration = Duration::from_millis(25);
+
+/// What the holder of the lock wrote of itself, if anything readable.
+fn read_holder(file: &File) -> Option<String> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut reader = file;
+    reader.seek(SeekFrom::Start(0)).ok()?;
+    let mut buf = Vec::new();
+    reader.take(256).read_to_end(&mut buf).ok()?;
+    let text = std::str::from_utf8(&buf).ok()?.trim();
+    // Only what an accord wrote: one short line of printable characters.
+    let printable = !text.is_empty() && text.chars().all(|c| !c.is_control());
+    printable.then(|| text.to_string())
+}
+
+/// How to open a store another process may hold.
+#[derive(Clone, Debug, Default)]
+pub struct Opening {
+    /// How long to wait for the lock before `Locked`.
+    pub wait: Duration,
+    /// What this opener says of itself to whoever waits for it (`accord verify`); the pid is
+    /// added.
+    pub holder: Option<String>,
 }
 
 /// Opens sled while holding our lock. If sled's own lock is still held, it is almost always a
@@ -1602,6 +1659,8 @@ fn open_sled(path: &Path) -> Result<sled::Db, StoreError> {
                 if Instant::now() >= deadline {
                     return Err(StoreError::Locked {
                         path: path.to_path_buf(),
+                        holder: None,
+                        waited: Duration::ZERO,
                     });
                 }
                 std::thread::sleep(Duration::from_millis(10));

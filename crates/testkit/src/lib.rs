@@ -38,11 +38,13 @@ pub fn bin() -> PathBuf {
     assert_cmd::cargo::cargo_bin("accord")
 }
 
-/// `accord` with no store: `ACCORD_STORE` removed from its environment, no
-/// `--store`. For `--help`, `demo` in a directory, and the like.
+/// `accord` with no store: `ACCORD_STORE` removed from its environment (and `ACCORD_WAIT=0`),
+/// no `--store`. For `--help`, `demo` in a directory, and the like.
 pub fn command() -> Command {
     let mut cmd = Command::new(bin());
     cmd.env_remove("ACCORD_STORE");
+    // Tests that hold a store see the refusal at once; a test of `--wait` passes its own.
+    cmd.env("ACCORD_WAIT", "0");
     cmd
 }
 
