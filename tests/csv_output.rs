@@ -295,8 +295,26 @@ fn commas_quotes_and_newlines_are_quoted() {
             "obligation": "loan", "kind": "loan", "obligor": "acme", "obligee": "bob",
             "amount": {"amount": "1000.25", "currency": "EUR"}, "due": "2025-01-01"}),
     ];
-    let lines: String = events.iter().map(|e| format!("{e}\n")).collect();
-    ok_stdin(&store, &["append", "-"], &lines);
+    // A name with a line break and a note with a carriage return are refused in new events
+    // (EVENTS.md, Text) but may be in a store written before that rule: written here as such
+    // a store holds them, straight through the store.
+    {
+        let parsed: Vec<domain::Event> = events
+            .iter()
+            .map(|e| domain::Event::from_json(e.clone()).expect("a well-formed event"))
+            .collect();
+        let bodies: Vec<Vec<u8>> = parsed.iter().map(|e| e.canonical_bytes()).collect();
+        let batch: Vec<store::NewEvent<'_>> = parsed
+            .iter()
+            .zip(&bodies)
+            .map(|(e, body)| store::NewEvent {
+                id: e.id.as_str(),
+                body,
+            })
+            .collect();
+        let s = store::Store::create_or_open(&store).expect("a new store");
+        s.append(&batch, chrono::Utc::now()).expect("appended");
+    }
 
     let own = csv_of(&store, &["ownership", "--as-of", "2024-06-01"], OWNERSHIP);
     assert_eq!(own.get(0, "name"), name);

@@ -49,7 +49,8 @@ pub fn run(version: &'static str) -> i32 {
                 io::stderr(),
                 "{} {}",
                 style::error_prefix(),
-                failure.message()
+                // One line, whatever text it quotes.
+                present::render::visible(failure.message())
             );
             failure.exit_code()
         }

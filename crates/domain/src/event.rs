@@ -806,9 +806,60 @@ fn parse_lines(lines: &[(usize, &str)]) -> Result<ParsedFile, FileError> {
             line: line_no,
             error,
         })?;
+        if may_hold_controls(line) {
+            check_text(&event).map_err(|error| FileError {
+                line: line_no,
+                error,
+            })?;
+        }
         events.push((line_no, event));
     }
     Ok(events)
+}
+
+/// Whether a JSON line can hold a control character in a string: only as an escape (raw
+/// C0 characters are not JSON) or as a raw C1 character (U+0080 to U+009F, UTF-8 `C2 80` to
+/// `C2 9F`). Most lines have neither, and skip the precise check.
+fn may_hold_controls(line: &str) -> bool {
+    line.contains('\\')
+        || line
+            .as_bytes()
+            .windows(2)
+            .any(|w| w[0] == 0xC2 && (0x80..=0x9F).contains(&w[1]))
+}
+
+/// A control character: U+0000 to U+001F and U+007F to U+009F.
+pub fn is_control(c: char) -> bool {
+    matches!(c, '\u{0}'..='\u{1f}' | '\u{7f}'..='\u{9f}')
+}
+
+/// The text rule of new events (EVENTS.md, Text): no control characters in any text field,
+/// but line feeds and tabs in `note` and `description`. Events recorded before the rule are
+/// read as they are; this is checked on input only.
+pub fn check_text(event: &Event) -> Result<(), ParseError> {
+    fn walk(field: &str, v: &Value, id: &str) -> Result<(), ParseError> {
+        match v {
+            Value::String(s) => {
+                let free = matches!(field, "note" | "description");
+                match s.chars().find(|c| is_control(*c) && !(free && matches!(c, '\n' | '\t'))) {
+                    None => Ok(()),
+                    Some(c) => Err(ParseError {
+                        id: Some(id.to_string()),
+                        message: format!(
+                            "field `{field}` holds the control character U+{:04X}: text may not hold control characters{}",
+                            c as u32,
+                            if free { " other than line feeds and tabs" } else { "" }
+                        ),
+                    }),
+                }
+            }
+            Value::Array(items) => items.iter().try_for_each(|i| walk(field, i, id)),
+            Value::Object(map) => map.iter().try_for_each(|(k, v)| walk(k, v, id)),
+            _ => Ok(()),
+        }
+    }
+    let id = event.id.as_str();
+    event.to_json().iter().try_for_each(|(k, v)| walk(k, v, id))
 }
 
 #[cfg(test)]

@@ -5,6 +5,8 @@
 
 use std::io::{self, Write};
 
+use unicode_width::UnicodeWidthStr;
+
 use crate::human::group_thousands;
 use crate::Style;
 use domain::values::Money;
@@ -32,17 +34,22 @@ impl Table {
         }
     }
 
+    /// Adds a row; control characters in its cells (a name recorded before they were
+    /// refused) are shown escaped, so that a cell can neither drive the terminal nor break
+    /// the table's lines.
     pub fn row(&mut self, cells: Vec<String>) {
-        self.rows.push(cells);
+        self.rows
+            .push(cells.into_iter().map(|c| visible(&c)).collect());
     }
 
     /// Writes the table, each line after `indent`, the header row in bold when `style` says.
     pub fn write(&self, out: &mut dyn Write, indent: &str, style: Style) -> io::Result<()> {
+        // Columns line up by display width: a wide character (`优先股`) takes two columns.
         let width = |i: usize| {
             self.rows
                 .iter()
-                .map(|r| r.get(i).map_or(0, |c| c.chars().count()))
-                .chain(std::iter::once(self.header[i].chars().count()))
+                .map(|r| r.get(i).map_or(0, |c| c.width()))
+                .chain(std::iter::once(self.header[i].width()))
                 .max()
                 .unwrap_or(0)
         };
@@ -54,9 +61,16 @@ impl Table {
                 if i > 0 {
                     s.push_str("  ");
                 }
+                let pad = " ".repeat(w.saturating_sub(c.width()));
                 match self.align[i] {
-                    Align::Left => s.push_str(&format!("{c:<w$}")),
-                    Align::Right => s.push_str(&format!("{c:>w$}")),
+                    Align::Left => {
+                        s.push_str(c);
+                        s.push_str(&pad);
+                    }
+                    Align::Right => {
+                        s.push_str(&pad);
+                        s.push_str(c);
+                    }
                 }
             }
             s.trim_end().to_string()
@@ -110,4 +124,43 @@ pub fn csv(out: &mut dyn Write, header: &[&str], rows: &[Vec<String>]) -> io::Re
         .into_inner()
         .map_err(|e| io::Error::other(e.to_string()))?;
     out.write_all(&bytes)
+}
+
+/// Text for people: every control character (U+0000 to U+001F, U+007F to U+009F) shown as an
+/// escape (`\n`, `\t`, `\u{1b}`), so that recorded text never reaches a terminal raw.
+pub fn visible(s: &str) -> String {
+    if !s.chars().any(domain::event::is_control) {
+        return s.to_string();
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            '\r' => out.push_str("\\r"),
+            c if domain::event::is_control(c) => out.push_str(&format!("\\u{{{:x}}}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn control_characters_are_escaped_and_wide_ones_aligned() {
+        assert_eq!(visible("a\u{1b}]0;x\u{7}b"), "a\\u{1b}]0;x\\u{7}b");
+        assert_eq!(visible("two\nlines"), "two\\nlines");
+        assert_eq!(visible("plain"), "plain");
+        let mut t = Table::new(&[("class", Align::Left), ("units", Align::Right)]);
+        t.row(vec!["优先股".into(), "1".into()]);
+        t.row(vec!["common".into(), "22".into()]);
+        let mut out = Vec::new();
+        t.write(&mut out, "", Style::default()).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        let widths: Vec<usize> = text.lines().map(UnicodeWidthStr::width).collect();
+        assert_eq!(widths, vec![widths[0]; 3], "{text}");
+    }
 }

@@ -60,7 +60,7 @@ pub fn ownership(
                 writeln!(
                     out,
                     "{} ({}) on {}: {} units, post-money {}",
-                    e.name.as_deref().unwrap_or("?"),
+                    render::visible(e.name.as_deref().unwrap_or("?")),
                     e.entity,
                     r.as_of,
                     crate::human::group_thousands(&e.total_units.to_string()),
@@ -372,7 +372,7 @@ pub fn position(
             writeln!(
                 out,
                 "{} ({}) on {}",
-                p.name.as_deref().unwrap_or("unregistered party"),
+                render::visible(p.name.as_deref().unwrap_or("unregistered party")),
                 p.party,
                 p.as_of
             )?;

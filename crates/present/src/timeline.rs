@@ -161,7 +161,7 @@ fn print_table(out: &mut dyn Write, r: &TimelineReport, style: Style) -> io::Res
         writeln!(
             out,
             "{} ({}): ownership changes up to {}",
-            e.name.as_deref().unwrap_or("?"),
+            render::visible(e.name.as_deref().unwrap_or("?")),
             e.entity,
             r.as_of
         )?;
@@ -245,7 +245,7 @@ fn series(e: &EntityTimeline, end: NaiveDate) -> Vec<Series> {
         .iter()
         .enumerate()
         .map(|(i, h)| Series {
-            label: h.name.clone().unwrap_or_else(|| h.holder.to_string()),
+            label: render::visible(&h.name.clone().unwrap_or_else(|| h.holder.to_string())),
             colour: COLOURS[i % COLOURS.len()],
             lines: Vec::new(),
             points: Vec::new(),
@@ -327,7 +327,7 @@ fn draw<DB: DrawingBackend>(
     root.fill(&WHITE)?;
     let title = format!(
         "Ownership of {} ({})",
-        e.name.as_deref().unwrap_or("?"),
+        render::visible(e.name.as_deref().unwrap_or("?")),
         e.entity
     );
     let grey = RGBColor(90, 90, 90);
