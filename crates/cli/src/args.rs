@@ -89,6 +89,11 @@ Examples:
   accord log --since 20 --format json    # JSON Lines, with seq, recorded and hash
   accord log --format csv > log.csv";
 
+const SHOW_EXAMPLES: &str = "\
+Examples:
+  accord show 2025-10-28-openai-group-recapitalization
+  accord show 2025-10-28-openai-group-recapitalization --format json   # with reversed_by";
+
 const OWNERSHIP_EXAMPLES: &str = "\
 Examples:
   accord ownership --entity openai-group --as-of 2025-10-28
@@ -226,6 +231,14 @@ pub enum Command {
         /// Only events with a larger seq.
         #[arg(long, value_name = "SEQ")]
         since: Option<u64>,
+        #[arg(long, value_enum, default_value_t)]
+        format: ReadFormat,
+    },
+    /// One recorded event: its fields, seq, recorded time, hash, and what reversed it.
+    #[command(after_help = SHOW_EXAMPLES)]
+    Show {
+        /// The event's id.
+        id: String,
         #[arg(long, value_enum, default_value_t)]
         format: ReadFormat,
     },
@@ -445,6 +458,7 @@ impl Command {
             Command::Import { .. } => "import",
             Command::Record { .. } => "record",
             Command::Log { .. } => "log",
+            Command::Show { .. } => "show",
             Command::Ownership { .. } => "ownership",
             Command::Obligations { .. } => "obligations",
             Command::Rights { .. } => "rights",

@@ -76,16 +76,13 @@ pub fn execute(cli: Cli, out: Out) -> Result<(), Failure> {
         Command::Record { type_name, args } => record_event(&path, &type_name, &args, out),
         Command::Log { since, format } => {
             let entries = open_for_read(&path)?.log(since.unwrap_or(0))?;
-            let rows: Vec<present::log::Entry<'_>> = entries
-                .iter()
-                .map(|e| present::log::Entry {
-                    seq: e.seq,
-                    recorded: &e.recorded,
-                    hash: &e.hash,
-                    event: &e.event,
-                })
-                .collect();
+            let rows: Vec<present::log::Entry<'_>> = entries.iter().map(Into::into).collect();
             present::log::entries(out, format.into(), &rows, look)?;
+            Ok(())
+        }
+        Command::Show { id, format } => {
+            let entry = open_for_read(&path)?.show(&id)?;
+            present::log::show(out, format.into(), &(&entry).into(), look)?;
             Ok(())
         }
         Command::Ownership {

@@ -1,7 +1,7 @@
 //! Reading the log back: each stored record decoded into its event.
 
 use chrono::{DateTime, Utc};
-use domain::event::Event;
+use domain::event::{Event, Payload};
 use domain::RecordedEvent;
 use store::{Record, RecordIter, Snapshot, StoreError};
 
@@ -15,6 +15,8 @@ pub struct LogEntry {
     pub recorded: String,
     pub hash: String,
     pub event: Event,
+    /// The id of the reversal that removed this event, as known now.
+    pub reversed_by: Option<String>,
 }
 
 impl Engine {
@@ -22,19 +24,61 @@ impl Engine {
     pub fn log(&self, since: u64) -> Result<Vec<LogEntry>, Error> {
         let snapshot = self.store.read()?;
         let mut entries = Vec::new();
+        let mut reversals: ahash::AHashMap<String, String> = ahash::AHashMap::new();
         for r in snapshot.records() {
             let r = r?;
             let e = decode(&r).map_err(|m| Error::corrupt_at(r.seq, &m))?;
+            if let Payload::EventReversed(p) = &e.event.payload {
+                reversals.insert(p.reverses.to_string(), e.event.id.to_string());
+            }
             if r.seq > since {
                 entries.push(LogEntry {
                     seq: r.seq,
                     hash: r.hash_hex(),
                     recorded: r.recorded,
                     event: e.event,
+                    reversed_by: None,
                 });
             }
         }
+        for entry in &mut entries {
+            entry.reversed_by = reversals.remove(entry.event.id.as_str());
+        }
         Ok(entries)
+    }
+
+    /// The recorded event with this id (`unknown_event` when none has it).
+    pub fn show(&self, id: &str) -> Result<LogEntry, Error> {
+        let snapshot = self.store.read()?;
+        let unknown = || {
+            Error::refused(
+                "unknown_event",
+                format!("no recorded event has the id `{id}` (see `accord log`)"),
+            )
+        };
+        let seq = snapshot.seq_of(id)?.ok_or_else(unknown)?;
+        let record = snapshot.records_at(&[seq])?.pop().ok_or_else(unknown)?;
+        let event = decode(&record)
+            .map_err(|m| Error::corrupt_at(seq, &m))?
+            .event;
+        // The reversal that names it, if one is recorded.
+        let mut reversed_by = None;
+        for r in snapshot.records_after(seq) {
+            let r = r?;
+            let e = decode(&r).map_err(|m| Error::corrupt_at(r.seq, &m))?;
+            if let Payload::EventReversed(p) = &e.event.payload {
+                if p.reverses.as_str() == id {
+                    reversed_by = Some(e.event.id.to_string());
+                }
+            }
+        }
+        Ok(LogEntry {
+            seq,
+            hash: record.hash_hex(),
+            recorded: record.recorded,
+            event,
+            reversed_by,
+        })
     }
 }
 

@@ -110,7 +110,11 @@ fn obligation_table(rows: &[projector::ObligationRow]) -> Table {
             render::money(&o.amount),
             render::money(&o.settled),
             render::money(&o.outstanding),
-            o.status.into(),
+            if o.overdue {
+                format!("{}, overdue", o.status)
+            } else {
+                o.status.into()
+            },
             render::opt(&o.due),
         ]);
     }

@@ -15,7 +15,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use domain::event::Event;
 use domain::ledger::{Ledger, ObligationState, RightState};
 use domain::values::{Currency, Date, Dec, Money, PartyId};
-use domain::{fold, order, FoldError, KnownAt, RecordedEvent};
+use domain::{fold, order, FoldError, KnownAt, ObligationStatus, RecordedEvent};
 use rust_decimal::{Decimal, RoundingStrategy};
 use serde::Serialize;
 
@@ -108,6 +108,8 @@ pub struct ObligationRow {
     pub outstanding: Money,
     pub status: &'static str,
     pub due: Option<Date>,
+    /// Open with its `due` date before `as_of`.
+    pub overdue: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -268,7 +270,7 @@ impl Projection {
         }
     }
 
-    fn obligation_row(o: &ObligationState) -> ObligationRow {
+    fn obligation_row(&self, o: &ObligationState) -> ObligationRow {
         let money = |d: Decimal| Money {
             amount: Dec(d.normalize()),
             currency: o.currency().clone(),
@@ -283,6 +285,7 @@ impl Projection {
             outstanding: money(o.outstanding()),
             status: o.status().as_str(),
             due: o.due,
+            overdue: o.status() == ObligationStatus::Open && o.due.is_some_and(|d| d < self.as_of),
         }
     }
 
@@ -296,7 +299,7 @@ impl Projection {
             .values()
             .filter(|o| keep(o))
             .filter(|o| scope == Scope::All || o.status() == domain::ObligationStatus::Open)
-            .map(Self::obligation_row)
+            .map(|o| self.obligation_row(o))
             .collect()
     }
 

@@ -1575,6 +1575,7 @@ fn ref_obligations(s: &RefState, as_of: NaiveDate, all: bool) -> Value {
             "outstanding": money(outstanding, &o.currency),
             "status": status,
             "due": o.due.map(|d| d.to_string()),
+            "overdue": status == "open" && o.due.is_some_and(|d| d < as_of),
         }));
     }
     let totals: Vec<Value> = totals

@@ -221,6 +221,7 @@ fn outstanding_obligations_before_and_on_the_recapitalization_day() {
                     "outstanding": {"amount": "250000000000", "currency": "USD"},
                     "status": "open",
                     "due": null,
+                    "overdue": false,
                 },
                 {
                     "obligation": "foundation-pledge",
@@ -232,6 +233,7 @@ fn outstanding_obligations_before_and_on_the_recapitalization_day() {
                     "outstanding": {"amount": "25000000000", "currency": "USD"},
                     "status": "open",
                     "due": null,
+                    "overdue": false,
                 },
             ],
             "totals": [
