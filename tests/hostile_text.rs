@@ -63,7 +63,7 @@ fn control_characters_are_refused_in_new_events() {
         .args(["append", "-"])
         .write_stdin(note.to_string()));
     assert_eq!(r.code, 0, "{r:?}");
-    // `record` goes through the same rule.
+    // `record` goes through the same rule; there a refused value is a bad flag value (exit 2).
     let r = run(accord(&store).args([
         "record",
         "party_registered",
@@ -74,7 +74,12 @@ fn control_characters_are_refused_in_new_events() {
         "--kind",
         "corporation",
     ]));
-    assert_eq!(r.code, 1, "{r:?}");
+    assert_eq!(r.code, 2, "{r:?}");
+    assert!(
+        r.stderr.contains("control character U+001B"),
+        "{}",
+        r.stderr
+    );
 }
 
 #[test]

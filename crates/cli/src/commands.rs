@@ -129,7 +129,7 @@ pub fn execute(cli: Cli, out: Out) -> Result<(), Failure> {
             with,
             format,
         } => {
-            let party = slug("party", &party)?;
+            let party = Slug::parse(&party).map_err(|e| Failure::Usage(format!("PARTY: {e}")))?;
             let p = projection(&path, time, Some(&party), with.as_deref())?;
             let report = p.position(&party, scope(all));
             present::reports::position(out, format.into(), &report, look)?;
@@ -303,9 +303,10 @@ fn timeline(
 }
 
 fn record_event(path: &Path, type_name: &str, args: &[String], out: Out) -> Result<(), Failure> {
+    // A flag or a value of the wrong form is a usage error (exit 2), like a bad flag value of
+    // any other command; an event that breaks a rule is refused (exit 1).
     let usage = |e: FlagError| match e {
-        FlagError::Usage(m) => Failure::Usage(m),
-        FlagError::Value(m) => Failure::Refused(m),
+        FlagError::Usage(m) | FlagError::Value(m) => Failure::Usage(m),
     };
     // clap's help flag is off for `record`, so that `record TYPE --help`
     // reaches here and lists the flags of TYPE; `record --help` is clap's help.
@@ -327,7 +328,15 @@ fn record_event(path: &Path, type_name: &str, args: &[String], out: Out) -> Resu
         )?;
         return Ok(());
     }
-    let mut pairs = record::pairs(args).map_err(usage)?;
+    // `--dry-run` is the one flag without a value.
+    let dry_run = args.iter().any(|a| a == "--dry-run");
+    let args: Vec<String> = args.iter().filter(|a| *a != "--dry-run").cloned().collect();
+    let mut pairs = record::pairs(&args).map_err(usage)?;
+    for name in ["id", "effective", "source", "note", "format", "store"] {
+        if pairs.iter().filter(|(n, _)| n == name).count() > 1 {
+            return Err(Failure::Usage(format!("--{name} is given twice")));
+        }
+    }
     let mut take = |name: &str| -> Option<String> {
         let i = pairs.iter().position(|(n, _)| n == name)?;
         Some(pairs.remove(i).1)
@@ -353,7 +362,16 @@ fn record_event(path: &Path, type_name: &str, args: &[String], out: Out) -> Resu
     let now = Utc::now();
     let effective = match effective {
         Some(e) => Date::parse(&e).map_err(|m| Failure::Usage(format!("--effective: {m}")))?,
-        None => today(),
+        // A reversal takes effect when the event it reverses did.
+        None => match map.get("reverses").and_then(Value::as_str) {
+            Some(target) if type_name == "event_reversed" && path.exists() => {
+                match open_for_read(&path)?.show(target) {
+                    Ok(entry) => entry.event.effective,
+                    Err(_) => today(),
+                }
+            }
+            _ => today(),
+        },
     };
     let id = id.unwrap_or_else(|| {
         format!("{type_name}-{}", now.format("%Y%m%dT%H%M%S%.6fZ")).replace('.', "")
@@ -368,15 +386,22 @@ fn record_event(path: &Path, type_name: &str, args: &[String], out: Out) -> Resu
         map.insert("note".into(), json!(n));
     }
     let line = Value::Object(map).to_string();
-    let receipts = append_files(&path, vec![engine::EventFile::new("record", line)], false)
-        .map_err(|f| match f {
-            Failure::Refused(m) => Failure::Refused(
-                m.trim_start_matches("record: ")
-                    .trim_start_matches("line 1: ")
-                    .to_string(),
-            ),
-            other => other,
-        })?;
-    present::writes::receipt(out, format.into(), &receipts[0].receipt, false, Some(&id))?;
+    let plain = |m: String| {
+        m.trim_start_matches("record: ")
+            .trim_start_matches("line 1: ")
+            .to_string()
+    };
+    let file = engine::EventFile::new("record", line);
+    // A flag value the event parser refuses is a bad flag value (exit 2), said before any
+    // store is opened.
+    engine::Parsed::files(vec![file.clone()]).map_err(|e| match e {
+        engine::Error::Refused(r) => Failure::Usage(plain(r.message)),
+        other => other.into(),
+    })?;
+    let receipts = append_files(&path, vec![file], dry_run).map_err(|f| match f {
+        Failure::Refused(m) => Failure::Refused(plain(m)),
+        other => other,
+    })?;
+    present::writes::receipt(out, format.into(), &receipts[0].receipt, dry_run, Some(&id))?;
     Ok(())
 }

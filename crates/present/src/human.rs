@@ -10,6 +10,16 @@ use rust_decimal::Decimal;
 /// Parses a decimal with an optional K, M, B or T suffix: `13.8B`, `250000`.
 pub fn parse_scaled(s: &str) -> Result<Decimal, String> {
     let s = s.trim().replace('_', "");
+    // Thousands separators as tables print them (`3,000,000`), in whole groups of three.
+    let s = match ungroup(&s) {
+        Some(plain) => plain,
+        None if s.contains(',') => {
+            return Err(format!(
+                "invalid amount {s:?}: commas must group thousands, as in 3,000,000"
+            ))
+        }
+        None => s,
+    };
     let (digits, scale) = match s.chars().last() {
         Some(c @ ('K' | 'k' | 'M' | 'm' | 'B' | 'b' | 'T' | 't')) => {
             let exp = match c.to_ascii_uppercase() {
@@ -29,6 +39,24 @@ pub fn parse_scaled(s: &str) -> Result<Decimal, String> {
         .ok_or_else(|| format!("amount {s:?} is too large"))
 }
 
+/// `3,000,000.5` without its commas, when every comma groups three digits of the integer part.
+fn ungroup(s: &str) -> Option<String> {
+    if !s.contains(',') {
+        return None;
+    }
+    let (int, rest) = match s.find(|c: char| !(c.is_ascii_digit() || c == ',')) {
+        Some(i) => s.split_at(i),
+        None => (s, ""),
+    };
+    let groups: Vec<&str> = int.split(',').collect();
+    let first = groups[0];
+    let whole = !first.is_empty()
+        && first.len() <= 3
+        && groups[1..].iter().all(|g| g.len() == 3)
+        && !rest.contains(',');
+    whole.then(|| format!("{}{rest}", groups.concat()))
+}
+
 /// Parses money in human forms: `13.8B USD`, `USD 13.8B`, `$13.8B`,
 /// `250000000000 USD`. `$` means USD; other currencies are named.
 pub fn parse_money(s: &str) -> Result<(Decimal, Currency), String> {
@@ -45,15 +73,25 @@ pub fn parse_money(s: &str) -> Result<(Decimal, Currency), String> {
         match parts.as_slice() {
             [a, b] if Currency::parse(a).is_ok() => (*b, a.to_string()),
             [a, b] if Currency::parse(b).is_ok() => (*a, b.to_string()),
-            [one] => {
+            [one] if parse_scaled(one).is_ok() => {
                 return Err(format!(
                     "amount {s:?} has no currency: write e.g. \"{one} USD\" or \"${one}\""
                 ))
             }
+            [one] => {
+                let letters: String = one.chars().take_while(char::is_ascii_alphabetic).collect();
+                let number = &one[letters.len()..];
+                if letters.len() == 3 && parse_scaled(number).is_ok() {
+                    return Err(format!(
+                        "invalid amount {s:?}: put a space between the currency and the number, e.g. \"{letters} {number}\""
+                    ));
+                }
+                return Err(bad());
+            }
             _ => return Err(bad()),
         }
     };
-    let amount = parse_scaled(number).map_err(|_| bad())?;
+    let amount = parse_scaled(number).map_err(|e| if e.contains("commas") { e } else { bad() })?;
     let currency = Currency::parse(&currency)?;
     Ok((amount, currency))
 }
@@ -98,6 +136,15 @@ mod tests {
         assert!(usd("13.8B").unwrap_err().contains("no currency"));
         assert!(usd("13.8X USD").is_err());
         assert!(usd("1e9 USD").is_err());
+        assert_eq!(usd("3,000,000 USD").unwrap(), "3000000 USD");
+        assert_eq!(usd("$1,234.5").unwrap(), "1234.5 USD");
+        assert!(usd("3,00,000 USD").unwrap_err().contains("group thousands"));
+        // The input is never pasted into a suggestion it does not fit.
+        for bad in ["-$5M", "€5M", "foo"] {
+            let e = usd(bad).unwrap_err();
+            assert!(!e.contains(&format!("\"{bad} USD\"")), "{e}");
+        }
+        assert!(usd("USD1000").unwrap_err().contains("\"USD 1000\""));
     }
 
     #[test]

@@ -92,6 +92,15 @@ pub fn opt_money(m: &Option<Money>) -> String {
     m.as_ref().map(money).unwrap_or_else(|| "-".to_string())
 }
 
+/// Units for people: thousands grouped, and a fraction (a split by 3 leaves 28 digits of one)
+/// rounded to 6 places; JSON and CSV keep every digit.
+pub fn units(u: &domain::values::Dec) -> String {
+    let shown =
+        u.0.round_dp_with_strategy(6, rust_decimal::RoundingStrategy::MidpointNearestEven)
+            .normalize();
+    group_thousands(&shown.to_string())
+}
+
 pub fn percent(p: &domain::values::Dec) -> String {
     format!("{p} %")
 }
@@ -154,6 +163,10 @@ mod tests {
         assert_eq!(visible("a\u{1b}]0;x\u{7}b"), "a\\u{1b}]0;x\\u{7}b");
         assert_eq!(visible("two\nlines"), "two\\nlines");
         assert_eq!(visible("plain"), "plain");
+        let third = domain::values::Dec("7733333.3333333333333333333333".parse().unwrap());
+        assert_eq!(units(&third), "7,733,333.333333");
+        let whole = domain::values::Dec("270000000".parse().unwrap());
+        assert_eq!(units(&whole), "270,000,000");
         let mut t = Table::new(&[("class", Align::Left), ("units", Align::Right)]);
         t.row(vec!["优先股".into(), "1".into()]);
         t.row(vec!["common".into(), "22".into()]);

@@ -63,7 +63,7 @@ pub fn ownership(
                     render::visible(e.name.as_deref().unwrap_or("?")),
                     e.entity,
                     r.as_of,
-                    crate::human::group_thousands(&e.total_units.to_string()),
+                    render::units(&e.total_units),
                     render::opt_money(&e.post_money)
                 )?;
                 let mut t = Table::new(&[
@@ -77,7 +77,7 @@ pub fn ownership(
                     t.row(vec![
                         h.holder.to_string(),
                         h.class.clone(),
-                        crate::human::group_thousands(&h.units.to_string()),
+                        render::units(&h.units),
                         render::percent(&h.percent),
                         render::opt_money(&h.value),
                     ]);
@@ -395,7 +395,7 @@ pub fn position(
                     t.row(vec![
                         h.entity.to_string(),
                         h.class.clone(),
-                        crate::human::group_thousands(&h.units.to_string()),
+                        render::units(&h.units),
                         render::percent(&h.percent),
                         render::opt_money(&h.value),
                     ]);

@@ -186,7 +186,7 @@ fn print_table(out: &mut dyn Write, r: &TimelineReport, style: Style) -> io::Res
                         .map(|b| render::percent(&b))
                         .unwrap_or_else(|| "-".into()),
                     render::percent(&p.percent),
-                    crate::human::group_thousands(&p.units.to_string()),
+                    render::units(&p.units),
                     if k == 0 {
                         c.events.join(" ")
                     } else {
