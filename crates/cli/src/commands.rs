@@ -387,9 +387,19 @@ fn record_event(path: &Path, type_name: &str, args: &[String], out: Out) -> Resu
     }
     let line = Value::Object(map).to_string();
     let plain = |m: String| {
-        m.trim_start_matches("record: ")
+        let m = m
+            .trim_start_matches("record: ")
             .trim_start_matches("line 1: ")
-            .to_string()
+            .to_string();
+        // The parser speaks of fields; `record` of its flags.
+        match m
+            .split("missing field `")
+            .nth(1)
+            .and_then(|r| r.split('`').next())
+        {
+            Some(field) => format!("--{} is required", field.replace('_', "-")),
+            None => m,
+        }
     };
     let file = engine::EventFile::new("record", line);
     // A flag value the event parser refuses is a bad flag value (exit 2), said before any

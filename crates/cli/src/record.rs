@@ -158,7 +158,10 @@ pub fn payload(
 ) -> Result<Map<String, Value>, FlagError> {
     let schema = fields(type_name).ok_or_else(|| {
         FlagError::Usage(format!(
-            "unknown event type {type_name:?}; the types are: {}",
+            "unknown event type {type_name:?}{}; the types are: {}",
+            domain::event::nearest(type_name, domain::EVENT_TYPES.iter().copied())
+                .map(|t| format!(" (did you mean {t}?)"))
+                .unwrap_or_default(),
             domain::EVENT_TYPES.join(", ")
         ))
     })?;
@@ -166,8 +169,19 @@ pub fn payload(
     let mut holdings = Vec::new();
     for (flag, text) in flags {
         let Some((_, kind)) = schema.iter().find(|(n, _)| n == flag) else {
+            let known = schema.iter().map(|(n, _)| *n).chain([
+                "id",
+                "effective",
+                "source",
+                "note",
+                "format",
+                "dry-run",
+            ]);
+            let hint = domain::event::nearest(flag, known)
+                .map(|n| format!(" (did you mean --{n}?)"))
+                .unwrap_or_default();
             return Err(FlagError::Usage(format!(
-                "`record {type_name}` takes no flag --{flag}; its flags are: {} (and --id, --effective, --source, --note)",
+                "`record {type_name}` takes no flag --{flag}{hint}; its flags are: {} (and --id, --effective, --source, --note)",
                 flag_list(type_name)
             )));
         };

@@ -341,9 +341,12 @@ macro_rules! payloads {
                 match type_name {
                     $($name => serde_json::from_value::<$ty>(Value::Object(fields))
                         .map(Payload::$variant)
-                        .map_err(|e| e.to_string()),)*
+                        .map_err(|e| with_suggestion(&e.to_string())),)*
                     other => Err(format!(
-                        "unknown event type {other:?}; the types are: {}",
+                        "unknown event type {other:?}{}; the types are: {}",
+                        nearest(other, EVENT_TYPES.iter().copied())
+                            .map(|t| format!(" (did you mean {t:?}?)"))
+                            .unwrap_or_default(),
                         EVENT_TYPES.join(", ")
                     )),
                 }
@@ -741,6 +744,8 @@ pub const BATCH_EVENTS_MAX: usize = 1_000_000;
 /// stops the parse. A file of more than [`BATCH_EVENTS_MAX`] non-blank lines
 /// is refused before any line is parsed, naming the first line past the limit.
 pub fn parse_jsonl(text: &str) -> Result<ParsedFile, FileError> {
+    // A byte-order mark (some editors write one) is not part of the first line.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     if let Some((i, _)) = text
         .lines()
         .enumerate()
@@ -804,7 +809,7 @@ fn parse_lines(lines: &[(usize, &str)]) -> Result<ParsedFile, FileError> {
         }
         let event = Event::from_line(line).map_err(|error| FileError {
             line: line_no,
-            error,
+            error: lines_hint(line, error),
         })?;
         if may_hold_controls(line) {
             check_text(&event).map_err(|error| FileError {
@@ -815,6 +820,81 @@ fn parse_lines(lines: &[(usize, &str)]) -> Result<ParsedFile, FileError> {
         events.push((line_no, event));
     }
     Ok(events)
+}
+
+/// A line that is not one JSON object because the file is not JSON Lines: a JSON array, or
+/// a pretty-printed object spread over lines, is said to be that.
+fn lines_hint(line: &str, error: ParseError) -> ParseError {
+    let t = line.trim();
+    let hint = if t.starts_with('[') {
+        "this line starts a JSON array: an event file is JSON Lines, one event object per line, without [ ] around them"
+    } else if t == "{" || t == "}" || t.starts_with('"') {
+        "this line is part of a JSON object spread over several lines: an event file is JSON Lines, each event one JSON object on one line (not pretty-printed)"
+    } else {
+        return error;
+    };
+    ParseError {
+        id: error.id,
+        message: format!("{}; {hint}", error.message),
+    }
+}
+
+/// The candidate nearest to `word` by edit distance, when it is near enough to be the word
+/// meant (at most a third of its letters off, and never the word itself).
+pub fn nearest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    let limit = (word.chars().count() / 3).max(1);
+    candidates
+        .into_iter()
+        .filter(|c| *c != word)
+        .map(|c| (distance(word, c), c))
+        .filter(|(d, _)| *d <= limit)
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, c)| c)
+}
+
+/// Edit distance over characters, a swap of two neighbours counting as one edit (optimal
+/// string alignment), so that `nmae` is one edit from `name`.
+fn distance(a: &str, b: &str) -> usize {
+    let a: Vec<char> = a.chars().collect();
+    let b: Vec<char> = b.chars().collect();
+    let mut d = vec![vec![0usize; b.len() + 1]; a.len() + 1];
+    for (i, row) in d.iter_mut().enumerate() {
+        row[0] = i;
+    }
+    for (j, cell) in d[0].iter_mut().enumerate() {
+        *cell = j;
+    }
+    for i in 1..=a.len() {
+        for j in 1..=b.len() {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            let mut v = (d[i - 1][j] + 1)
+                .min(d[i][j - 1] + 1)
+                .min(d[i - 1][j - 1] + cost);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                v = v.min(d[i - 2][j - 2] + 1);
+            }
+            d[i][j] = v;
+        }
+    }
+    d[a.len()][b.len()]
+}
+
+/// serde's "unknown field `x`, expected one of `a`, `b`" (and the same for variants), with
+/// the nearest expected name suggested.
+fn with_suggestion(message: &str) -> String {
+    let pick = |kind: &str| -> Option<String> {
+        let rest = message.split(kind).nth(1)?;
+        let (word, rest) = rest.strip_prefix('`')?.split_once('`')?;
+        let expected = rest.split("expected one of ").nth(1)?;
+        let names: Vec<&str> = expected
+            .split(", ")
+            .map(|n| n.trim().trim_matches('`'))
+            .collect();
+        nearest(word, names.iter().copied()).map(|n| format!("{message} (did you mean `{n}`?)"))
+    };
+    pick("unknown field ")
+        .or_else(|| pick("unknown variant "))
+        .unwrap_or_else(|| message.to_string())
 }
 
 /// Whether a JSON line can hold a control character in a string: only as an escape (raw
