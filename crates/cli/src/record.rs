@@ -128,7 +128,9 @@ pub enum FlagError {
     Value(String),
 }
 
-fn holding(spec: &str) -> Result<Value, String> {
+/// One `--holding`, and its units when they were given as a bare number (`HOLDER=27`,
+/// which could be a percent without its `%`).
+fn holding(spec: &str) -> Result<(Value, Option<rust_decimal::Decimal>), String> {
     let (holder, rest) = spec.split_once('=').ok_or_else(|| {
         format!("invalid --holding {spec:?}: write HOLDER=27% (percent) or HOLDER=270000000 (units), optionally @CLASS")
     })?;
@@ -138,17 +140,35 @@ fn holding(spec: &str) -> Result<Value, String> {
     };
     let mut m = Map::new();
     m.insert("holder".into(), Value::String(holder.to_string()));
+    let mut bare = None;
     if let Some(p) = amount.strip_suffix('%') {
         let p = parse_scaled(p.trim())?;
         m.insert("percent".into(), Value::String(p.to_string()));
+    } else if let Some(u) = amount.strip_suffix("units") {
+        let u = parse_scaled(u.trim())?;
+        m.insert("units".into(), Value::String(u.to_string()));
     } else {
         let u = parse_scaled(amount)?;
         m.insert("units".into(), Value::String(u.to_string()));
+        bare = Some(u);
     }
     if let Some(c) = class {
         m.insert("class".into(), Value::String(c.to_string()));
     }
-    Ok(Value::Object(m))
+    Ok((Value::Object(m), bare))
+}
+
+/// A cap table given in bare numbers that could all be percents (each 100 or less, 100 or
+/// less in all) replaces the table with unit counts a `%` away from what was meant: refused,
+/// asking for `%` or an explicit `units`.
+fn looks_like_percents(bare: &[Option<rust_decimal::Decimal>]) -> bool {
+    let hundred = rust_decimal::Decimal::ONE_HUNDRED;
+    let all: Option<Vec<rust_decimal::Decimal>> = bare.iter().copied().collect();
+    all.is_some_and(|units| {
+        !units.is_empty()
+            && units.iter().all(|u| *u <= hundred)
+            && units.iter().copied().sum::<rust_decimal::Decimal>() <= hundred
+    })
 }
 
 /// Builds the payload of `type_name` from `--flag value` pairs.
@@ -167,6 +187,7 @@ pub fn payload(
     })?;
     let mut out = Map::new();
     let mut holdings = Vec::new();
+    let mut bare_units = Vec::new();
     for (flag, text) in flags {
         let Some((_, kind)) = schema.iter().find(|(n, _)| n == flag) else {
             let known = schema.iter().map(|(n, _)| *n).chain([
@@ -212,11 +233,23 @@ pub fn payload(
                 _ => Value::String(text.clone()),
             },
             Kind::Holdings => {
-                holdings.push(holding(text).map_err(bad)?);
+                let (h, bare) = holding(text).map_err(bad)?;
+                holdings.push(h);
+                bare_units.push(bare);
                 continue;
             }
         };
         out.insert(field, value);
+    }
+    if looks_like_percents(&bare_units) {
+        let first = flags
+            .iter()
+            .find(|(f, _)| f == "holding")
+            .map(|(_, t)| t.clone())
+            .unwrap_or_default();
+        return Err(FlagError::Usage(format!(
+            "--holding {first} reads as units, and every holding here is 100 units or fewer, so they look like percents without their %: write {first}% for a percent, or {first}units for units"
+        )));
     }
     if !holdings.is_empty() {
         out.insert("holdings".into(), Value::Array(holdings));
