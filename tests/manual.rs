@@ -87,3 +87,31 @@ fn man_pages_for_accord_and_each_command() {
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).starts_with("error: no command \"nope\""));
 }
+
+#[test]
+fn the_manual_has_exit_status_environment_and_event_types_and_completion_knows_the_types() {
+    let page = ok(&["man"]);
+    for section in [
+        ".SH \"EXIT STATUS\"",
+        ".SH ENVIRONMENT",
+        ".SH \"EVENT TYPES\"",
+    ] {
+        assert!(page.contains(section), "no {section} in the manual");
+    }
+    for name in [
+        "ACCORD_STORE",
+        "ACCORD_WAIT",
+        "NO_COLOR",
+        "obligation_settled",
+        "event_reversed",
+    ] {
+        assert!(page.contains(name), "the manual does not name {name}");
+    }
+    for shell in ["bash", "zsh", "fish"] {
+        let script = ok(&["completions", shell]);
+        assert!(
+            script.contains("obligation_settled") && script.contains("party_registered"),
+            "{shell} completion does not offer the event types"
+        );
+    }
+}

@@ -219,7 +219,7 @@ pub enum Command {
     #[command(after_help = RECORD_EXAMPLES, disable_help_flag = true)]
     Record {
         /// The event type, e.g. investment_made; `record TYPE --help` lists its flags.
-        #[arg(value_name = "TYPE", allow_hyphen_values = true)]
+        #[arg(value_name = "TYPE", allow_hyphen_values = true, value_parser = EventType)]
         type_name: String,
         /// --field value pairs.
         #[arg(trailing_var_arg = true, allow_hyphen_values = true, num_args = 0.., value_name = "FLAGS")]
@@ -473,5 +473,33 @@ impl Command {
             Command::Completions { .. } => "completions",
             Command::Man { .. } => "man",
         }
+    }
+}
+
+/// The event types, offered by shell completion after `record`; any text is taken, so that
+/// `record` itself refuses an unknown type with its own words (and a "did you mean").
+#[derive(Clone)]
+struct EventType;
+
+impl clap::builder::TypedValueParser for EventType {
+    type Value = String;
+
+    fn parse_ref(
+        &self,
+        _cmd: &clap::Command,
+        _arg: Option<&clap::Arg>,
+        value: &std::ffi::OsStr,
+    ) -> Result<String, clap::Error> {
+        Ok(value.to_string_lossy().into_owned())
+    }
+
+    fn possible_values(
+        &self,
+    ) -> Option<Box<dyn Iterator<Item = clap::builder::PossibleValue> + '_>> {
+        Some(Box::new(
+            domain::EVENT_TYPES
+                .iter()
+                .map(|t| clap::builder::PossibleValue::new(*t)),
+        ))
     }
 }

@@ -78,8 +78,66 @@ fn render(page: &clap::Command, title: &str, w: &mut dyn std::io::Write) -> std:
         roff.control("fi", []);
         roff.to_writer(w)?;
     }
+    if title == "accord" {
+        reference_sections(w)?;
+    }
     if page.get_version().is_some() {
         man.render_version_section(w)?;
     }
     Ok(())
+}
+
+/// What the page of accord itself says beyond its flags: exit codes, the environment, and
+/// the event types (each listed with its fields by `accord record TYPE --help`).
+fn reference_sections(w: &mut dyn std::io::Write) -> std::io::Result<()> {
+    use clap_mangen::roff::{bold, roman, Roff};
+    let mut roff = Roff::new();
+    roff.control("SH", ["EXIT STATUS"]);
+    for (code, meaning) in [
+        ("0", "success"),
+        (
+            "1",
+            "input refused: a parse error, a broken rule; nothing was written",
+        ),
+        (
+            "2",
+            "usage error: an unknown command or flag, a bad flag value",
+        ),
+        ("3", "integrity check failed (verify)"),
+        (
+            "4",
+            "store unavailable: missing, held by another process past --wait, not a store, damaged",
+        ),
+    ] {
+        roff.control("TP", [])
+            .text([bold(code)])
+            .text([roman(meaning)]);
+    }
+    roff.control("SH", ["ENVIRONMENT"]);
+    for (name, meaning) in [
+        (
+            "ACCORD_STORE",
+            "the store when --store is not given (default ./accord.db)",
+        ),
+        (
+            "ACCORD_WAIT",
+            "seconds to wait for a store another process holds, as --wait (default 5)",
+        ),
+        ("NO_COLOR", "set to anything: no colour, even on a terminal"),
+        ("TERM", "dumb: no colour"),
+    ] {
+        roff.control("TP", [])
+            .text([bold(name)])
+            .text([roman(meaning)]);
+    }
+    roff.control("SH", ["EVENT TYPES"]);
+    roff.text([roman(
+        "An event file holds one JSON object per line (JSON Lines); accord record TYPE --help lists the flags of one type. The types:",
+    )]);
+    roff.control("nf", []);
+    for t in domain::EVENT_TYPES {
+        roff.text([roman(format!("  {t}"))]);
+    }
+    roff.control("fi", []);
+    roff.to_writer(w)
 }

@@ -40,7 +40,7 @@ const HEAD_TMP_FILE: &str = "accord.head.tmp";
 /// Bounds sled's page cache, which otherwise defaults to 1 GiB.
 const CACHE_CAPACITY: u64 = 64 * 1024 * 1024;
 /// How long to wait for sled's own file lock while already holding ours (see `open_sled`).
-const SLED_LOCK_GRACE: Duration = Duration::from_millis(500);
+const SLED_LOCK_GRACE: Duration = Duration::from_secs(2);
 /// The first key after every segment key (`b"seg"` with its last byte incremented).
 const SEG_END: &[u8] = b"seh";
 const ZERO_HASH: [u8; 32] = [0u8; 32];
@@ -1646,7 +1646,7 @@ pub struct Opening {
 /// Opens sled while holding our lock. If sled's own lock is still held, it is almost always a
 /// handle of this same process that is still shutting down (sled's background threads keep its
 /// lock file open briefly after `Store` is dropped), so we retry for a short grace period; a
-/// foreign process that ignores our lock file still ends in `Locked` well within a second.
+/// foreign process that ignores our lock file still ends in `Locked` within two seconds.
 fn open_sled(path: &Path) -> Result<sled::Db, StoreError> {
     let config = sled::Config::new()
         .path(path)
