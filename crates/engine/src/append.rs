@@ -191,7 +191,13 @@ fn plan_files(
         let next = log.last().map_or(1, |r| r.seq + 1);
         let count = events.len();
         let start = log.len();
+        let ids: Vec<String> = events.iter().map(|(_, e)| e.id.to_string()).collect();
         let (fresh, skipped) = plan_file(&mut log, &name, events, now)?;
+        let reversed = if skipped > 0 {
+            reversed_among(&log, start, &ids)
+        } else {
+            Vec::new()
+        };
         let receipt = Receipt {
             appended: fresh as u64,
             skipped: skipped as u64,
@@ -199,6 +205,7 @@ fn plan_files(
             last_seq: (fresh > 0).then(|| next + fresh as u64 - 1),
             head: head.map(|h| h.hash_hex()),
             head_seq: head.map(|h| h.seq),
+            reversed,
         };
         plans.push((name, start..log.len(), receipt));
         options.advance(count as u64);
@@ -255,10 +262,35 @@ fn write_planned(
                 last_seq: written.as_ref().and_then(|r| r.last_seq),
                 head: head.as_ref().map(|h| h.hash_hex()),
                 head_seq: head.as_ref().map(|h| h.seq),
+                reversed: planned.reversed.clone(),
             },
         });
     }
     Ok(receipts)
+}
+
+/// Of a file's `ids`, those skipped as already recorded (not among the new events from
+/// `start` on) that a recorded reversal removed, with that reversal's id.
+fn reversed_among(log: &[RecordedEvent], start: usize, ids: &[String]) -> Vec<(String, String)> {
+    let new: std::collections::HashSet<&str> =
+        log[start..].iter().map(|r| r.event.id.as_str()).collect();
+    let by: std::collections::HashMap<&str, &str> = log
+        .iter()
+        .filter_map(|r| match &r.event.payload {
+            domain::Payload::EventReversed(p) => Some((p.reverses.as_str(), r.event.id.as_str())),
+            _ => None,
+        })
+        .collect();
+    let mut out: Vec<(String, String)> = Vec::new();
+    for id in ids {
+        if new.contains(id.as_str()) || out.iter().any(|(i, _)| i == id) {
+            continue;
+        }
+        if let Some(rev) = by.get(id.as_str()) {
+            out.push((id.clone(), rev.to_string()));
+        }
+    }
+    out
 }
 
 /// Validates one parsed file against `log` with `plan_batch`, as an append

@@ -208,6 +208,7 @@ fn commit(
             last_seq: None,
             head: head.as_ref().map(|h| h.hash_hex()),
             head_seq: head.as_ref().map(|h| h.seq),
+            reversed: Vec::new(),
         });
     }
     let now: DateTime<Utc> = config.now();
@@ -241,6 +242,7 @@ fn commit(
         last_seq: r.last_seq,
         head: head.as_ref().map(|h| h.hash_hex()),
         head_seq: head.as_ref().map(|h| h.seq),
+        reversed: Vec::new(),
     })
 }
 

@@ -11,6 +11,9 @@ pub struct Receipt {
     pub head: Option<String>,
     /// The seq of `head`.
     pub head_seq: Option<u64>,
+    /// Events skipped as already recorded that a reversal has removed: (id, the reversal's
+    /// id). Sending them again does not bring them back.
+    pub reversed: Vec<(String, String)>,
 }
 
 /// A file's receipt, under the file's name.

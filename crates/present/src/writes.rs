@@ -59,6 +59,12 @@ pub fn receipt(
                 let _ = write!(line, "; id {id}");
             }
             writeln!(out, "{line}")?;
+            for (event, by) in &r.reversed {
+                writeln!(
+                    out,
+                    "note: {event} is recorded but was reversed by {by}: sending it again does not restore it; record it again under a new id"
+                )?;
+            }
             if !dry_run {
                 if let (Some(h), Some(s)) = (&r.head, r.head_seq) {
                     writeln!(out, "head {s}:{h}")?;
