@@ -132,7 +132,14 @@ pub fn execute(cli: Cli, out: Out) -> Result<(), Failure> {
             let party = Slug::parse(&party).map_err(|e| Failure::Usage(format!("PARTY: {e}")))?;
             let p = projection(&path, time, Some(&party), with.as_deref())?;
             let report = p.position(&party, scope(all));
-            present::reports::position(out, format.into(), &report, look)?;
+            // Asked about before it is registered: the table says from when it is.
+            let from = match (&report.name, format) {
+                (None, crate::args::ReadFormat::Table) => {
+                    open_for_read(&path)?.registered_from(&party)?
+                }
+                _ => None,
+            };
+            present::reports::position(out, format.into(), &report, from, look)?;
             Ok(())
         }
         Command::Verify {

@@ -116,6 +116,27 @@ impl Engine {
         })
     }
 
+    /// The date from which `party` is registered (the effective date of the event that
+    /// registers it, as known now), if any event registers it.
+    pub fn registered_from(&self, party: &Slug) -> Result<Option<Date>, Error> {
+        let events = self.events()?;
+        let reversed: std::collections::HashSet<&str> = events
+            .iter()
+            .filter_map(|r| match &r.event.payload {
+                Payload::EventReversed(p) => Some(p.reverses.as_str()),
+                _ => None,
+            })
+            .collect();
+        Ok(events
+            .iter()
+            .filter(|r| !reversed.contains(r.event.id.as_str()))
+            .filter_map(|r| match &r.event.payload {
+                Payload::PartyRegistered(p) if p.party == *party => Some(r.event.effective),
+                _ => None,
+            })
+            .min())
+    }
+
     /// The whole decoded log.
     pub fn events(&self) -> Result<Vec<RecordedEvent>, Error> {
         let snapshot = self.store.read()?;

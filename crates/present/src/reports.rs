@@ -293,10 +293,13 @@ pub fn rights(
     Ok(())
 }
 
+/// A party's position; `registered_from` is the date from which it is registered, said in
+/// the table's header when the party is not registered yet on the report's date.
 pub fn position(
     out: &mut dyn Write,
     format: Format,
     p: &projector::PositionReport,
+    registered_from: Option<Date>,
     style: Style,
 ) -> io::Result<()> {
     match format {
@@ -373,13 +376,20 @@ pub fn position(
             )?;
         }
         Format::Table => {
-            writeln!(
-                out,
-                "{} ({}) on {}",
-                render::visible(p.name.as_deref().unwrap_or("unregistered party")),
-                p.party,
-                p.as_of
-            )?;
+            match (&p.name, registered_from) {
+                (None, Some(from)) if from > p.as_of => writeln!(
+                    out,
+                    "{} on {}: not registered yet (registered from {from})",
+                    p.party, p.as_of
+                )?,
+                _ => writeln!(
+                    out,
+                    "{} ({}) on {}",
+                    render::visible(p.name.as_deref().unwrap_or("unregistered party")),
+                    p.party,
+                    p.as_of
+                )?,
+            }
             writeln!(out, "Holdings:")?;
             if p.holdings.is_empty() {
                 writeln!(out, "  none")?;
