@@ -118,3 +118,31 @@ fn a_silent_holder_clears_what_an_earlier_holder_said() {
     );
     drop(held);
 }
+
+#[test]
+fn usage_lines_do_not_show_a_store_taken_from_the_environment() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = sample_store(dir.path());
+    let o = Command::new(testkit::bin())
+        .env("ACCORD_STORE", &store)
+        .arg("position")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8(o.stderr).unwrap();
+    assert!(err.contains("Usage: accord position <PARTY>"), "{err}");
+    // The environment still names the store, and a bad $ACCORD_WAIT is a usage error.
+    let o = Command::new(testkit::bin())
+        .env("ACCORD_STORE", &store)
+        .arg("head")
+        .output()
+        .unwrap();
+    assert!(String::from_utf8(o.stdout).unwrap().starts_with("22:"));
+    let o = Command::new(testkit::bin())
+        .env("ACCORD_STORE", &store)
+        .env("ACCORD_WAIT", "soon")
+        .arg("head")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+}

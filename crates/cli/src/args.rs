@@ -166,17 +166,14 @@ Examples:
 #[command(name = "accord", version, about, after_help = EXAMPLES)]
 pub struct Cli {
     /// The store (a directory). Default: $ACCORD_STORE, else ./accord.db.
-    #[arg(long, global = true, env = "ACCORD_STORE", value_name = "PATH")]
+    // The environment is read by the command, not by clap: clap would show a value it took
+    // from there in usage lines as if it were a required flag.
+    #[arg(long, global = true, value_name = "PATH")]
     pub store: Option<PathBuf>,
     /// How long to wait for a store that another process holds, then exit 4 (0: fail at once).
-    #[arg(
-        long,
-        global = true,
-        env = "ACCORD_WAIT",
-        value_name = "SECONDS",
-        default_value_t = 5
-    )]
-    pub wait: u64,
+    /// Default: $ACCORD_WAIT, else 5.
+    #[arg(long, global = true, value_name = "SECONDS")]
+    pub wait: Option<u64>,
     #[command(subcommand)]
     pub command: Command,
 }

@@ -43,7 +43,11 @@ pub(crate) fn query(time: TimeArgs) -> Query {
 }
 
 pub fn execute(cli: Cli, out: Out) -> Result<(), Failure> {
-    crate::ledger::set_opening(cli.wait, cli.command.name());
+    let wait = match cli.wait {
+        Some(w) => w,
+        None => crate::ledger::env_wait()?,
+    };
+    crate::ledger::set_opening(wait, cli.command.name());
     let path = store_path(cli.store);
     let look = style::tables();
     match cli.command {

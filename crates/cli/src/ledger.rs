@@ -15,7 +15,25 @@ use crate::progress::Progress;
 /// The store a command uses: `--store`, else `$ACCORD_STORE` (clap reads both), else
 /// `./accord.db`.
 pub(crate) fn store_path(cli_store: Option<PathBuf>) -> PathBuf {
-    cli_store.unwrap_or_else(|| PathBuf::from("accord.db"))
+    cli_store
+        .or_else(|| {
+            std::env::var_os("ACCORD_STORE")
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from)
+        })
+        .unwrap_or_else(|| PathBuf::from("accord.db"))
+}
+
+/// `--wait` when not given: `$ACCORD_WAIT`, else 5 seconds.
+pub(crate) fn env_wait() -> Result<u64, Failure> {
+    match std::env::var("ACCORD_WAIT") {
+        Ok(v) if !v.is_empty() => v.trim().parse().map_err(|_| {
+            Failure::Usage(format!(
+                "invalid $ACCORD_WAIT {v:?}: use a whole number of seconds"
+            ))
+        }),
+        _ => Ok(5),
+    }
 }
 
 /// Today, UTC: the default `--as-of`.
