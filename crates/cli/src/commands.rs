@@ -403,14 +403,28 @@ fn record_event(path: &Path, type_name: &str, args: &[String], out: Out) -> Resu
             .trim_start_matches("line 1: ")
             .to_string();
         // The parser speaks of fields; `record` of its flags.
-        match m
+        if let Some(field) = m
             .split("missing field `")
             .nth(1)
             .and_then(|r| r.split('`').next())
         {
-            Some(field) => format!("--{} is required", field.replace('_', "-")),
-            None => m,
+            return format!("--{} is required", field.replace('_', "-"));
         }
+        // A value that is not one of a field's words: named by the flag that gave it.
+        if let Some(at) = m.find("unknown variant `") {
+            let rest = &m[at..];
+            let word = rest["unknown variant `".len()..]
+                .split('`')
+                .next()
+                .unwrap_or("");
+            if let Some((flag, _)) = pairs.iter().find(|(_, v)| v == word) {
+                return format!(
+                    "--{flag}: {}",
+                    rest.replacen("unknown variant", "unknown value", 1)
+                );
+            }
+        }
+        m
     };
     let file = engine::EventFile::new("record", line);
     // A flag value the event parser refuses is a bad flag value (exit 2), said before any
