@@ -16,7 +16,7 @@ use serde_json::{json, Value};
 use crate::args::{Cli, Command, ExportFormat, TimeArgs, TimelineFormat, WriteFormat};
 use crate::failure::Failure;
 use crate::input::{event_file, jsonl_files};
-use crate::ledger::{append_files, open_for_read, store_path, today};
+use crate::ledger::{append_files, append_parsed, open_for_read, store_path, today};
 use crate::record::{self, FlagError};
 use crate::style;
 
@@ -426,14 +426,16 @@ fn record_event(path: &Path, type_name: &str, args: &[String], out: Out) -> Resu
         }
         m
     };
-    let file = engine::EventFile::new("record", line);
+    let progress = crate::progress::Progress::start();
     // A flag value the event parser refuses is a bad flag value (exit 2), said before any
     // store is opened.
-    engine::Parsed::files(vec![file.clone()]).map_err(|e| match e {
-        engine::Error::Refused(r) => Failure::Usage(plain(r.message)),
-        other => other.into(),
-    })?;
-    let receipts = append_files(&path, vec![file], dry_run).map_err(|f| match f {
+    let parsed = engine::Parsed::files(vec![engine::EventFile::new("record", line)]).map_err(
+        |e| match e {
+            engine::Error::Refused(r) => Failure::Usage(plain(r.message)),
+            other => other.into(),
+        },
+    )?;
+    let receipts = append_parsed(&path, parsed, dry_run, &progress).map_err(|f| match f {
         Failure::Refused(m) => Failure::Refused(plain(m)),
         other => other,
     })?;

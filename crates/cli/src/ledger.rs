@@ -108,10 +108,20 @@ pub(crate) fn append_files(
     // Parsed before the store is opened: a bad file creates nothing, and is refused (exit 1)
     // even when the store is locked.
     let parsed = Parsed::files(files)?;
+    append_parsed(path, parsed, dry_run, &progress)
+}
+
+/// `append_files` for files already parsed.
+pub(crate) fn append_parsed(
+    path: &Path,
+    parsed: Parsed,
+    dry_run: bool,
+    progress: &Progress,
+) -> Result<Vec<FileReceipt>, Failure> {
     let options = Options {
         dry_run,
         expect_head: None,
-        progress: Some(&progress),
+        progress: Some(progress),
     };
     let receipts = if dry_run && !path.exists() {
         engine::dry_run_on_empty(parsed, &config(), &options)?

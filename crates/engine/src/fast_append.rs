@@ -258,13 +258,9 @@ fn fetch(
         .map(|record| {
             decode(record)
                 .map(|r| (r.seq, r))
-                .map_err(|m| corrupt_at(record.seq, &m))
+                .map_err(|m| Error::corrupt_at(record.seq, &m))
         })
         .collect()
-}
-
-fn corrupt_at(seq: u64, m: &str) -> Error {
-    Error::corrupt_at(seq, m)
 }
 
 /// Adds to `part` the events (not reversed) of each aggregate of `which`
