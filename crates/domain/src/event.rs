@@ -164,7 +164,10 @@ pub struct SharesSplit {
 
 /// One line of a `recapitalized` or `holdings_stated` table, as written.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(
+    deny_unknown_fields,
+    expecting = r#"a holding object such as {"holder": "alice", "percent": "40"}"#
+)]
 pub struct HoldingLine {
     pub holder: PartyId,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -339,7 +342,7 @@ macro_rules! payloads {
 
             fn from_fields(type_name: &str, fields: Map<String, Value>) -> Result<Payload, String> {
                 match type_name {
-                    $($name => serde_json::from_value::<$ty>(Value::Object(fields))
+                    $($name => <$ty>::deserialize(MapAccessDeserializer::new(KeyedFields::new(fields)))
                         .map(Payload::$variant)
                         .map_err(|e| with_suggestion(&e.to_string())),)*
                     other => Err(format!(
@@ -723,6 +726,62 @@ impl<'de> MapAccess<'de> for RawFields<'de> {
     }
 }
 
+/// The fields of a payload as a map for its derived `Deserialize`, from a parsed object: a
+/// value that does not fit says which field it is (`amount`: ...), where serde alone says
+/// only what it expected.
+struct KeyedFields {
+    fields: serde_json::map::IntoIter,
+    key: String,
+    value: Option<Value>,
+}
+
+impl KeyedFields {
+    fn new(fields: Map<String, Value>) -> Self {
+        KeyedFields {
+            fields: fields.into_iter(),
+            key: String::new(),
+            value: None,
+        }
+    }
+}
+
+impl<'de> MapAccess<'de> for KeyedFields {
+    type Error = serde_json::Error;
+
+    fn next_key_seed<K: DeserializeSeed<'de>>(
+        &mut self,
+        seed: K,
+    ) -> Result<Option<K::Value>, Self::Error> {
+        match self.fields.next() {
+            Some((k, v)) => {
+                self.value = Some(v);
+                let key = seed.deserialize(serde::de::value::StrDeserializer::new(&k))?;
+                self.key = k;
+                Ok(Some(key))
+            }
+            None => Ok(None),
+        }
+    }
+
+    fn next_value_seed<V: DeserializeSeed<'de>>(
+        &mut self,
+        seed: V,
+    ) -> Result<V::Value, Self::Error> {
+        let value = self
+            .value
+            .take()
+            .ok_or_else(|| serde::de::Error::custom("a value without its key"))?;
+        seed.deserialize(value).map_err(|e| {
+            let message = e.to_string();
+            if message.contains(&format!("`{}`", self.key)) || message.starts_with(&self.key) {
+                e
+            } else {
+                serde::de::Error::custom(format!("`{}`: {message}", self.key))
+            }
+        })
+    }
+}
+
 /// A parsed file: each event with its 1-based line number.
 pub type ParsedFile = Vec<(usize, Event)>;
 
@@ -828,7 +887,7 @@ fn lines_hint(line: &str, error: ParseError) -> ParseError {
     let t = line.trim();
     let hint = if t.starts_with('[') {
         "this line starts a JSON array: an event file is JSON Lines, one event object per line, without [ ] around them"
-    } else if t == "{" || t == "}" || t.starts_with('"') {
+    } else if t == "{" || t == "}" || t == "}," || (t.starts_with('"') && t.contains("\":")) {
         "this line is part of a JSON object spread over several lines: an event file is JSON Lines, each event one JSON object on one line (not pretty-printed)"
     } else {
         return error;

@@ -309,7 +309,10 @@ impl Money {
 impl<'de> Deserialize<'de> for Money {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         #[derive(Deserialize)]
-        #[serde(deny_unknown_fields)]
+        #[serde(
+            deny_unknown_fields,
+            expecting = r#"an amount object such as {"amount": "5000000", "currency": "USD"}"#
+        )]
         struct Raw {
             amount: Dec,
             currency: Currency,
