@@ -90,7 +90,7 @@ fn big_file(dir: &Path, n: usize) -> PathBuf {
     path
 }
 
-const BIG: usize = 30_000;
+const BIG: usize = 80_000;
 
 #[test]
 fn a_slow_import_with_stderr_piped_writes_nothing_to_it() {
@@ -183,11 +183,44 @@ fn on_a_terminal_a_slow_import_draws_its_bar() {
     // The bar appears after a second; on a machine fast enough to finish
     // sooner there is nothing to see.
     if took > Duration::from_millis(1500) {
+        let drawn = steps_drawn(&text);
         assert!(
-            text.contains("events validated") || text.contains("events written"),
+            !drawn.is_empty(),
             "an import of {took:?} drew no bar: {text:?}"
         );
+        // The bar moves forward only: steps come in order, and each counts up.
+        for w in drawn.windows(2) {
+            assert!(
+                w[0].0 < w[1].0 || (w[0].0 == w[1].0 && w[0].1 <= w[1].1),
+                "the bar went back from {:?} to {:?}",
+                w[0],
+                w[1]
+            );
+        }
     } else {
         eprintln!("the import took {took:?}: too quick for the bar");
     }
+}
+
+/// Each "reading|checking|writing N/M events" the bar drew, as (step, N).
+fn steps_drawn(text: &str) -> Vec<(usize, u64)> {
+    let mut out = Vec::new();
+    for (step, verb) in ["reading ", "checking ", "writing "].iter().enumerate() {
+        let mut rest = text;
+        while let Some(i) = rest.find(verb) {
+            rest = &rest[i + verb.len()..];
+            let count: String = rest
+                .chars()
+                .take_while(|c| c.is_ascii_digit() || *c == ',')
+                .collect();
+            if rest[count.len()..].starts_with('/') {
+                if let Ok(n) = count.replace(',', "").parse::<u64>() {
+                    out.push((step, n, text.len() - rest.len()));
+                }
+            }
+        }
+    }
+    // In the order drawn.
+    out.sort_by_key(|(_, _, at)| *at);
+    out.into_iter().map(|(s, n, _)| (s, n)).collect()
 }

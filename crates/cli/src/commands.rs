@@ -242,15 +242,18 @@ fn copy(from: &Path, to: &Path) -> Result<engine::Verified, Failure> {
     } else {
         None
     };
-    let progress = crate::progress::Progress::start();
+    let progress = crate::progress::Progress::start(&["read", "written"]);
     let log = source.copy_out(Some(&progress))?;
     drop(source);
     let (target, created) = match target {
         Some(t) => (t, false),
-        None => (
-            engine::Engine::open(to, engine::Access::Write, config)?,
-            true,
-        ),
+        None => {
+            progress.created(to.to_path_buf());
+            (
+                engine::Engine::open(to, engine::Access::Write, config)?,
+                true,
+            )
+        }
     };
     let copied = target.copy_in(log, Some(&progress));
     drop(target);
@@ -426,7 +429,7 @@ fn record_event(path: &Path, type_name: &str, args: &[String], out: Out) -> Resu
         }
         m
     };
-    let progress = crate::progress::Progress::start();
+    let progress = crate::progress::Progress::for_append(dry_run);
     // A flag value the event parser refuses is a bad flag value (exit 2), said before any
     // store is opened.
     let parsed = engine::Parsed::files(vec![engine::EventFile::new("record", line)]).map_err(

@@ -104,10 +104,10 @@ pub(crate) fn append_files(
     dry_run: bool,
 ) -> Result<Vec<FileReceipt>, Failure> {
     // Shown on a terminal only, once the command has run for a second.
-    let progress = Progress::start();
+    let progress = Progress::for_append(dry_run);
     // Parsed before the store is opened: a bad file creates nothing, and is refused (exit 1)
     // even when the store is locked.
-    let parsed = Parsed::files(files)?;
+    let parsed = Parsed::files_with(files, Some(&progress))?;
     append_parsed(path, parsed, dry_run, &progress)
 }
 
@@ -129,6 +129,9 @@ pub(crate) fn append_parsed(
         open_for_read(path)?.append(parsed, &options)?
     } else {
         let existed = path.exists();
+        if !existed {
+            progress.created(path.to_path_buf());
+        }
         let appended =
             Engine::open(path, Access::Write, config()).and_then(|e| e.append(parsed, &options));
         // A refusal comes before any write: a store this command created for it holds

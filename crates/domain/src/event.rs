@@ -803,6 +803,14 @@ pub const BATCH_EVENTS_MAX: usize = 1_000_000;
 /// stops the parse. A file of more than [`BATCH_EVENTS_MAX`] non-blank lines
 /// is refused before any line is parsed, naming the first line past the limit.
 pub fn parse_jsonl(text: &str) -> Result<ParsedFile, FileError> {
+    parse_jsonl_ticked(text, None)
+}
+
+/// `parse_jsonl` that tells `tick` how many more lines it has parsed, as it goes.
+pub fn parse_jsonl_ticked(
+    text: &str,
+    tick: Option<crate::timeline::Tick<'_>>,
+) -> Result<ParsedFile, FileError> {
     // A byte-order mark (some editors write one) is not part of the first line.
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     if let Some((i, _)) = text
@@ -831,12 +839,12 @@ pub fn parse_jsonl(text: &str) -> Result<ParsedFile, FileError> {
     // halves on two threads. The first half's error, if any, comes first,
     // so the refusal names the same (first) bad line either way.
     if lines.len() < 4096 {
-        return parse_lines(&lines);
+        return parse_lines(&lines, tick);
     }
     let (first, second) = lines.split_at(lines.len() / 2);
     let (a, b) = std::thread::scope(|scope| {
-        let other = scope.spawn(|| parse_lines(second));
-        let a = parse_lines(first);
+        let other = scope.spawn(|| parse_lines(second, tick));
+        let a = parse_lines(first, tick);
         (a, other.join())
     });
     let mut events = a?;
@@ -844,16 +852,24 @@ pub fn parse_jsonl(text: &str) -> Result<ParsedFile, FileError> {
         Ok(b) => events.extend(b?),
         // A panic while parsing is a bug; parse again on this thread so
         // that it surfaces here rather than as a lost half.
-        Err(_) => events.extend(parse_lines(second)?),
+        Err(_) => events.extend(parse_lines(second, None)?),
     }
     Ok(events)
 }
 
 /// Parses non-empty lines, each with its 1-based number, stopping at the
 /// first bad one.
-fn parse_lines(lines: &[(usize, &str)]) -> Result<ParsedFile, FileError> {
+fn parse_lines(
+    lines: &[(usize, &str)],
+    tick: Option<crate::timeline::Tick<'_>>,
+) -> Result<ParsedFile, FileError> {
     let mut events = Vec::with_capacity(lines.len());
-    for &(line_no, line) in lines {
+    for (i, &(line_no, line)) in lines.iter().enumerate() {
+        if let Some(tick) = tick {
+            if i > 0 && (i as u64).is_multiple_of(crate::timeline::TICK_EVERY) {
+                tick(crate::timeline::TICK_EVERY);
+            }
+        }
         if line.len() > LINE_LEN_MAX {
             return Err(FileError {
                 line: line_no,
@@ -877,6 +893,15 @@ fn parse_lines(lines: &[(usize, &str)]) -> Result<ParsedFile, FileError> {
             })?;
         }
         events.push((line_no, event));
+    }
+    if let Some(tick) = tick {
+        let rest = lines.len() as u64 % crate::timeline::TICK_EVERY;
+        let full = !lines.is_empty() && rest == 0;
+        tick(if full {
+            crate::timeline::TICK_EVERY
+        } else {
+            rest
+        });
     }
     Ok(events)
 }

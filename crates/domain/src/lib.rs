@@ -19,8 +19,14 @@ pub mod values;
 
 pub use aggregate::Aggregate;
 pub use error::Rejection;
-pub use event::{parse_jsonl, Event, FileError, ParseError, Payload, EVENT_TYPES};
+pub use event::{
+    parse_jsonl, parse_jsonl_ticked, Event, FileError, ParseError, Payload, EVENT_TYPES,
+};
 pub use ledger::{Ledger, ObligationStatus, RightEnd};
-pub use timeline::{fold, fold_from, order, timeline, FoldError, KnownAt, RecordedEvent};
-pub use validate::{plan_batch, plan_batch_at, plan_batch_on, BatchEvent, BatchRejection, Plan};
+pub use timeline::{
+    fold, fold_from, order, timeline, FoldError, KnownAt, RecordedEvent, Tick, TICK_EVERY,
+};
+pub use validate::{
+    plan_batch, plan_batch_at, plan_batch_on, plan_batch_ticked, BatchEvent, BatchRejection, Plan,
+};
 pub use values::{Currency, Date, Dec, EventId, Money, Slug};

@@ -86,11 +86,38 @@ pub fn fold(ordered: &[(u64, &Event)], as_of: Option<Date>) -> Result<Ledger, Fo
 
 /// `fold` starting from `ledger` instead of an empty ledger.
 pub fn fold_from(
-    mut ledger: Ledger,
+    ledger: Ledger,
     ordered: &[(u64, &Event)],
     as_of: Option<Date>,
 ) -> Result<Ledger, FoldError> {
+    fold_ticked(ledger, ordered, as_of, None)
+}
+
+/// How often a long pass reports how far it has got: every this many events.
+pub const TICK_EVERY: u64 = 4096;
+
+/// Told how many more events a long pass has done (from any thread), for a progress bar.
+pub type Tick<'a> = &'a (dyn Fn(u64) + Sync);
+
+/// `fold_from` that tells `tick` of the events folded whose seq is at least `from`, in steps
+/// of [`TICK_EVERY`], as it goes.
+pub(crate) fn fold_ticked(
+    mut ledger: Ledger,
+    ordered: &[(u64, &Event)],
+    as_of: Option<Date>,
+    tick: Option<(u64, Tick<'_>)>,
+) -> Result<Ledger, FoldError> {
+    let mut counted = 0u64;
     for (seq, event) in ordered {
+        if let Some((from, tick)) = tick {
+            if *seq >= from {
+                counted += 1;
+                if counted == TICK_EVERY {
+                    tick(counted);
+                    counted = 0;
+                }
+            }
+        }
         if as_of.is_some_and(|d| event.effective > d) {
             break;
         }
@@ -98,6 +125,9 @@ pub fn fold_from(
             seq: *seq,
             rejection,
         })?;
+    }
+    if let Some((_, tick)) = tick {
+        tick(counted);
     }
     Ok(ledger)
 }

@@ -12,7 +12,7 @@ use ahash::AHashMap as HashMap;
 use crate::error::Rejection;
 use crate::event::{Event, Payload};
 use crate::ledger::Ledger;
-use crate::timeline::{fold_from, order, FoldError, RecordedEvent};
+use crate::timeline::{fold_ticked, order, FoldError, RecordedEvent, Tick};
 use crate::values::EventId;
 
 /// What an accepted batch will do.
@@ -71,6 +71,18 @@ pub fn plan_batch_on(
     log: &[RecordedEvent],
     next_seq: u64,
     batch: &[BatchEvent],
+) -> Result<Plan, BatchRejection> {
+    plan_batch_ticked(base, log, next_seq, batch, None)
+}
+
+/// `plan_batch_on` that tells `tick` how many of the batch's new events it has checked, as
+/// it goes, for a progress bar (the ticks add up to the new events when the batch passes).
+pub fn plan_batch_ticked(
+    base: &Ledger,
+    log: &[RecordedEvent],
+    next_seq: u64,
+    batch: &[BatchEvent],
+    tick: Option<Tick<'_>>,
 ) -> Result<Plan, BatchRejection> {
     let by_id: HashMap<&EventId, &RecordedEvent> = log.iter().map(|r| (&r.event.id, r)).collect();
     let reject = |b: &BatchEvent, rejection: Rejection| BatchRejection {
@@ -181,7 +193,7 @@ pub fn plan_batch_on(
     }
 
     // Invariants over the whole timeline the batch would produce.
-    let check = |count: usize| -> Result<(), FoldError> {
+    let check_ticked = |count: usize, tick: Option<Tick<'_>>| -> Result<(), FoldError> {
         let entries: Vec<(u64, &Event)> = log
             .iter()
             .map(|r| (r.seq, &r.event))
@@ -192,9 +204,16 @@ pub fn plan_batch_on(
                     .map(|(k, &i)| (next_seq + k as u64, &batch[i].event)),
             )
             .collect();
-        fold_from(base.clone(), &order(entries), None).map(|_| ())
+        fold_ticked(
+            base.clone(),
+            &order(entries),
+            None,
+            tick.map(|t| (next_seq, t)),
+        )
+        .map(|_| ())
     };
-    let Err(failure) = check(plan.new.len()) else {
+    let check = |count: usize| check_ticked(count, None);
+    let Err(failure) = check_ticked(plan.new.len(), tick) else {
         return Ok(plan);
     };
 

@@ -6,7 +6,7 @@
 
 use chrono::{DateTime, Utc};
 use domain::event::Event;
-use domain::{parse_jsonl, plan_batch, BatchEvent, RecordedEvent};
+use domain::{parse_jsonl_ticked, plan_batch_ticked, BatchEvent, Ledger, RecordedEvent};
 use store::{NewEvent, Snapshot, Transaction};
 
 use crate::error::{Error, Refusal};
@@ -30,12 +30,19 @@ impl EventFile {
     }
 }
 
-/// Told how far an append has got, for a progress bar.
+/// Told how far an append, an import or a copy has got, for a progress bar. Each step
+/// reports `len` and then advances, in small steps, up to it.
 pub trait Progress: Sync {
-    /// A phase ("validated", "written") over `len` events starts.
+    /// A step over `len` events starts: "read" (parsed, or read from a store), "checked"
+    /// (validated against the log) or "written" (encoded and indexed for the store).
     fn phase(&self, message: &'static str, len: u64);
-    /// `events` more are done.
+    /// `events` more are done (called from any thread).
     fn advance(&self, events: u64);
+    /// A batch of `events` starts to commit: until `committed`, it will end whole or not at
+    /// all, and nothing about it is known.
+    fn committing(&self, _events: u64) {}
+    /// The batch that was committing is durable.
+    fn committed(&self) {}
 }
 
 /// How to append.
@@ -72,9 +79,30 @@ pub struct Parsed {
 impl Parsed {
     /// Parses every file; the first bad line is refused naming its file and line.
     pub fn files(files: Vec<EventFile>) -> Result<Parsed, Error> {
+        Parsed::files_with(files, None)
+    }
+
+    /// `files`, telling `progress` of the lines parsed (step "read").
+    pub fn files_with(
+        files: Vec<EventFile>,
+        progress: Option<&dyn Progress>,
+    ) -> Result<Parsed, Error> {
+        if let Some(p) = progress {
+            let lines: usize = files
+                .iter()
+                .map(|f| f.text.lines().filter(|l| !l.trim().is_empty()).count())
+                .sum();
+            p.phase("read", lines as u64);
+        }
+        let advance = |n: u64| {
+            if let Some(p) = progress {
+                p.advance(n);
+            }
+        };
+        let tick: Option<domain::Tick<'_>> = progress.map(|_| &advance as domain::Tick<'_>);
         let mut parsed = Vec::with_capacity(files.len());
         for file in files {
-            let events = parse_file(&file.name, &file.text)?;
+            let events = parse_file_ticked(&file.name, &file.text, tick)?;
             drop(file.text);
             parsed.push((file.name, events));
         }
@@ -146,7 +174,15 @@ type Files = Vec<(String, Vec<(usize, Event)>)>;
 
 /// Parses one event file; a bad line is refused naming the file and the line.
 pub(crate) fn parse_file(name: &str, text: &str) -> Result<Vec<(usize, Event)>, Error> {
-    parse_jsonl(text).map_err(|e| {
+    parse_file_ticked(name, text, None)
+}
+
+fn parse_file_ticked(
+    name: &str,
+    text: &str,
+    tick: Option<domain::Tick<'_>>,
+) -> Result<Vec<(usize, Event)>, Error> {
+    parse_jsonl_ticked(text, tick).map_err(|e| {
         Error::Refused(Refusal {
             code: "parse_error",
             event: e.error.id.clone(),
@@ -185,14 +221,16 @@ fn plan_files(
 ) -> Result<Planned, Error> {
     let now = config.now();
     let total: usize = parsed.iter().map(|(_, events)| events.len()).sum();
-    options.phase("validated", total as u64);
+    options.phase("checked", total as u64);
+    let advance = |n: u64| options.advance(n);
+    let tick: Option<domain::Tick<'_>> = options.progress.map(|_| &advance as domain::Tick<'_>);
     let mut plans = Vec::new();
     for (name, events) in parsed {
         let next = log.last().map_or(1, |r| r.seq + 1);
         let count = events.len();
         let start = log.len();
         let ids: Vec<String> = events.iter().map(|(_, e)| e.id.to_string()).collect();
-        let (fresh, skipped) = plan_file(&mut log, &name, events, now)?;
+        let (fresh, skipped) = plan_file_ticked(&mut log, &name, events, now, tick)?;
         let reversed = if skipped > 0 {
             reversed_among(&log, start, &ids)
         } else {
@@ -207,8 +245,9 @@ fn plan_files(
             head_seq: head.map(|h| h.seq),
             reversed,
         };
+        // The checks counted the new events; the ones skipped as already recorded count too.
+        options.advance((count - fresh) as u64);
         plans.push((name, start..log.len(), receipt));
-        options.advance(count as u64);
     }
     Ok(Planned { files: plans, log })
 }
@@ -235,7 +274,11 @@ fn write_planned(
                 let aux = scope.spawn(|| {
                     crate::checkpoints::maintain(snapshot, &log[..range.end], range.start, config)
                 });
-                let bodies: Vec<Vec<u8>> = events.iter().map(|e| e.canonical_bytes()).collect();
+                let mut bodies: Vec<Vec<u8>> = Vec::with_capacity(events.len());
+                for chunk in events.chunks(domain::TICK_EVERY as usize) {
+                    bodies.extend(chunk.iter().map(|e| e.canonical_bytes()));
+                    options.advance(chunk.len() as u64);
+                }
                 (bodies, aux.join())
             });
             let aux = aux.unwrap_or_else(|_| {
@@ -249,9 +292,15 @@ fn write_planned(
                     body: b,
                 })
                 .collect();
-            Some(txn.commit(&batch, config.now(), &aux)?)
+            if let Some(p) = options.progress {
+                p.committing(batch.len() as u64);
+            }
+            let receipt = txn.commit(&batch, config.now(), &aux)?;
+            if let Some(p) = options.progress {
+                p.committed();
+            }
+            Some(receipt)
         };
-        options.advance(events.len() as u64);
         let head = txn.head();
         receipts.push(FileReceipt {
             name,
@@ -304,6 +353,17 @@ pub(crate) fn plan_file(
     events: Vec<(usize, Event)>,
     recorded: DateTime<Utc>,
 ) -> Result<(usize, usize), Error> {
+    plan_file_ticked(log, name, events, recorded, None)
+}
+
+/// `plan_file`, telling `tick` of the new events checked.
+fn plan_file_ticked(
+    log: &mut Vec<RecordedEvent>,
+    name: &str,
+    events: Vec<(usize, Event)>,
+    recorded: DateTime<Utc>,
+    tick: Option<domain::Tick<'_>>,
+) -> Result<(usize, usize), Error> {
     let batch: Vec<BatchEvent> = events
         .into_iter()
         .map(|(line, event)| BatchEvent {
@@ -311,7 +371,9 @@ pub(crate) fn plan_file(
             event,
         })
         .collect();
-    let plan = plan_batch(log, &batch).map_err(|e| Error::batch(name, &e))?;
+    let next_seq = log.last().map_or(1, |r| r.seq + 1);
+    let plan = plan_batch_ticked(&Ledger::new(), log, next_seq, &batch, tick)
+        .map_err(|e| Error::batch(name, &e))?;
     let next = log.last().map_or(1, |r| r.seq + 1);
     let fresh = plan.new.len();
     // The batch is consumed: its new events move into the log, in batch order.

@@ -51,8 +51,13 @@ impl Engine {
                         .push(decode(&r).map_err(|m| Error::corrupt_at(r.seq, &m))?);
                     copy.records.push(r);
                     if let Some(p) = progress {
-                        p.advance(1);
+                        if (copy.records.len() as u64).is_multiple_of(domain::TICK_EVERY) {
+                            p.advance(domain::TICK_EVERY);
+                        }
                     }
+                }
+                if let Some(p) = progress {
+                    p.advance(copy.records.len() as u64 % domain::TICK_EVERY);
                 }
                 Ok(copy)
             })();
@@ -104,6 +109,10 @@ impl Engine {
         }
         let aux = crate::checkpoints::maintain(&*txn, &log.events, 0, &self.config)?;
         drop(log.events);
+        if let Some(p) = progress {
+            p.advance(total);
+            p.committing(total);
+        }
         txn.commit_records(&log.records, &aux)
             .map_err(|e| match e {
                 StoreError::InvalidEvent { detail, .. } => {
@@ -113,7 +122,7 @@ impl Engine {
             })?;
         drop(txn);
         if let Some(p) = progress {
-            p.advance(total);
+            p.committed();
         }
         self.verify(None)
     }
