@@ -335,11 +335,7 @@ fn record_event(path: &Path, type_name: &str, args: &[String], out: Out) -> Resu
     if args.iter().any(|a| a == "--help" || a == "-h") {
         // An unknown type is refused as for an append (exit 2).
         record::payload(type_name, &[]).map_err(usage)?;
-        writeln!(
-            out,
-            "accord record {type_name}: {}\nalso: --id ID (generated when absent), --effective DATE (default today), --source TEXT, --note TEXT, --format table|json",
-            record::flag_list(type_name)
-        )?;
+        write!(out, "{}", record::help(type_name).unwrap_or_default())?;
         return Ok(());
     }
     // `--dry-run` is the one flag without a value.

@@ -23,89 +23,295 @@ enum Kind {
     Holdings,
 }
 
-/// The payload fields of each event type: (flag name, kind).
-fn fields(type_name: &str) -> Option<&'static [(&'static str, Kind)]> {
+/// What a flag's value is, for `record TYPE --help`.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum What {
+    Party,
+    /// An obligation, right or milestone id.
+    Id,
+    Text,
+    Date,
+    Units,
+    Count,
+    Money,
+    Class,
+    Slug,
+    Holding,
+    /// A date, or `null` to remove it.
+    NullableDate,
+    /// A milestone id, or `null` to remove it.
+    NullableId,
+    /// An event's id.
+    EventId,
+    OneOf(&'static [&'static str]),
+}
+
+impl What {
+    /// The placeholder after the flag in help.
+    fn placeholder(self) -> &'static str {
+        match self {
+            What::Party => "PARTY",
+            What::Id => "ID",
+            What::Text => "TEXT",
+            What::Date | What::NullableDate => "DATE",
+            What::Units => "UNITS",
+            What::Count => "N",
+            What::Money => "MONEY",
+            What::Class => "CLASS",
+            What::Slug => "KIND",
+            What::Holding => "HOLDER=SHARE",
+            What::NullableId => "ID",
+            What::EventId => "EVENT",
+            What::OneOf(_) => "KIND",
+        }
+    }
+
+    /// The value's type and form, in words.
+    fn describe(self) -> String {
+        match self {
+            What::Party => "a registered party's id".into(),
+            What::Id => "an id: a-z, 0-9 and -, up to 64 characters".into(),
+            What::Text => "text, up to 4,096 characters".into(),
+            What::Date => "a date, YYYY-MM-DD".into(),
+            What::Units => "a number of shares, e.g. 3,000,000 or 1.5M (fractions allowed)".into(),
+            What::Count => "a whole number, e.g. 2".into(),
+            What::Money => "an amount and currency, e.g. \"5M USD\", \"$5M\", \"2,500,000 EUR\"".into(),
+            What::Class => "a share class (default: common)".into(),
+            What::Slug => "a kind of right: a-z, 0-9, _ and -, e.g. ip_rights".into(),
+            What::Holding => {
+                "one line of the table, repeated: HOLDER=27% (percent) or HOLDER=270000units (units), optionally @CLASS".into()
+            }
+            What::NullableDate => "a date, YYYY-MM-DD, or null to remove the end date".into(),
+            What::NullableId => "a milestone id, or null to remove it".into(),
+            What::EventId => "the id of a recorded event".into(),
+            What::OneOf(values) => format!("one of: {}", values.join(", ")),
+        }
+    }
+}
+
+/// One flag of `record TYPE`: its name (the field, `-` for `_`), how its text becomes JSON,
+/// what it holds, and whether the event needs it.
+#[derive(Clone, Copy)]
+struct Flag {
+    name: &'static str,
+    kind: Kind,
+    what: What,
+    required: bool,
+}
+
+const fn req(name: &'static str, kind: Kind, what: What) -> Flag {
+    Flag {
+        name,
+        kind,
+        what,
+        required: true,
+    }
+}
+
+const fn opt(name: &'static str, kind: Kind, what: What) -> Flag {
+    Flag {
+        name,
+        kind,
+        what,
+        required: false,
+    }
+}
+
+const PARTY_KINDS: What = What::OneOf(domain::event::PartyKind::NAMES);
+const INSTRUMENTS: What = What::OneOf(domain::event::Instrument::NAMES);
+const OBLIGATION_KINDS: What = What::OneOf(domain::event::ObligationKind::NAMES);
+
+/// The payload fields of each event type, as flags.
+fn fields(type_name: &str) -> Option<&'static [Flag]> {
     use Kind::*;
-    const TABLE: &[(&str, Kind)] = &[
-        ("issuer", Str),
-        ("holding", Holdings),
-        ("total-units", Dec),
-        ("reason", Str),
+    use What::{Class as C, Date as D, Id as I, Money as M, Party as P, Text as T};
+    const TABLE: &[Flag] = &[
+        req("issuer", Str, P),
+        req("holding", Holdings, What::Holding),
+        opt("total-units", Dec, What::Units),
+        opt("reason", Str, T),
     ];
     Some(match type_name {
-        "party_registered" => &[("party", Str), ("name", Str), ("kind", Str)],
-        "party_updated" => &[("party", Str), ("name", Str), ("kind", Str)],
-        "shares_issued" => &[
-            ("issuer", Str),
-            ("holder", Str),
-            ("units", Dec),
-            ("class", Str),
-            ("price", Money),
-        ],
-        "shares_transferred" => &[
-            ("issuer", Str),
-            ("from", Str),
-            ("to", Str),
-            ("units", Dec),
-            ("class", Str),
-        ],
-        "shares_cancelled" => &[
-            ("issuer", Str),
-            ("holder", Str),
-            ("units", Dec),
-            ("class", Str),
-        ],
-        "shares_split" => &[
-            ("issuer", Str),
-            ("class", Str),
-            ("numerator", Dec),
-            ("denominator", Dec),
-        ],
+        "party_registered" => {
+            const {
+                &[
+                    req("party", Str, I),
+                    req("name", Str, T),
+                    req("kind", Str, PARTY_KINDS),
+                ]
+            }
+        }
+        "party_updated" => {
+            const {
+                &[
+                    req("party", Str, P),
+                    opt("name", Str, T),
+                    opt("kind", Str, PARTY_KINDS),
+                ]
+            }
+        }
+        "shares_issued" => {
+            const {
+                &[
+                    req("issuer", Str, P),
+                    req("holder", Str, P),
+                    req("units", Dec, What::Units),
+                    opt("class", Str, C),
+                    opt("price", Money, M),
+                ]
+            }
+        }
+        "shares_transferred" => {
+            const {
+                &[
+                    req("issuer", Str, P),
+                    req("from", Str, P),
+                    req("to", Str, P),
+                    req("units", Dec, What::Units),
+                    opt("class", Str, C),
+                ]
+            }
+        }
+        "shares_cancelled" => {
+            const {
+                &[
+                    req("issuer", Str, P),
+                    req("holder", Str, P),
+                    req("units", Dec, What::Units),
+                    opt("class", Str, C),
+                ]
+            }
+        }
+        "shares_split" => {
+            const {
+                &[
+                    req("issuer", Str, P),
+                    opt("class", Str, C),
+                    req("numerator", Dec, What::Count),
+                    req("denominator", Dec, What::Count),
+                ]
+            }
+        }
         "recapitalized" | "holdings_stated" => TABLE,
-        "valuation_recorded" => &[("entity", Str), ("post-money", Money), ("basis", Str)],
-        "investment_made" => &[
-            ("investor", Str),
-            ("investee", Str),
-            ("amount", Money),
-            ("instrument", Str),
-            ("label", Str),
-        ],
-        "obligation_incurred" => &[
-            ("obligation", Str),
-            ("kind", Str),
-            ("obligor", Str),
-            ("obligee", Str),
-            ("amount", Money),
-            ("purpose", Str),
-            ("due", Str),
-        ],
-        "obligation_settled" => &[("obligation", Str), ("amount", Money), ("reference", Str)],
-        "obligation_amended" => &[("obligation", Str), ("amount", Money), ("reason", Str)],
-        "obligation_released" => &[("obligation", Str), ("reason", Str)],
-        "right_granted" => &[
-            ("right", Str),
-            ("kind", Str),
-            ("holder", Str),
-            ("grantor", Str),
-            ("description", Str),
-            ("until", Str),
-            ("until-milestone", Str),
-        ],
-        "right_amended" => &[
-            ("right", Str),
-            ("until", Nullable),
-            ("until-milestone", Nullable),
-        ],
-        "right_ended" => &[("right", Str), ("reason", Str)],
-        "milestone_declared" => &[
-            ("milestone", Str),
-            ("declared-by", Str),
-            ("description", Str),
-        ],
-        "milestone_verified" => &[("milestone", Str), ("verified-by", Str)],
-        "event_reversed" => &[("reverses", Str), ("reason", Str)],
+        "valuation_recorded" => {
+            const {
+                &[
+                    req("entity", Str, P),
+                    req("post-money", Money, M),
+                    opt("basis", Str, T),
+                ]
+            }
+        }
+        "investment_made" => {
+            const {
+                &[
+                    req("investor", Str, P),
+                    req("investee", Str, P),
+                    req("amount", Money, M),
+                    opt("instrument", Str, INSTRUMENTS),
+                    opt("label", Str, T),
+                ]
+            }
+        }
+        "obligation_incurred" => {
+            const {
+                &[
+                    req("obligation", Str, I),
+                    req("kind", Str, OBLIGATION_KINDS),
+                    req("obligor", Str, P),
+                    opt("obligee", Str, P),
+                    req("amount", Money, M),
+                    opt("purpose", Str, T),
+                    opt("due", Str, D),
+                ]
+            }
+        }
+        "obligation_settled" => {
+            const {
+                &[
+                    req("obligation", Str, I),
+                    req("amount", Money, M),
+                    opt("reference", Str, T),
+                ]
+            }
+        }
+        "obligation_amended" => {
+            const {
+                &[
+                    req("obligation", Str, I),
+                    req("amount", Money, M),
+                    opt("reason", Str, T),
+                ]
+            }
+        }
+        "obligation_released" => const { &[req("obligation", Str, I), opt("reason", Str, T)] },
+        "right_granted" => {
+            const {
+                &[
+                    req("right", Str, I),
+                    req("kind", Str, What::Slug),
+                    req("holder", Str, P),
+                    req("grantor", Str, P),
+                    opt("description", Str, T),
+                    opt("until", Str, D),
+                    opt("until-milestone", Str, I),
+                ]
+            }
+        }
+        "right_amended" => {
+            const {
+                &[
+                    req("right", Str, I),
+                    opt("until", Nullable, What::NullableDate),
+                    opt("until-milestone", Nullable, What::NullableId),
+                ]
+            }
+        }
+        "right_ended" => const { &[req("right", Str, I), opt("reason", Str, T)] },
+        "milestone_declared" => {
+            const {
+                &[
+                    req("milestone", Str, I),
+                    req("declared-by", Str, P),
+                    opt("description", Str, T),
+                ]
+            }
+        }
+        "milestone_verified" => const { &[req("milestone", Str, I), req("verified-by", Str, T)] },
+        "event_reversed" => const { &[req("reverses", Str, What::EventId), req("reason", Str, T)] },
         _ => return None,
     })
+}
+
+/// What one event type records, in a line.
+fn summary(type_name: &str) -> &'static str {
+    match type_name {
+        "party_registered" => "a party enters the ledger",
+        "party_updated" => "a party shows a new name or kind from its effective date",
+        "shares_issued" => "an issuer issues new shares to a holder",
+        "shares_transferred" => "a holder transfers shares to another",
+        "shares_cancelled" => "an issuer cancels (buys back) a holder's shares",
+        "shares_split" => "an issuer's shares of a class are split (or consolidated) by a ratio",
+        "recapitalized" => "an issuer's whole cap table is replaced by a new one",
+        "holdings_stated" => "an issuer's cap table is stated as it stands (an opening position)",
+        "valuation_recorded" => "an entity's post-money valuation is marked",
+        "investment_made" => "an investor puts money into an investee",
+        "obligation_incurred" => {
+            "an obligor comes to owe an amount (to an obligee, or to no one for a pledge)"
+        }
+        "obligation_settled" => "part or all of an obligation is paid",
+        "obligation_amended" => "an obligation's total amount is changed",
+        "obligation_released" => "an obligation's outstanding amount is forgiven",
+        "right_granted" => "a grantor grants a holder a right, until a date or a milestone",
+        "right_amended" => "a right's end (date or milestone) changes",
+        "right_ended" => "a right ends",
+        "milestone_declared" => "a milestone (such as AGI) is declared",
+        "milestone_verified" => "a declared milestone is verified; rights until it end",
+        "event_reversed" => {
+            "a recorded event is reversed: it no longer counts, and stays in the log"
+        }
+        _ => "",
+    }
 }
 
 /// The flags a type takes, for help and error messages.
@@ -113,11 +319,79 @@ pub fn flag_list(type_name: &str) -> String {
     fields(type_name)
         .map(|f| {
             f.iter()
-                .map(|(n, _)| format!("--{n}"))
+                .map(|f| format!("--{}", f.name))
                 .collect::<Vec<_>>()
                 .join(" ")
         })
         .unwrap_or_default()
+}
+
+/// `accord record TYPE --help`: what the type records, each flag with whether it is required,
+/// its type and its allowed values, the flags every type takes, and an example.
+pub fn help(type_name: &str) -> Option<String> {
+    let flags = fields(type_name)?;
+    let width = flags
+        .iter()
+        .map(|f| f.name.len() + f.what.placeholder().len() + 3)
+        .chain([19])
+        .max()
+        .unwrap_or(19);
+    let line = |flag: String, required: &str, what: String| {
+        format!("  {flag:<width$}  {required:<8}  {what}\n")
+    };
+    let mut out = format!("accord record {type_name}: {}\n\n", summary(type_name));
+    let usage: Vec<String> = flags
+        .iter()
+        .map(|f| {
+            let flag = format!("--{} {}", f.name, f.what.placeholder());
+            let flag = if f.what == What::Holding {
+                format!("{flag}...")
+            } else {
+                flag
+            };
+            if f.required {
+                flag
+            } else {
+                format!("[{flag}]")
+            }
+        })
+        .collect();
+    out.push_str(&format!(
+        "Usage: accord record {type_name} [--id ID] [--effective DATE] {}\n\nFlags of {type_name}:\n",
+        usage.join(" ")
+    ));
+    for f in flags {
+        out.push_str(&line(
+            format!("--{} {}", f.name, f.what.placeholder()),
+            if f.required { "required" } else { "optional" },
+            f.what.describe(),
+        ));
+    }
+    if type_name == "party_updated" {
+        out.push_str("  (at least one of --name, --kind)\n");
+    }
+    if type_name == "right_amended" {
+        out.push_str("  (at least one of --until, --until-milestone)\n");
+    }
+    let effective = if type_name == "event_reversed" {
+        "the event's date, YYYY-MM-DD (default: the reversed event's date)"
+    } else {
+        "the event's date, YYYY-MM-DD (default: today, UTC)"
+    };
+    out.push_str("\nFlags of every type:\n");
+    for (flag, what) in [
+        ("--id ID", "the event's id; give one so that running the command again records nothing new (default: generated)"),
+        ("--effective DATE", effective),
+        ("--source TEXT", "where the fact comes from, e.g. a URL"),
+        ("--note TEXT", "a note kept with the event"),
+        ("--dry-run", "check the event against the store and write nothing"),
+        ("--format FORMAT", "table (default) or json: how the receipt is printed"),
+        ("--store PATH", "the store (default: $ACCORD_STORE, else ./accord.db)"),
+        ("--wait SECONDS", "how long to wait for a store another command holds (default 5)"),
+    ] {
+        out.push_str(&line(flag.to_string(), "optional", what.to_string()));
+    }
+    Some(out)
 }
 
 /// A problem with the flags: the usage is wrong (exit 2) or a value is
@@ -189,8 +463,8 @@ pub fn payload(
     let mut holdings = Vec::new();
     let mut bare_units = Vec::new();
     for (flag, text) in flags {
-        let Some((_, kind)) = schema.iter().find(|(n, _)| n == flag) else {
-            let known = schema.iter().map(|(n, _)| *n).chain([
+        let Some(Flag { kind, .. }) = schema.iter().find(|f| f.name == flag) else {
+            let known = schema.iter().map(|f| f.name).chain([
                 "id",
                 "effective",
                 "source",
@@ -336,5 +610,79 @@ mod tests {
             p("investment_made", &["--amount", "lots"]),
             Err(FlagError::Value(_))
         ));
+    }
+
+    /// A value of each kind that the parser takes.
+    fn sample(what: What) -> &'static str {
+        match what {
+            What::Party | What::Id | What::NullableId => "acme",
+            What::Text => "words",
+            What::Date | What::NullableDate => "2025-01-01",
+            What::Units | What::Count => "2",
+            What::Money => "5M USD",
+            What::Class => "common",
+            What::Slug => "ip_rights",
+            What::Holding => "acme=100%",
+            What::EventId => "e-1",
+            What::OneOf(values) => values[0],
+        }
+    }
+
+    fn parses(type_name: &str, flags: &[Flag]) -> Result<(), String> {
+        let pairs: Vec<(String, String)> = flags
+            .iter()
+            .map(|f| (f.name.to_string(), sample(f.what).to_string()))
+            .collect();
+        let mut m = payload(type_name, &pairs).map_err(|e| format!("{e:?}"))?;
+        m.insert("id".into(), Value::String("e-2".into()));
+        m.insert("type".into(), Value::String(type_name.into()));
+        m.insert("effective".into(), Value::String("2025-01-01".into()));
+        domain::Event::from_json(Value::Object(m))
+            .map(|_| ())
+            .map_err(|e| e.message)
+    }
+
+    #[test]
+    fn help_says_required_exactly_when_the_parser_needs_the_field() {
+        for &type_name in domain::EVENT_TYPES {
+            let flags = fields(type_name).unwrap_or_else(|| panic!("{type_name} has no flags"));
+            let required: Vec<Flag> = flags.iter().copied().filter(|f| f.required).collect();
+            let all_but_one_of = |names: &[&str]| -> Vec<Flag> {
+                // Types that need one of several optional fields get the first of them.
+                let mut v = required.clone();
+                if let Some(f) = flags.iter().find(|f| names.contains(&f.name)) {
+                    v.push(*f);
+                }
+                v
+            };
+            let minimal = match type_name {
+                "party_updated" => all_but_one_of(&["name"]),
+                "right_amended" => all_but_one_of(&["until"]),
+                _ => required.clone(),
+            };
+            parses(type_name, &minimal)
+                .unwrap_or_else(|e| panic!("{type_name} with its required flags: {e}"));
+            parses(type_name, flags).unwrap_or_else(|e| panic!("{type_name} with every flag: {e}"));
+            for f in &required {
+                let without: Vec<Flag> = minimal
+                    .iter()
+                    .copied()
+                    .filter(|g| g.name != f.name)
+                    .collect();
+                assert!(
+                    parses(type_name, &without).is_err(),
+                    "{type_name} parses without --{}, which help says is required",
+                    f.name
+                );
+            }
+            let text = help(type_name).unwrap_or_default();
+            for f in flags {
+                assert!(
+                    text.contains(&format!("--{} ", f.name)),
+                    "{type_name}: --{}",
+                    f.name
+                );
+            }
+        }
     }
 }

@@ -63,7 +63,29 @@ pub enum ObligationKind {
     Other,
 }
 
+impl Instrument {
+    /// Every value, as written in an event.
+    pub const NAMES: &'static [&'static str] = &[
+        "equity",
+        "profit_participation",
+        "convertible",
+        "safe",
+        "debt",
+        "other",
+    ];
+}
+
 impl ObligationKind {
+    /// Every value, as written in an event.
+    pub const NAMES: &'static [&'static str] = &[
+        "purchase_commitment",
+        "pledge",
+        "funding_commitment",
+        "loan",
+        "revenue_share",
+        "other",
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             ObligationKind::PurchaseCommitment => "purchase_commitment",
@@ -77,6 +99,18 @@ impl ObligationKind {
 }
 
 impl PartyKind {
+    /// Every value, as written in an event.
+    pub const NAMES: &'static [&'static str] = &[
+        "corporation",
+        "nonprofit",
+        "public_benefit_corporation",
+        "partnership",
+        "fund",
+        "individual",
+        "group",
+        "government",
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             PartyKind::Corporation => "corporation",
@@ -1029,6 +1063,26 @@ pub fn check_text(event: &Event) -> Result<(), ParseError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_names_of_each_enum_are_its_serde_names() {
+        fn check<T: serde::de::DeserializeOwned + std::fmt::Debug>(names: &[&str]) {
+            for name in names {
+                serde_json::from_value::<T>(Value::String(name.to_string()))
+                    .unwrap_or_else(|e| panic!("{name}: {e}"));
+            }
+            let e = serde_json::from_value::<T>(Value::String("nope".into())).unwrap_err();
+            let listed = names
+                .iter()
+                .map(|n| format!("`{n}`"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            assert!(e.to_string().ends_with(&listed), "{e} vs {listed}");
+        }
+        check::<PartyKind>(PartyKind::NAMES);
+        check::<Instrument>(Instrument::NAMES);
+        check::<ObligationKind>(ObligationKind::NAMES);
+    }
 
     #[test]
     fn big_files_parsed_on_two_threads_report_the_first_bad_line() {
