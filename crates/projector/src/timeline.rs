@@ -3,8 +3,9 @@
 //!
 //! One fold of the timeline, with a snapshot of every cap table at the end of
 //! each effective date; a date counts as a change for an entity when some
-//! holder's percent, rounded as reports show it, differs from the day
-//! before. It draws nothing: the chart is the CLI's business.
+//! holder's percent, rounded as reports show it, or units differ from the day
+//! before (a split changes units alone). It draws nothing: the chart is the
+//! CLI's business.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -43,14 +44,14 @@ pub struct TimelineHolder {
     pub name: Option<String>,
 }
 
-/// The end of one effective date on which some holder's percent changed.
+/// The end of one effective date on which some holder's percent or units changed.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct TimelineChange {
     pub date: Date,
     /// Ids of the ownership events of this entity effective on this date.
     pub events: Vec<String>,
-    /// Only the holders whose percent changed; a holder that left has
-    /// percent `"0"`.
+    /// Only the holders whose percent or units changed; a holder that left
+    /// has percent `"0"`.
     pub holders: Vec<TimelinePoint>,
 }
 
@@ -63,6 +64,8 @@ pub struct TimelinePoint {
     pub percent: Dec,
     /// The percent the day before, `null` when the holder held nothing.
     pub before: Option<Dec>,
+    /// The units the day before, `null` when the holder held nothing.
+    pub units_before: Option<Dec>,
 }
 
 /// Holder -> (units over all classes, rounded percent).
@@ -142,18 +145,21 @@ pub fn ownership_timeline(
             let mut points: Vec<TimelinePoint> = holders
                 .into_iter()
                 .filter_map(|h| {
-                    let b = before.get(h).map(|(_, p)| *p);
+                    let was = before.get(h).copied();
                     let (units, percent) = now
                         .get(h)
                         .copied()
                         .unwrap_or((Decimal::ZERO, Dec(Decimal::ZERO)));
-                    (b != Some(percent) && !(b.is_none() && percent.0.is_zero())).then(|| {
-                        TimelinePoint {
-                            holder: h.clone(),
-                            units: Dec(units.normalize()),
-                            percent,
-                            before: b,
-                        }
+                    let changed = match was {
+                        Some((u, p)) => p != percent || u != units,
+                        None => !units.is_zero() || !percent.0.is_zero(),
+                    };
+                    changed.then(|| TimelinePoint {
+                        holder: h.clone(),
+                        units: Dec(units.normalize()),
+                        percent,
+                        before: was.map(|(_, p)| p),
+                        units_before: was.map(|(u, _)| Dec(u.normalize())),
                     })
                 })
                 .collect();

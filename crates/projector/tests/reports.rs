@@ -44,7 +44,7 @@ fn base() -> Vec<Value> {
         // Two events on one date are one change, at the end of the day.
         issue("i2", "2022-01-01", "bob", "50"),
         issue("i3", "2022-01-01", "bob", "50"),
-        // A split changes units, not percents: no change.
+        // A split changes units, not percents: a change of units alone.
         json!({"id": "split", "type": "shares_split", "effective": "2022-06-01", "issuer": "acme",
                "numerator": "2", "denominator": "1"}),
         // Alice leaves.
@@ -54,7 +54,7 @@ fn base() -> Vec<Value> {
 }
 
 #[test]
-fn a_timeline_lists_end_of_day_changes_and_skips_splits() {
+fn a_timeline_lists_end_of_day_changes_and_splits() {
     let log = log(&base());
     let t = ownership_timeline(&log, date("2030-01-01"), KnownAt::Everything, None).unwrap();
     let v = serde_json::to_value(&t).unwrap();
@@ -69,13 +69,23 @@ fn a_timeline_lists_end_of_day_changes_and_skips_splits() {
         acme["changes"],
         json!([
             {"date": "2021-01-01", "events": ["i1"],
-             "holders": [{"holder": "alice", "units": "100", "percent": "100", "before": null}]},
+             "holders": [{"holder": "alice", "units": "100", "percent": "100", "before": null,
+                          "units_before": null}]},
             {"date": "2022-01-01", "events": ["i2", "i3"],
-             "holders": [{"holder": "alice", "units": "100", "percent": "50", "before": "100"},
-                         {"holder": "bob", "units": "100", "percent": "50", "before": null}]},
+             "holders": [{"holder": "alice", "units": "100", "percent": "50", "before": "100",
+                          "units_before": "100"},
+                         {"holder": "bob", "units": "100", "percent": "50", "before": null,
+                          "units_before": null}]},
+            {"date": "2022-06-01", "events": ["split"],
+             "holders": [{"holder": "alice", "units": "200", "percent": "50", "before": "50",
+                          "units_before": "100"},
+                         {"holder": "bob", "units": "200", "percent": "50", "before": "50",
+                          "units_before": "100"}]},
             {"date": "2023-01-01", "events": ["t1"],
-             "holders": [{"holder": "bob", "units": "400", "percent": "100", "before": "50"},
-                         {"holder": "alice", "units": "0", "percent": "0", "before": "50"}]}
+             "holders": [{"holder": "bob", "units": "400", "percent": "100", "before": "50",
+                          "units_before": "200"},
+                         {"holder": "alice", "units": "0", "percent": "0", "before": "50",
+                          "units_before": "200"}]}
         ])
     );
 }
@@ -89,7 +99,7 @@ fn a_timeline_respects_valid_and_transaction_time_and_reversals() {
     );
     let log = log(&lines);
     let cut = ownership_timeline(&log, date("2022-12-31"), KnownAt::Everything, None).unwrap();
-    assert_eq!(cut.entities[0].changes.len(), 2);
+    assert_eq!(cut.entities[0].changes.len(), 3, "two issues and the split");
     // Known after the reversal: bob got 50 units only, a third.
     let after = ownership_timeline(&log, date("2022-12-31"), KnownAt::Everything, None).unwrap();
     let day = &after.entities[0].changes[1];
