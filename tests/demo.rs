@@ -153,3 +153,32 @@ fn demo_refuses_a_store_with_events_of_its_own() {
     }
     assert_eq!(run(&store, &["log", "--format", "json"]), before);
 }
+
+#[test]
+fn the_hint_at_the_end_names_a_command_that_runs_from_here() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    // Installed: `accord` on the PATH is this binary.
+    let installed = run(&store, &["demo"]);
+    assert!(installed.contains("\nTry: accord --store "), "{installed}");
+    assert!(!installed.contains("not on your PATH"), "{installed}");
+    // As `cargo run -- demo` runs it: not on the PATH, so the hint gives the binary's path
+    // and how to put it on the PATH.
+    let o = testkit::command()
+        .env("PATH", "/usr/bin:/bin")
+        .current_dir(dir.path())
+        .args(["demo"])
+        .output()
+        .unwrap();
+    let text = testkit::text(&o.stdout);
+    let bin = testkit::bin().canonicalize().unwrap();
+    assert!(
+        text.contains(&format!("\nTry: {} --store ", bin.display())),
+        "{text}"
+    );
+    let dir_of_bin = bin.parent().unwrap().display().to_string();
+    assert!(
+        text.contains(&format!("export PATH=\"{dir_of_bin}:$PATH\"")),
+        "{text}"
+    );
+}

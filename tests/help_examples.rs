@@ -3,8 +3,10 @@
 //! `--help`, takes every example line (indented two spaces under a line
 //! starting `Examples`), and runs it with bash, as a new user would paste it,
 //! in a fresh directory holding a copy of `events/` and the store that
-//! `accord demo` leaves in `./accord.db`. Each must exit 0 without an error.
-//! A command without an example fails the test.
+//! `accord demo` leaves in `./accord.db`. Each must exit 0 without an error,
+//! and again when pasted a second time, without changing the log then: every
+//! example is safe to paste twice. A `diff` example must show a change. A
+//! command without an example fails the test.
 
 use std::process;
 
@@ -62,24 +64,23 @@ fn workdir() -> tempfile::TempDir {
     dir
 }
 
-/// Runs one pasted line with bash, the built `accord` first on PATH.
-fn paste(line: &str) -> process::Output {
-    let dir = workdir();
-    let bin = testkit::bin();
-    let path = format!(
-        "{}:{}",
-        bin.parent().unwrap().display(),
-        std::env::var("PATH").unwrap_or_default()
-    );
+/// Runs one pasted line with bash in `dir`, the built `accord` first on PATH.
+fn paste_in(dir: &std::path::Path, line: &str) -> process::Output {
     process::Command::new("bash")
         .arg("-c")
         .arg(format!("set -eo pipefail\n{line}"))
-        .current_dir(dir.path())
-        .env("PATH", path)
-        .env("HOME", dir.path().join("home"))
+        .current_dir(dir)
+        .env("PATH", testkit::path_with_bin())
+        .env("HOME", dir.join("home"))
         .env_remove("ACCORD_STORE")
         .output()
         .unwrap()
+}
+
+/// The log of `./accord.db` in `dir`, as JSON Lines.
+fn log_of(dir: &std::path::Path) -> String {
+    let o = paste_in(dir, "accord log --format json");
+    String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
 #[test]
@@ -112,14 +113,28 @@ fn every_example_in_the_help_works_when_pasted() {
     assert!(lines.len() >= 30, "only {} examples", lines.len());
     let mut failures = Vec::new();
     for line in &lines {
-        let o = paste(line);
-        let stderr = String::from_utf8_lossy(&o.stderr);
-        if !o.status.success() || stderr.contains("error") {
-            failures.push(format!(
-                "{line}\n  exit {:?}\n  {}",
-                o.status.code(),
-                stderr.trim()
-            ));
+        let dir = workdir();
+        let first = paste_in(dir.path(), line);
+        let after_first = log_of(dir.path());
+        let second = paste_in(dir.path(), line);
+        for (run, o) in [("first", &first), ("second", &second)] {
+            let stderr = String::from_utf8_lossy(&o.stderr);
+            if !o.status.success() || stderr.contains("error") {
+                failures.push(format!(
+                    "{line}\n  {run} paste: exit {:?}\n  {}",
+                    o.status.code(),
+                    stderr.trim()
+                ));
+            }
+        }
+        if log_of(dir.path()) != after_first {
+            failures.push(format!("{line}\n  the second paste changed the log"));
+        }
+        let stdout = String::from_utf8_lossy(&first.stdout);
+        if line.starts_with("accord diff")
+            && (stdout.contains("No change") || stdout.contains("\"changes\": []"))
+        {
+            failures.push(format!("{line}\n  shows no change:\n{stdout}"));
         }
     }
     assert!(

@@ -53,9 +53,9 @@ const EXAMPLES: &str = "\
 Examples (from a checkout of accord; `accord demo` writes ./accord.db):
   accord demo                                  # load the Microsoft-OpenAI sample and show it
   accord append events/05-obligations.jsonl    # append a file as one atomic batch
-  accord record obligation_settled --obligation azure-commitment --amount '$2.5B' --effective 2026-01-31
+  accord record obligation_settled --id azure-2026-01 --effective 2026-01-31 --obligation azure-commitment --amount '$2.5B' --reference 'invoice 2026-01'
   accord ownership --as-of 2025-10-28          # cap tables on a date
-  accord obligations --as-of 2026-02-01 --known-at 22
+  accord obligations --as-of 2026-02-01 --known-at 22   # as known before that settlement
   accord verify                                # check the hash chain and every invariant
 
 `accord COMMAND --help` shows the examples of each command; `accord man` prints
@@ -79,9 +79,11 @@ Flags: --id (generated when absent), --effective (default today), --source, --no
 
 Examples:
   accord record obligation_settled --help    # the flags of one event type
-  accord record obligation_settled --obligation azure-commitment --amount '$2.5B' --effective 2026-01-31 --reference 'invoice 2026-01'
-  accord record investment_made --investor microsoft --investee openai-group --amount '1B USD'
-  accord record recapitalized --issuer openai-group --holding microsoft=27% --holding openai-foundation=26% --holding other-holders=47% --format json";
+  accord record obligation_settled --id azure-2026-01 --effective 2026-01-31 --obligation azure-commitment --amount '$2.5B' --reference 'invoice 2026-01'
+  accord record investment_made --id msft-2026-02 --effective 2026-02-15 --investor microsoft --investee openai-group --amount '1B USD'
+  accord record recapitalized --dry-run --id recap-2026-03 --effective 2026-03-01 --issuer openai-group --holding microsoft=27% --holding openai-foundation=26% --holding other-holders=47% --format json
+
+With --id (and --effective), running the same command again records nothing new.";
 
 const LOG_EXAMPLES: &str = "\
 Examples:
@@ -344,7 +346,7 @@ pub enum Command {
     },
     /// What changed on a date between two transaction times, and which events did it.
     #[command(
-        after_help = "Examples:\n  accord diff --as-of 2026-02-01 --known-at 23 --vs-known-at 24\n  accord diff --as-of 2025-10-28 --known-at 2025-10-27 --format json   # vs everything recorded\n\nT is a seq, a date (end of that day, UTC) or an RFC 3339 timestamp."
+        after_help = "Examples (after `accord demo`, whose seq 12 is the recapitalization):\n  accord diff --as-of 2025-10-28 --known-at 11    # before seq 12 was recorded vs everything: Microsoft 32.5 % -> 27 %\n  accord diff --as-of 2025-10-28 --known-at 11 --vs-known-at 13 --format json   # what seqs 12 and 13 changed\n\nT is a seq, a date (end of that day, UTC) or an RFC 3339 timestamp."
     )]
     Diff {
         /// Valid time: the date compared (default: today, UTC).

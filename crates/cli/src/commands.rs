@@ -175,8 +175,8 @@ pub fn execute(cli: Cli, out: Out) -> Result<(), Failure> {
             Ok(())
         }
         Command::Copy { from, to, format } => {
-            let verified = copy(&from, &to)?;
-            present::writes::copied(out, format.into(), &verified)?;
+            let (verified, already) = copy(&from, &to)?;
+            present::writes::copied(out, format.into(), &verified, already)?;
             Ok(())
         }
         Command::Demo { format } => crate::demo::run(&path, format, out),
@@ -220,8 +220,11 @@ pub fn execute(cli: Cli, out: Out) -> Result<(), Failure> {
 }
 
 /// `copy FROM TO`: FROM is read and checked before TO is created, and a TO that holds events
-/// (or is FROM itself) is refused (exit 1) before FROM is read.
-fn copy(from: &Path, to: &Path) -> Result<engine::Verified, Failure> {
+/// (or is FROM itself) is refused (exit 1) before FROM is read, unless TO already holds FROM's
+/// very log (the same head: the hash chain makes it the same records), which is verified and
+/// left as it is, so that running the same copy twice is no error. Returns TO's verification
+/// and whether it was already a copy.
+fn copy(from: &Path, to: &Path) -> Result<(engine::Verified, bool), Failure> {
     let source = open_for_read(from)?;
     let same = match (std::fs::canonicalize(from), std::fs::canonicalize(to)) {
         (Ok(a), Ok(b)) => a == b,
@@ -237,7 +240,18 @@ fn copy(from: &Path, to: &Path) -> Result<engine::Verified, Failure> {
     let config = crate::ledger::config();
     let target = if to.exists() {
         let target = engine::Engine::open(to, engine::Access::Write, config.clone())?;
-        target.check_empty()?;
+        if let Err(refusal) = target.check_empty() {
+            let (ours, theirs) = (source.head()?, target.head()?);
+            let same_head =
+                |a: &engine::Head, b: &engine::Head| a.seq == b.seq && a.hash_hex() == b.hash_hex();
+            return match (&ours, &theirs) {
+                (Some(a), Some(b)) if same_head(a, b) => {
+                    drop(source);
+                    Ok((target.verify(None)?, true))
+                }
+                _ => Err(refusal.into()),
+            };
+        }
         Some(target)
     } else {
         None
@@ -266,7 +280,7 @@ fn copy(from: &Path, to: &Path) -> Result<engine::Verified, Failure> {
     {
         crate::ledger::remove_created(to);
     }
-    Ok(copied?)
+    Ok((copied?, false))
 }
 
 /// The projection a report command asks for. With `with`, the events of that file count as

@@ -75,12 +75,50 @@ pub(crate) fn run(path: &Path, format: WriteFormat, out: &mut dyn Write) -> Resu
         writeln!(out)?;
         present::reports::rights(out, Format::Table, &p.rights(None, Scope::All), look)?;
     }
+    let (accord, on_path) = invoked_as();
+    let store = path.display().to_string();
+    let store = if store.contains(|c: char| c.is_whitespace() || "'\"$`\\".contains(c)) {
+        format!("'{}'", store.replace('\'', r"'\''"))
+    } else {
+        store
+    };
     writeln!(
         out,
-        "\nTry: accord --store {} position microsoft --as-of 2025-10-28",
-        path.display()
+        "\nTry: {accord} --store {store} position microsoft --as-of 2025-10-28"
     )?;
+    if let Some(dir) = on_path {
+        writeln!(
+            out,
+            "(accord is not on your PATH; to type just `accord`: export PATH=\"{dir}:$PATH\")"
+        )?;
+    }
     Ok(())
+}
+
+/// How to run this binary from the current directory: `accord` when that name on the PATH is
+/// this very binary; else its path (relative when it lies below the current directory), and
+/// the directory to put on the PATH.
+fn invoked_as() -> (String, Option<String>) {
+    let Ok(exe) = std::env::current_exe().and_then(|e| e.canonicalize()) else {
+        return ("accord".into(), None);
+    };
+    let on_path = std::env::var_os("PATH").is_some_and(|paths| {
+        std::env::split_paths(&paths).any(|dir| {
+            dir.join("accord")
+                .canonicalize()
+                .is_ok_and(|found| found == exe)
+        })
+    });
+    if on_path {
+        return ("accord".into(), None);
+    }
+    let dir = exe.parent().map(|d| d.display().to_string());
+    let shown = std::env::current_dir()
+        .ok()
+        .and_then(|cwd| cwd.canonicalize().ok())
+        .and_then(|cwd| exe.strip_prefix(cwd).ok().map(|r| r.display().to_string()))
+        .unwrap_or_else(|| exe.display().to_string());
+    (shown, dir)
 }
 
 /// `demo` loads the sample into a new store or one that holds only the sample: a store with

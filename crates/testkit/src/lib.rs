@@ -43,9 +43,24 @@ pub fn bin() -> PathBuf {
 pub fn command() -> Command {
     let mut cmd = Command::new(bin());
     cmd.env_remove("ACCORD_STORE");
+    // As installed: `accord` on the PATH is this binary (what `demo`'s hint checks).
+    cmd.env("PATH", path_with_bin());
     // Tests that hold a store see the refusal at once; a test of `--wait` passes its own.
     cmd.env("ACCORD_WAIT", "0");
     cmd
+}
+
+/// `$PATH` with the directory of the built binary first.
+pub fn path_with_bin() -> String {
+    let bin = bin();
+    let dir = bin
+        .parent()
+        .map(|d| d.display().to_string())
+        .unwrap_or_default();
+    match std::env::var("PATH") {
+        Ok(p) if !p.is_empty() => format!("{dir}:{p}"),
+        _ => dir,
+    }
 }
 
 /// `accord --store STORE`, with `ACCORD_STORE` removed; add the arguments,
