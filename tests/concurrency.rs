@@ -69,7 +69,7 @@ fn a_held_store_is_refused_at_once_and_left_unchanged() {
         assert!(took < REFUSAL_BOUND, "{args:?} took {took:?}");
     }
     println!("refused while held: {}", timings.join(", "));
-    assert_eq!(held.len(), 22);
+    assert_eq!(held.len(), 42);
     drop(held);
 
     let after = output(&store, &["log", "--format", "json"]);

@@ -51,16 +51,16 @@ fn a_copy_keeps_every_record_and_answers_the_same() {
         &["copy", from.to_str().unwrap(), to.to_str().unwrap()],
     );
     let head = ok(&from, &["head"]);
-    assert_eq!(copied, format!("copied 25 events, head {head}"));
+    assert_eq!(copied, format!("copied 45 events, head {head}"));
     assert_eq!(answers(&from), answers(&to));
-    assert!(ok(&to, &["verify"]).starts_with("ok: 25 events"));
+    assert!(ok(&to, &["verify"]).starts_with("ok: 45 events"));
 
     // The copy goes on as its own ledger: an append there leaves the source alone.
     let more = r#"{"id": "s-2", "type": "obligation_settled", "effective": "2026-02-28", "obligation": "azure-commitment", "amount": {"amount": "1", "currency": "USD"}}"#;
     ok_stdin(&to, &["append", "-"], more);
     assert_eq!(ok(&from, &["head"]), head);
-    assert!(ok(&to, &["head"]).starts_with("26:"));
-    assert!(ok(&to, &["verify"]).starts_with("ok: 26 events"));
+    assert!(ok(&to, &["head"]).starts_with("46:"));
+    assert!(ok(&to, &["verify"]).starts_with("ok: 46 events"));
 
     // JSON, into an empty directory.
     let empty = dir.path().join("empty");
@@ -76,8 +76,38 @@ fn a_copy_keeps_every_record_and_answers_the_same() {
         ],
     );
     let v: serde_json::Value = serde_json::from_str(&json).unwrap();
-    assert_eq!(v["copied"], 25);
+    assert_eq!(v["copied"], 45);
+    assert_eq!(v["skipped"], 0);
     assert_eq!(v["head"], head.trim());
+
+    // The same copy again: the target already holds this very log, so it is verified and
+    // left as it is (exit 0), not refused.
+    let before = ok(&empty, &["log", "--format", "json"]);
+    let again = ok(
+        &from,
+        &[
+            "copy",
+            from.to_str().unwrap(),
+            empty.to_str().unwrap(),
+            "--format",
+            "json",
+        ],
+    );
+    let v: serde_json::Value = serde_json::from_str(&again).unwrap();
+    assert_eq!(
+        (v["copied"].clone(), v["skipped"].clone()),
+        (0.into(), 45.into())
+    );
+    assert_eq!(v["head"], head.trim());
+    assert_eq!(ok(&empty, &["log", "--format", "json"]), before);
+    let table = ok(
+        &from,
+        &["copy", from.to_str().unwrap(), empty.to_str().unwrap()],
+    );
+    assert!(
+        table.starts_with("nothing copied: the target already holds this log (45 events"),
+        "{table}"
+    );
 }
 
 #[test]

@@ -135,12 +135,12 @@ fn every_read_command_writes_rfc_4180_csv_with_its_header() {
     let store = sample(dir.path());
 
     let log = csv_of(&store, &["log"], LOG);
-    assert_eq!(log.rows.len(), 23);
+    assert_eq!(log.rows.len(), 43);
     assert_eq!(log.get(0, "seq"), "1");
     assert_eq!(log.get(0, "id"), "1975-04-04-party-microsoft");
-    assert_eq!(log.get(22, "type"), "obligation_settled");
+    assert_eq!(log.get(42, "type"), "obligation_settled");
     // The payload column is the event's JSON payload, quoted.
-    let payload: Value = serde_json::from_str(log.get(22, "payload")).unwrap();
+    let payload: Value = serde_json::from_str(log.get(42, "payload")).unwrap();
     assert_eq!(payload["amount"]["amount"], "2500000000.5");
     let json_log: Vec<Value> = ok(&store, &["log", "--format", "json"])
         .lines()

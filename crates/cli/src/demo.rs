@@ -30,7 +30,8 @@ pub(crate) fn run(path: &Path, format: WriteFormat, out: &mut dyn Write) -> Resu
     let appended: u64 = receipts.iter().map(|f| f.receipt.appended).sum();
     let skipped: u64 = receipts.iter().map(|f| f.receipt.skipped).sum();
     let events = open_for_read(path)?.events()?;
-    let dates = ["2025-10-27", "2025-10-28"];
+    // The eve of the 2025-10-28 agreement, its day, and the day after the 2026-04-27 amendment.
+    let dates = ["2025-10-27", "2025-10-28", "2026-04-28"];
     let day = |d: &str| -> Result<projector::Projection, Failure> {
         let as_of = Date::parse(d).map_err(Failure::Usage)?;
         Ok(engine::project_events(
@@ -60,7 +61,7 @@ pub(crate) fn run(path: &Path, format: WriteFormat, out: &mut dyn Write) -> Resu
     }
     writeln!(
         out,
-        "accord demo: the Microsoft-OpenAI agreement of 28 October 2025 ({} events in {}; {appended} appended, {skipped} already there)",
+        "accord demo: the Microsoft-OpenAI agreement of 28 October 2025 and its amendment of 27 April 2026 ({} events in {}; {appended} appended, {skipped} already there)",
         events.len(),
         path.display()
     )?;

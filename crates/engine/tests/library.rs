@@ -66,9 +66,9 @@ fn sample() -> (tempfile::TempDir, Engine) {
     let receipts = ledger
         .append(parsed(sample_files()), &Options::default())
         .expect("the sample log is valid");
-    assert_eq!(receipts.len(), 6);
+    assert_eq!(receipts.len(), 7);
     let appended: u64 = receipts.iter().map(|f| f.receipt.appended).sum();
-    assert_eq!(appended, 22);
+    assert_eq!(appended, 42);
     (dir, ledger)
 }
 
@@ -115,7 +115,8 @@ fn the_sample_log_answers_ownership_obligations_rights_and_verifies() {
         Some("135000000000")
     );
 
-    // Obligations: nothing before 2025-10-28, then the Azure commitment and the pledge.
+    // Obligations: Microsoft's funding commitment ($13B, $11.6B paid in), then from 2025-10-28
+    // the Azure commitment and the pledge.
     let outstanding = |day: &str| -> Vec<(String, String)> {
         ledger
             .projection(&Query::as_of(date(day)), None, None)
@@ -126,12 +127,16 @@ fn the_sample_log_answers_ownership_obligations_rights_and_verifies() {
             .map(|o| (o.obligation.clone(), o.outstanding.amount.to_string()))
             .collect()
     };
-    assert!(outstanding("2025-10-27").is_empty());
+    assert_eq!(
+        outstanding("2025-10-27"),
+        vec![("msft-funding".to_string(), "1400000000".to_string())]
+    );
     assert_eq!(
         outstanding("2025-10-28"),
         vec![
             ("azure-commitment".to_string(), "250000000000".to_string()),
             ("foundation-pledge".to_string(), "25000000000".to_string()),
+            ("msft-funding".to_string(), "1400000000".to_string()),
         ]
     );
 
@@ -173,7 +178,7 @@ fn the_sample_log_answers_ownership_obligations_rights_and_verifies() {
 
     // verify: every event, the head the store reports.
     let verified = ledger.verify(None).expect("the sample log verifies");
-    assert_eq!(verified.events, 22);
+    assert_eq!(verified.events, 42);
     let head = ledger.head().unwrap().expect("a head");
     assert_eq!(verified.head.as_ref(), Some(&head));
     let expected = ExpectedHead {
@@ -194,7 +199,7 @@ fn the_sample_log_answers_ownership_obligations_rights_and_verifies() {
 
     // The clock of the config is the one the log records.
     let log = ledger.log(0).unwrap();
-    assert_eq!(log.len(), 22);
+    assert_eq!(log.len(), 42);
     let first: DateTime<Utc> = log[0].recorded.parse().unwrap();
     assert!(first >= Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap());
     assert!(first < Utc.with_ymd_and_hms(2026, 1, 1, 0, 1, 0).unwrap());
@@ -291,7 +296,7 @@ fn expect_head_is_compare_and_append() {
             },
         )
         .expect("the head is the expected one");
-    assert_eq!(receipts[0].receipt.first_seq, Some(23));
+    assert_eq!(receipts[0].receipt.first_seq, Some(43));
     // Sent again: skipped, nothing new.
     let again = ledger
         .append(parsed(vec![line("s-1")]), &Options::default())
@@ -330,18 +335,18 @@ fn what_if_diff_and_timeline_through_the_library() {
         .append(parsed(vec![file]), &Options::default())
         .unwrap();
     let diff = ledger
-        .diff(date("2026-02-01"), KnownAt::Seq(22), KnownAt::Everything)
+        .diff(date("2026-02-01"), KnownAt::Seq(42), KnownAt::Everything)
         .unwrap();
-    assert_eq!((diff.from_seq, diff.to_seq), (Some(22), Some(23)));
+    assert_eq!((diff.from_seq, diff.to_seq), (Some(42), Some(43)));
     assert_eq!(diff.restatement.changes.len(), 1);
     assert_eq!(diff.restatement.changes[0].key, "azure-commitment");
 
-    // As known at seq 22, the settlement is not there.
+    // As known at seq 42, the settlement is not there.
     let known = ledger
         .projection(
             &Query {
                 as_of: date("2026-02-01"),
-                known_at: KnownAt::Seq(22),
+                known_at: KnownAt::Seq(42),
             },
             None,
             None,
@@ -383,7 +388,7 @@ fn a_missing_store_is_not_created_by_a_reader() {
     // A dry run against nothing validates against an empty log.
     let receipts =
         engine::dry_run_on_empty(parsed(sample_files()), &clock(), &Options::default()).unwrap();
-    assert_eq!(receipts.iter().map(|f| f.receipt.appended).sum::<u64>(), 22);
+    assert_eq!(receipts.iter().map(|f| f.receipt.appended).sum::<u64>(), 42);
     assert!(!path.exists());
 }
 
@@ -403,7 +408,7 @@ fn a_copy_has_the_same_log_and_current_query_keys() {
     let target_path = dir.path().join("copy.db");
     let target = Engine::open(&target_path, Access::Write, clock()).unwrap();
     let verified = ledger.copy_to(&target, None).expect("the copy verifies");
-    assert_eq!(verified.events, 22);
+    assert_eq!(verified.events, 42);
     assert_eq!(verified.head, ledger.head().unwrap());
     for day in ["2025-10-27", "2025-10-28", "2026-02-01"] {
         let q = Query::as_of(date(day));
@@ -415,7 +420,7 @@ fn a_copy_has_the_same_log_and_current_query_keys() {
     drop(target);
     let store = store::Store::open_existing(&target_path).unwrap();
     let mut ck = vec![5u8];
-    ck.extend_from_slice(&22u64.to_be_bytes());
+    ck.extend_from_slice(&42u64.to_be_bytes());
     assert_eq!(store.aux_get(b"ck").unwrap(), Some(ck));
     assert!(store.aux_get(b"pt/microsoft").unwrap().is_some());
     drop(store);
@@ -478,5 +483,5 @@ fn one_engine_shared_by_a_writer_and_readers_never_deadlocks() {
     for r in readers {
         r.join().unwrap();
     }
-    assert_eq!(ledger.verify(None).unwrap().events, 62);
+    assert_eq!(ledger.verify(None).unwrap().events, 82);
 }
