@@ -1,6 +1,9 @@
 //! The bundled sample log (`events/*.jsonl`, the Microsoft–OpenAI story)
 //! replayed as `accord import` does, file by file, and its balances checked
-//! against the figures the announcements give.
+//! against the figures the official texts give: Microsoft's funding commitment,
+//! the stakes before and after the 2025-10-28 recapitalization, the rights on
+//! 2025-06-01, 2025-10-28 and 2026-05-01, and what was known before and after the
+//! 2026-04-27 amendment was recorded.
 
 use std::collections::BTreeSet;
 
@@ -94,11 +97,42 @@ fn holder_row(report: &OwnershipReport, entity: &str, holder: &str) -> Value {
 #[test]
 fn the_sample_files_are_accepted_in_order() {
     let log = sample_log();
-    assert_eq!(log.len(), 22);
+    assert_eq!(log.len(), 42);
     assert_eq!(
         log.iter().map(|r| r.seq).collect::<Vec<_>>(),
-        (1..=22).collect::<Vec<u64>>()
+        (1..=42).collect::<Vec<u64>>()
     );
+}
+
+#[test]
+fn every_event_names_a_source_and_no_figure_comes_from_the_seed_article() {
+    for r in sample_log() {
+        let e = &r.event;
+        let source = e.source.as_ref().map(|s| s.to_string()).unwrap_or_default();
+        assert!(
+            source.starts_with("https://"),
+            "{}: source {source:?}",
+            e.id
+        );
+        let note = e.note.as_ref().map(|s| s.to_string()).unwrap_or_default();
+        assert!(!note.is_empty(), "{}: no note", e.id);
+        // Each note says how far the record goes: an official text, the press, an inference
+        // or a modelling choice.
+        assert!(
+            [
+                "OFFICIAL",
+                "PRESS-ONLY",
+                "INFERRED",
+                "MODELLING CHOICE",
+                "SPLIT OFF"
+            ]
+            .iter()
+            .any(|k| note.contains(k)),
+            "{}: the note does not say its status: {note}",
+            e.id
+        );
+        assert!(!note.contains("13.8B cumulative"), "{}", e.id);
+    }
 }
 
 #[test]
@@ -125,7 +159,7 @@ fn openai_group_adds_up_to_100_percent_on_every_date_it_changes() {
         assert_eq!(units, dec(&entities[0]["total_units"]), "on {d}");
         checked += 1;
     }
-    assert!(checked >= 3, "only {checked} dates with a table");
+    assert!(checked >= 6, "only {checked} dates with a table");
 }
 
 #[test]
@@ -135,9 +169,10 @@ fn microsoft_stake_before_and_after_the_recapitalization() {
     let row = holder_row(&before, "openai-group", "microsoft");
     assert_eq!(row["percent"], "32.5");
     assert_eq!(row["units"], "325000000");
+    // At the $500B mark of the 2025-10-02 secondary sale.
     assert_eq!(
         row["value"],
-        json!({"amount": "97500000000", "currency": "USD"})
+        json!({"amount": "162500000000", "currency": "USD"})
     );
 
     let after = on(&log, "2025-10-28").ownership(None);
@@ -161,21 +196,57 @@ fn microsoft_stake_before_and_after_the_recapitalization() {
 }
 
 #[test]
+fn valuation_marks_follow_the_funding_rounds() {
+    let log = sample_log();
+    let post_money = |day: &str| {
+        to_value(&on(&log, day).ownership(None))["entities"][0]["post_money"]["amount"].clone()
+    };
+    assert_eq!(post_money("2024-10-01"), Value::Null);
+    assert_eq!(post_money("2024-10-02"), "157000000000");
+    assert_eq!(post_money("2025-03-31"), "300000000000");
+    assert_eq!(post_money("2025-10-02"), "500000000000");
+    assert_eq!(post_money("2025-10-28"), "500000000000");
+}
+
+#[test]
+fn microsoft_funding_is_a_13b_commitment_with_11_6b_paid_in() {
+    let log = sample_log();
+    let funding = |day: &str| -> Value {
+        let report = to_value(&on(&log, day).obligations(None, Scope::All));
+        report["obligations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|o| o["obligation"] == "msft-funding")
+            .cloned()
+            .unwrap_or(Value::Null)
+    };
+    assert_eq!(funding("2019-07-21"), Value::Null);
+    let first = funding("2019-07-22");
+    assert_eq!(first["amount"]["amount"], "1000000000");
+    assert_eq!(first["obligor"], "microsoft");
+    assert_eq!(first["obligee"], "openai-group");
+    assert_eq!(first["kind"], "funding_commitment");
+    assert_eq!(funding("2023-01-23")["amount"]["amount"], "13000000000");
+    let paid = funding("2025-09-30");
+    assert_eq!(paid["settled"]["amount"], "11600000000");
+    assert_eq!(paid["outstanding"]["amount"], "1400000000");
+    assert_eq!(paid["status"], "open");
+    // No event claims the press's $13.8B anywhere.
+    for r in &log {
+        let text = String::from_utf8(r.event.canonical_bytes()).unwrap();
+        assert!(!text.contains("13800000000"), "{}", r.event.id);
+    }
+}
+
+#[test]
 fn microsoft_position_on_the_recapitalization_day() {
     let log = sample_log();
     let p = on(&log, "2025-10-28").position(&slug("microsoft"), Scope::Current);
     let v = to_value(&p);
     assert_eq!(v["party"], "microsoft");
     assert_eq!(v["name"], "Microsoft Corporation");
-    assert_eq!(
-        v["invested"],
-        json!([{
-            "investee": "openai-group",
-            "amount": {"amount": "13800000000", "currency": "USD"},
-            "value": {"amount": "135000000000", "currency": "USD"},
-            "multiple": "9.78",
-        }])
-    );
+    assert_eq!(v["invested"], json!([]));
     assert_eq!(
         v["holdings"],
         json!([{
@@ -186,72 +257,101 @@ fn microsoft_position_on_the_recapitalization_day() {
             "value": {"amount": "135000000000", "currency": "USD"},
         }])
     );
-    assert_eq!(v["owes"], json!([]));
-    let owed: Vec<&str> = v["owed"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|o| o["obligation"].as_str().unwrap())
-        .collect();
-    assert_eq!(owed, ["azure-commitment"]);
+    let ids = |key: &str| -> Vec<String> {
+        v[key]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|o| {
+                o[if key.starts_with("rights") {
+                    "right"
+                } else {
+                    "obligation"
+                }]
+                .as_str()
+                .unwrap()
+                .to_string()
+            })
+            .collect()
+    };
+    assert_eq!(ids("owes"), ["msft-funding"]);
+    assert_eq!(ids("owed"), ["azure-commitment"]);
+    assert_eq!(
+        ids("rights_held"),
+        [
+            "agi-expert-panel",
+            "azure-api-exclusivity",
+            "ip-exclusivity",
+            "ip-rights",
+            "msft-pursue-agi",
+            "research-ip",
+            "revenue-share"
+        ]
+    );
+    assert_eq!(
+        ids("rights_granted"),
+        [
+            "openai-national-security-api",
+            "openai-open-weights",
+            "openai-third-party-products",
+            "revenue-share-to-openai"
+        ]
+    );
 }
 
 #[test]
 fn outstanding_obligations_before_and_on_the_recapitalization_day() {
     let log = sample_log();
-    for scope in [Scope::Current, Scope::All] {
-        let before = to_value(&on(&log, "2025-10-27").obligations(None, scope));
-        assert_eq!(before["obligations"], json!([]), "{scope:?}");
-        assert_eq!(before["totals"], json!([]), "{scope:?}");
-    }
+    let before = to_value(&on(&log, "2025-10-27").obligations(None, Scope::Current));
+    assert_eq!(
+        before["totals"],
+        json!([{"obligor": "microsoft", "currency": "USD", "outstanding": "1400000000"}])
+    );
 
     let after = to_value(&on(&log, "2025-10-28").obligations(None, Scope::Current));
     assert_eq!(
-        after,
+        after["obligations"][0],
         json!({
-            "as_of": "2025-10-28",
-            "obligations": [
-                {
-                    "obligation": "azure-commitment",
-                    "kind": "purchase_commitment",
-                    "obligor": "openai-group",
-                    "obligee": "microsoft",
-                    "amount": {"amount": "250000000000", "currency": "USD"},
-                    "settled": {"amount": "0", "currency": "USD"},
-                    "outstanding": {"amount": "250000000000", "currency": "USD"},
-                    "status": "open",
-                    "due": null,
-                    "overdue": false,
-                },
-                {
-                    "obligation": "foundation-pledge",
-                    "kind": "pledge",
-                    "obligor": "openai-foundation",
-                    "obligee": null,
-                    "amount": {"amount": "25000000000", "currency": "USD"},
-                    "settled": {"amount": "0", "currency": "USD"},
-                    "outstanding": {"amount": "25000000000", "currency": "USD"},
-                    "status": "open",
-                    "due": null,
-                    "overdue": false,
-                },
-            ],
-            "totals": [
-                {"obligor": "openai-foundation", "currency": "USD", "outstanding": "25000000000"},
-                {"obligor": "openai-group", "currency": "USD", "outstanding": "250000000000"},
-            ],
+            "obligation": "azure-commitment",
+            "kind": "purchase_commitment",
+            "obligor": "openai-group",
+            "obligee": "microsoft",
+            "amount": {"amount": "250000000000", "currency": "USD"},
+            "settled": {"amount": "0", "currency": "USD"},
+            "outstanding": {"amount": "250000000000", "currency": "USD"},
+            "status": "open",
+            "due": null,
+            "overdue": false,
         })
     );
-    let for_microsoft =
-        to_value(&on(&log, "2025-10-28").obligations(Some(&slug("microsoft")), Scope::Current));
     assert_eq!(
-        for_microsoft["totals"],
-        json!([{"obligor": "openai-group", "currency": "USD", "outstanding": "250000000000"}])
+        after["obligations"][1],
+        json!({
+            "obligation": "foundation-pledge",
+            "kind": "pledge",
+            "obligor": "openai-foundation",
+            "obligee": null,
+            "amount": {"amount": "25000000000", "currency": "USD"},
+            "settled": {"amount": "0", "currency": "USD"},
+            "outstanding": {"amount": "25000000000", "currency": "USD"},
+            "status": "open",
+            "due": null,
+            "overdue": false,
+        })
+    );
+    assert_eq!(
+        after["totals"],
+        json!([
+            {"obligor": "microsoft", "currency": "USD", "outstanding": "1400000000"},
+            {"obligor": "openai-foundation", "currency": "USD", "outstanding": "25000000000"},
+            {"obligor": "openai-group", "currency": "USD", "outstanding": "250000000000"},
+        ])
     );
 }
 
-fn rights_in_force(log: &[RecordedEvent], day: &str) -> BTreeSet<String> {
-    let report = to_value(&on(log, day).rights(None, Scope::Current));
+fn rights_in_force_known(log: &[RecordedEvent], day: &str, known: KnownAt) -> BTreeSet<String> {
+    let p = project(log, date(day), known).unwrap();
+    let report = to_value(&p.rights(None, Scope::Current));
     report["rights"]
         .as_array()
         .unwrap()
@@ -264,13 +364,22 @@ fn rights_in_force(log: &[RecordedEvent], day: &str) -> BTreeSet<String> {
         .collect()
 }
 
+fn rights_in_force(log: &[RecordedEvent], day: &str) -> BTreeSet<String> {
+    rights_in_force_known(log, day, KnownAt::Everything)
+}
+
 fn set(ids: &[&str]) -> BTreeSet<String> {
     ids.iter().map(|s| s.to_string()).collect()
 }
 
 /// The row of `right` in the `--all` rights report on `day`.
 fn right_row(log: &[RecordedEvent], day: &str, right: &str) -> Value {
-    let report = to_value(&on(log, day).rights(None, Scope::All));
+    right_row_known(log, day, right, KnownAt::Everything)
+}
+
+fn right_row_known(log: &[RecordedEvent], day: &str, right: &str, known: KnownAt) -> Value {
+    let p = project(log, date(day), known).unwrap();
+    let report = to_value(&p.rights(None, Scope::All));
     report["rights"]
         .as_array()
         .unwrap()
@@ -280,65 +389,156 @@ fn right_row(log: &[RecordedEvent], day: &str, right: &str) -> Value {
         .clone()
 }
 
+/// Microsoft's rights that the 2025-10-28 agreement shaped, and OpenAI's new ones.
+const OCTOBER_2025: &[&str] = &[
+    "agi-expert-panel",
+    "azure-api-exclusivity",
+    "foundation-additional-equity",
+    "ip-exclusivity",
+    "ip-rights",
+    "msft-pursue-agi",
+    "openai-national-security-api",
+    "openai-open-weights",
+    "openai-third-party-products",
+    "research-ip",
+    "revenue-share",
+    "revenue-share-to-openai",
+];
+
 #[test]
 fn rights_in_force_over_time() {
     let log = sample_log();
+    // 2019 to 2025-01-20: exclusive cloud, and the terms that run through 2030 or to AGI.
     assert_eq!(
-        rights_in_force(&log, "2025-10-27"),
+        rights_in_force(&log, "2024-06-01"),
+        set(&[
+            "azure-api-exclusivity",
+            "exclusive-cloud",
+            "ip-rights",
+            "revenue-share",
+            "revenue-share-to-openai"
+        ])
+    );
+    // 2025-06-01: the right of first refusal has replaced exclusive cloud.
+    assert_eq!(
+        rights_in_force(&log, "2025-06-01"),
         set(&[
             "azure-api-exclusivity",
             "compute-rofr",
             "ip-rights",
-            "revenue-share"
+            "revenue-share",
+            "revenue-share-to-openai"
         ])
     );
-    assert_eq!(
-        rights_in_force(&log, "2025-10-28"),
-        set(&[
-            "azure-api-exclusivity",
-            "ip-rights",
-            "research-ip",
-            "revenue-share"
-        ])
-    );
-    // research-ip is in force through 2030-12-31, not the day after.
-    assert!(rights_in_force(&log, "2030-12-31").contains("research-ip"));
-    assert_eq!(
-        rights_in_force(&log, "2031-01-01"),
-        set(&["azure-api-exclusivity", "ip-rights", "revenue-share"])
-    );
-    assert!(rights_in_force(&log, "2032-12-31").contains("ip-rights"));
-    assert_eq!(
-        rights_in_force(&log, "2033-01-01"),
-        set(&["azure-api-exclusivity", "revenue-share"])
-    );
+    for right in ["ip-rights", "azure-api-exclusivity", "revenue-share"] {
+        let row = right_row(&log, "2025-06-01", right);
+        assert_eq!(row["until"], "2030-12-31", "{right} before 2025-10-28");
+        assert_eq!(row["until_milestone"], "agi", "{right} before 2025-10-28");
+    }
+    // No expert panel before 2025-10-28.
+    assert!(!rights_in_force(&log, "2025-10-27").contains("agi-expert-panel"));
 
-    let rofr = right_row(&log, "2025-10-28", "compute-rofr");
-    assert_eq!(rofr["in_force"], false);
-    assert_eq!(rofr["ended"], "ended");
-    let research = right_row(&log, "2031-01-01", "research-ip");
-    assert_eq!(research["in_force"], false);
-    assert_eq!(research["ended"], "expired");
+    // 2025-10-28: the definitive agreement.
+    assert_eq!(rights_in_force(&log, "2025-10-28"), set(OCTOBER_2025));
+    let ip = right_row(&log, "2025-10-28", "ip-rights");
+    assert_eq!(
+        (ip["until"].clone(), ip["until_milestone"].clone()),
+        ("2032-12-31".into(), Value::Null)
+    );
+    let api = right_row(&log, "2025-10-28", "azure-api-exclusivity");
+    assert_eq!(
+        (api["until"].clone(), api["until_milestone"].clone()),
+        (Value::Null, "agi".into())
+    );
+    let research = right_row(&log, "2025-10-28", "research-ip");
     assert_eq!(research["until"], "2030-12-31");
     assert_eq!(research["until_milestone"], "agi");
-    let ip = right_row(&log, "2033-01-01", "ip-rights");
-    assert_eq!(ip["ended"], "expired");
-    assert_eq!(ip["until"], "2032-12-31");
+    let rofr = right_row(&log, "2025-10-28", "compute-rofr");
+    assert_eq!(rofr["ended"], "ended");
+
+    // 2026-05-01, after the 2026-04-27 amendment: the licence is non-exclusive, OpenAI may
+    // serve any cloud, Microsoft no longer pays a revenue share, and OpenAI's share runs
+    // through 2030 whatever happens with AGI.
+    let may = rights_in_force(&log, "2026-05-01");
+    for gone in [
+        "ip-exclusivity",
+        "azure-api-exclusivity",
+        "revenue-share-to-openai",
+    ] {
+        assert!(!may.contains(gone), "{gone} on 2026-05-01");
+        assert_eq!(
+            right_row(&log, "2026-05-01", gone)["ended"],
+            "ended",
+            "{gone}"
+        );
+    }
+    for new in [
+        "azure-first-ship",
+        "openai-any-cloud",
+        "ip-rights",
+        "revenue-share",
+    ] {
+        assert!(may.contains(new), "{new} on 2026-05-01");
+    }
+    let share = right_row(&log, "2026-05-01", "revenue-share");
     assert_eq!(
-        ip["until_milestone"],
-        Value::Null,
-        "the amendment removed it"
+        (share["until"].clone(), share["until_milestone"].clone()),
+        ("2030-12-31".into(), Value::Null)
     );
-    // Before the amendment, the IP rights waited for AGI with no end date.
-    let ip = right_row(&log, "2025-10-27", "ip-rights");
-    assert_eq!(ip["until"], Value::Null);
-    assert_eq!(ip["until_milestone"], "agi");
+
+    // The ends: research-ip and the revenue share through 2030, the licence through 2032.
+    assert!(rights_in_force(&log, "2030-12-31").contains("research-ip"));
+    let later = rights_in_force(&log, "2031-01-01");
+    assert!(!later.contains("research-ip") && !later.contains("revenue-share"));
+    assert_eq!(
+        right_row(&log, "2031-01-01", "research-ip")["ended"],
+        "expired"
+    );
+    assert!(rights_in_force(&log, "2032-12-31").contains("ip-rights"));
+    assert!(!rights_in_force(&log, "2033-01-01").contains("ip-rights"));
+}
+
+#[test]
+fn what_was_known_before_the_april_2026_amendment_was_recorded() {
+    let log = sample_log();
+    // The last seq recorded before the first event of the amendment.
+    let before = log
+        .iter()
+        .find(|r| r.event.effective == date("2026-04-27"))
+        .map(|r| r.seq - 1)
+        .expect("the amendment is in the log");
+    let known_before = KnownAt::Seq(before);
+    // Asked about 2026-05-01 before the amendment was recorded, the ledger still answered
+    // with the October 2025 terms: exclusivity and both revenue shares until AGI.
+    assert_eq!(
+        rights_in_force_known(&log, "2026-05-01", known_before),
+        set(OCTOBER_2025)
+    );
+    let api = right_row_known(&log, "2026-05-01", "azure-api-exclusivity", known_before);
+    assert_eq!(api["in_force"], true);
+    assert_eq!(api["until_milestone"], "agi");
+    let share = right_row_known(&log, "2026-05-01", "revenue-share", known_before);
+    assert_eq!(
+        (share["until"].clone(), share["until_milestone"].clone()),
+        (Value::Null, "agi".into())
+    );
+    // Once it is recorded, the same question has the new answer, and the old one stays
+    // readable.
+    let api = right_row(&log, "2026-05-01", "azure-api-exclusivity");
+    assert_eq!(api["in_force"], false);
+    assert_eq!(api["ended"], "ended");
+    // Dates before the amendment answer the same either way.
+    assert_eq!(
+        rights_in_force_known(&log, "2026-04-26", known_before),
+        rights_in_force(&log, "2026-04-26")
+    );
 }
 
 #[test]
 fn the_agi_milestone_is_listed_undeclared() {
     let log = sample_log();
-    for day in ["2025-10-27", "2025-10-28", "2031-01-01"] {
+    // From 2031 no right in force waits for AGI any more, so none lists it.
+    for day in ["2025-10-27", "2025-10-28", "2026-05-01"] {
         let report = to_value(&on(&log, day).rights(None, Scope::Current));
         assert_eq!(
             report["milestones"],
@@ -393,7 +593,7 @@ fn ownership_json_has_the_cli_shape() {
             "as_of": "2024-06-30",
             "entities": [{
                 "entity": "openai-group",
-                "name": "OpenAI Global, LLC",
+                "name": "OpenAI LP",
                 "total_units": "1000000000",
                 "post_money": null,
                 "holders": [
