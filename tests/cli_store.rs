@@ -348,7 +348,7 @@ fn csv_outputs_parse_with_a_header_row() {
         ),
         (
             &["obligations", "--as-of", "2025-10-28"][..],
-            "as_of,obligation,kind,obligor,obligee,currency,amount,settled,outstanding,status,due",
+            "as_of,obligation,kind,obligor,obligee,currency,amount,settled,outstanding,status,due,overdue",
         ),
         (
             &["rights", "--as-of", "2025-10-28", "--all"][..],

@@ -101,6 +101,7 @@ const OBLIGATIONS: &[&str] = &[
     "outstanding",
     "status",
     "due",
+    "overdue",
 ];
 const RIGHTS: &[&str] = &[
     "as_of",
@@ -157,9 +158,9 @@ fn every_read_command_writes_rfc_4180_csv_with_its_header() {
             event["note"].as_str().unwrap_or_default()
         );
     }
-    let since = csv_of(&store, &["log", "--since", "20"], LOG);
+    let since = csv_of(&store, &["log", "--since", "40"], LOG);
     assert_eq!(since.rows.len(), 3);
-    assert_eq!(since.get(0, "seq"), "21");
+    assert_eq!(since.get(0, "seq"), "41");
 
     let own = csv_of(
         &store,
@@ -202,7 +203,10 @@ fn every_read_command_writes_rfc_4180_csv_with_its_header() {
         &["obligations", "--as-of", "2026-02-01", "--all"],
         OBLIGATIONS,
     );
-    assert_eq!(obl.rows.len(), 2);
+    assert_eq!(obl.rows.len(), 3);
+    let funding = obl.find("obligation", "msft-funding");
+    assert_eq!(obl.get(funding, "outstanding"), "1400000000");
+    assert_eq!(obl.get(funding, "overdue"), "false");
     let azure = obl.find("obligation", "azure-commitment");
     assert_eq!(obl.get(azure, "obligor"), "openai-group");
     assert_eq!(obl.get(azure, "obligee"), "microsoft");
@@ -250,9 +254,9 @@ fn every_read_command_writes_rfc_4180_csv_with_its_header() {
     let holding = pos.find("section", "holding");
     assert_eq!(pos.get(holding, "item"), "openai-group");
     assert_eq!(pos.get(holding, "percent"), "27");
-    let invested = pos.find("section", "invested");
-    assert_eq!(pos.get(invested, "amount"), "13800000000");
-    assert_eq!(pos.get(invested, "multiple"), "9.78");
+    let owes = pos.find("section", "owes");
+    assert_eq!(pos.get(owes, "item"), "msft-funding");
+    assert_eq!(pos.get(owes, "amount"), "1400000000");
     let owed = pos.find("section", "owed");
     assert_eq!(pos.get(owed, "item"), "azure-commitment");
     assert_eq!(pos.get(owed, "amount"), "247499999999.5");

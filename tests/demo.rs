@@ -31,8 +31,12 @@ fn demo_shows_the_recapitalization_and_is_idempotent() {
     let msft_before = find(&out, "microsoft", before);
     let line = out[msft_before..].lines().next().unwrap();
     assert!(line.contains("32.5 %"), "{line}");
-    assert!(line.contains("97,500,000,000 USD"), "{line}");
-    assert!(find(&out, "Obligations on 2025-10-27:\n  none", before) > before);
+    assert!(line.contains("162,500,000,000 USD"), "{line}");
+    // Microsoft's funding commitment: $13B, $11.6B paid in by 2025-09-30.
+    let funding = &out[find(&out, "msft-funding", before)..];
+    let funding = funding.lines().next().unwrap();
+    assert!(funding.contains("13,000,000,000 USD"), "{funding}");
+    assert!(funding.contains("1,400,000,000 USD"), "{funding}");
 
     // The day of: Microsoft 27 % worth $135B, the Foundation 26 % worth $130B.
     let day = find(&out, "As of 2025-10-28", before);
@@ -58,14 +62,37 @@ fn demo_shows_the_recapitalization_and_is_idempotent() {
     let totals = &out[totals..find(&out, "Rights on 2025-10-28", totals)];
     assert!(totals.contains("25,000,000,000 USD"), "{totals}");
     assert!(totals.contains("250,000,000,000 USD"), "{totals}");
-    assert!(out.contains("22 appended, 0 already there"), "{out}");
+    assert!(out.contains("42 appended, 0 already there"), "{out}");
+
+    // The day after the April 2026 amendment: Azure API exclusivity ended, the revenue share
+    // through 2030 without an AGI limit, OpenAI free to use any cloud.
+    let april = find(&out, "As of 2026-04-28", day);
+    let rights = &out[find(&out, "Rights on 2026-04-28:", april)..];
+    let row = |right: &str| {
+        rights[find(rights, &format!("  {right} "), 0)..]
+            .lines()
+            .next()
+            .unwrap()
+            .to_string()
+    };
+    assert!(
+        row("azure-api-exclusivity").contains("no (ended)"),
+        "{rights}"
+    );
+    assert!(row("ip-exclusivity").contains("no (ended)"), "{rights}");
+    assert!(row("openai-any-cloud").ends_with("yes"), "{rights}");
+    let share = row("revenue-share");
+    assert!(
+        share.contains("2030-12-31") && share.ends_with("yes"),
+        "{share}"
+    );
 
     // A second run appends nothing and leaves the log byte-identical.
     let log = run(&store, &["log", "--format", "json"]);
-    assert_eq!(log.lines().count(), 22);
+    assert_eq!(log.lines().count(), 42);
     let head = run(&store, &["head"]);
     let again = run(&store, &["demo"]);
-    assert!(again.contains("0 appended, 22 already there"), "{again}");
+    assert!(again.contains("0 appended, 42 already there"), "{again}");
     assert_eq!(run(&store, &["log", "--format", "json"]), log);
     assert_eq!(run(&store, &["head"]), head);
     // The same report both times, but for the counts line.
@@ -75,7 +102,7 @@ fn demo_shows_the_recapitalization_and_is_idempotent() {
     // verify: `ok: 22 events, head <64 hex>`, the same hash as `head`.
     let verify = run(&store, &["verify"]);
     let hash = verify
-        .strip_prefix("ok: 22 events, head ")
+        .strip_prefix("ok: 42 events, head ")
         .and_then(|h| h.strip_suffix('\n'))
         .unwrap_or_else(|| panic!("verify printed {verify:?}"));
     assert_eq!(hash.len(), 64, "{verify}");
@@ -84,21 +111,22 @@ fn demo_shows_the_recapitalization_and_is_idempotent() {
             .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)),
         "{verify}"
     );
-    assert_eq!(head, format!("22:{hash}\n"));
+    assert_eq!(head, format!("42:{hash}\n"));
 }
 
 #[test]
-fn demo_json_has_both_days() {
+fn demo_json_has_the_three_days() {
     let dir = tempfile::tempdir().unwrap();
     let store = dir.path().join("demo.db");
     let out = run(&store, &["demo", "--format", "json"]);
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
-    assert_eq!(v["appended"], 22);
+    assert_eq!(v["appended"], 42);
     assert_eq!(v["skipped"], 0);
     let days = v["days"].as_array().unwrap();
-    assert_eq!(days.len(), 2);
+    assert_eq!(days.len(), 3);
     assert_eq!(days[0]["as_of"], "2025-10-27");
     assert_eq!(days[1]["as_of"], "2025-10-28");
+    assert_eq!(days[2]["as_of"], "2026-04-28");
     let holders = |d: &serde_json::Value| d["ownership"]["entities"][0]["holders"].clone();
     let msft = |d: &serde_json::Value| {
         holders(d)
@@ -113,8 +141,9 @@ fn demo_json_has_both_days() {
     assert_eq!(msft(&days[1])["percent"], "27");
     assert_eq!(msft(&days[1])["value"]["amount"], "135000000000");
     let totals = &days[1]["obligations"]["totals"];
-    assert_eq!(totals[0]["outstanding"], "25000000000");
-    assert_eq!(totals[1]["outstanding"], "250000000000");
+    assert_eq!(totals[0]["outstanding"], "1400000000");
+    assert_eq!(totals[1]["outstanding"], "25000000000");
+    assert_eq!(totals[2]["outstanding"], "250000000000");
 }
 
 #[test]

@@ -315,7 +315,7 @@ fn hledger_and_ledger_balances_equal_accord_on_the_sample_log() {
     let (dir, store) = temp_store();
     testkit::import_sample(&store);
     // A settlement, an amendment, a release and a reversal on top of the sample,
-    // each in its own batch (seq 23 to 27 after the 22 sample events).
+    // each in its own batch (seq 43 to 47 after the 42 sample events).
     let extra = [
         r#"{"id": "azure-2026-01", "type": "obligation_settled", "effective": "2026-01-31", "obligation": "azure-commitment", "amount": {"amount": "2500000000", "currency": "USD"}}"#,
         r#"{"id": "pledge-amended", "type": "obligation_amended", "effective": "2026-01-31", "obligation": "foundation-pledge", "amount": {"amount": "30000000000.5", "currency": "USD"}}"#,
@@ -328,7 +328,7 @@ fn hledger_and_ledger_balances_equal_accord_on_the_sample_log() {
         ok_stdin(&store, &["append", "-"], line);
     }
     let head = ok(&store, &["head"]);
-    assert!(head.starts_with("27:"), "{head}");
+    assert!(head.starts_with("47:"), "{head}");
     let investors = [
         "microsoft",
         "openai-foundation",
@@ -340,7 +340,7 @@ fn hledger_and_ledger_balances_equal_accord_on_the_sample_log() {
         dir.path(),
         &store,
         &investors,
-        &[Some("22"), Some("24"), Some("25"), Some("26"), None],
+        &[Some("42"), Some("44"), Some("45"), Some("46"), None],
         &[
             "2019-07-21",
             "2019-07-22",

@@ -55,7 +55,7 @@ Examples (from a checkout of accord; `accord demo` writes ./accord.db):
   accord append events/05-obligations.jsonl    # append a file as one atomic batch
   accord record obligation_settled --id azure-2026-01 --effective 2026-01-31 --obligation azure-commitment --amount '$2.5B' --reference 'invoice 2026-01'
   accord ownership --as-of 2025-10-28          # cap tables on a date
-  accord obligations --as-of 2026-02-01 --known-at 22   # as known before that settlement
+  accord obligations --as-of 2026-02-01 --known-at 42   # as known before that settlement
   accord verify                                # check the hash chain and every invariant
 
 `accord COMMAND --help` shows the examples of each command; `accord man` prints
@@ -100,19 +100,20 @@ const OWNERSHIP_EXAMPLES: &str = "\
 Examples:
   accord ownership --entity openai-group --as-of 2025-10-28
   accord ownership --as-of 2025-10-27 --format csv
-  accord ownership --as-of 2025-10-28 --known-at 20 --format json    # as known at seq 20
+  accord ownership --as-of 2025-10-28 --known-at 13 --format json    # as known before the recapitalization (seq 14) was recorded
   accord ownership --entity openai-group --as-of 2026-04-01 --with examples/what-if-round.jsonl   # pro forma: as if the file were appended (nothing is written)";
 
 const OBLIGATIONS_EXAMPLES: &str = "\
 Examples:
   accord obligations --as-of 2025-10-28 --party openai-group --all
   accord obligations --as-of 2026-02-01 --format json
-  accord obligations --as-of 2026-02-01 --known-at 22 --format csv
+  accord obligations --as-of 2026-02-01 --known-at 42 --format csv
   accord obligations --as-of 2026-04-01 --with examples/what-if-round.jsonl    # as if appended";
 
 const RIGHTS_EXAMPLES: &str = "\
 Examples:
   accord rights --as-of 2031-01-01 --all    # research-ip expired at the end of 2030
+  accord rights --as-of 2026-05-01 --known-at 36    # as known before the April 2026 amendment (seqs 37-42) was recorded
   accord rights --party microsoft --format json
   accord rights --as-of 2026-04-01 --with examples/what-if-round.jsonl    # as if appended";
 
@@ -136,7 +137,7 @@ const EXPORT_EXAMPLES: &str = "\
 Examples:
   accord export --format jsonl > backup.jsonl    # re-appendable to an empty store
   accord export --format ledger --as-of 2025-12-31 > deals.journal
-  accord export --format ledger --known-at 22 > as-known.journal
+  accord export --format ledger --known-at 36 > as-known.journal
 
 Cross-check with plain-text accounting: hledger -f deals.journal bal obligations";
 
@@ -346,7 +347,7 @@ pub enum Command {
     },
     /// What changed on a date between two transaction times, and which events did it.
     #[command(
-        after_help = "Examples (after `accord demo`, whose seq 12 is the recapitalization):\n  accord diff --as-of 2025-10-28 --known-at 11    # before seq 12 was recorded vs everything: Microsoft 32.5 % -> 27 %\n  accord diff --as-of 2025-10-28 --known-at 11 --vs-known-at 13 --format json   # what seqs 12 and 13 changed\n\nT is a seq, a date (end of that day, UTC) or an RFC 3339 timestamp."
+        after_help = "Examples (after `accord demo`, whose seq 14 is the recapitalization and seqs 37-42 the April 2026 amendment):\n  accord diff --as-of 2025-10-28 --known-at 13    # before seq 14 was recorded vs everything: Microsoft 32.5 % -> 27 %\n  accord diff --as-of 2026-05-01 --known-at 36 --format json   # what the April 2026 amendment changed\n\nT is a seq, a date (end of that day, UTC) or an RFC 3339 timestamp."
     )]
     Diff {
         /// Valid time: the date compared (default: today, UTC).

@@ -137,6 +137,7 @@ fn obligation_csv_row(as_of: Date, o: &projector::ObligationRow) -> Vec<String> 
         o.outstanding.amount.to_string(),
         o.status.into(),
         o.due.map(|d| d.to_string()).unwrap_or_default(),
+        o.overdue.to_string(),
     ]
 }
 
@@ -152,6 +153,8 @@ const OBLIGATION_CSV: &[&str] = &[
     "outstanding",
     "status",
     "due",
+    // Added after the contract's columns, like JSON's added fields.
+    "overdue",
 ];
 
 pub fn obligations(
