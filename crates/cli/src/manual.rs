@@ -108,6 +108,10 @@ fn reference_sections(w: &mut dyn std::io::Write) -> std::io::Result<()> {
             "4",
             "store unavailable: missing, held by another process past --wait, not a store, damaged",
         ),
+        (
+            "130",
+            "interrupted (Ctrl-C) during an append, import or copy: one line says what was written (whole batches only)",
+        ),
     ] {
         roff.control("TP", [])
             .text([bold(code)])

@@ -32,9 +32,12 @@ enum What {
     Text,
     Date,
     Units,
-    Count,
+    /// One side of a split ratio.
+    Ratio,
     Money,
     Class,
+    /// A share class where leaving it out means every class.
+    EveryClass,
     Slug,
     Holding,
     /// A date, or `null` to remove it.
@@ -55,9 +58,9 @@ impl What {
             What::Text => "TEXT",
             What::Date | What::NullableDate => "DATE",
             What::Units => "UNITS",
-            What::Count => "N",
+            What::Ratio => "N",
             What::Money => "MONEY",
-            What::Class => "CLASS",
+            What::Class | What::EveryClass => "CLASS",
             What::Slug => "KIND",
             What::Holding => "HOLDER=SHARE",
             What::NullableId => "ID",
@@ -74,9 +77,10 @@ impl What {
             What::Text => "text, up to 4,096 characters".into(),
             What::Date => "a date, YYYY-MM-DD".into(),
             What::Units => "a number of shares, e.g. 3,000,000 or 1.5M (fractions allowed)".into(),
-            What::Count => "a whole number, e.g. 2".into(),
+            What::Ratio => "a positive number, e.g. 2 (2-for-1: --numerator 2 --denominator 1)".into(),
             What::Money => "an amount and currency, e.g. \"5M USD\", \"$5M\", \"2,500,000 EUR\"".into(),
             What::Class => "a share class (default: common)".into(),
+            What::EveryClass => "the share class to split (default: every class)".into(),
             What::Slug => "a kind of right: a-z, 0-9, _ and -, e.g. ip_rights".into(),
             What::Holding => {
                 "one line of the table, repeated: HOLDER=27% (percent) or HOLDER=270000units (units), optionally @CLASS".into()
@@ -186,9 +190,9 @@ fn fields(type_name: &str) -> Option<&'static [Flag]> {
             const {
                 &[
                     req("issuer", Str, P),
-                    opt("class", Str, C),
-                    req("numerator", Dec, What::Count),
-                    req("denominator", Dec, What::Count),
+                    opt("class", Str, What::EveryClass),
+                    req("numerator", Dec, What::Ratio),
+                    req("denominator", Dec, What::Ratio),
                 ]
             }
         }
@@ -618,9 +622,9 @@ mod tests {
             What::Party | What::Id | What::NullableId => "acme",
             What::Text => "words",
             What::Date | What::NullableDate => "2025-01-01",
-            What::Units | What::Count => "2",
+            What::Units | What::Ratio => "2",
             What::Money => "5M USD",
-            What::Class => "common",
+            What::Class | What::EveryClass => "common",
             What::Slug => "ip_rights",
             What::Holding => "acme=100%",
             What::EventId => "e-1",
