@@ -146,3 +146,33 @@ fn wide_characters_line_up() {
         .collect();
     assert!(widths.windows(2).all(|w| w[0] == w[1]), "{out}");
 }
+
+#[test]
+fn invisible_bidi_characters_are_accepted_but_shown_escaped() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("s.db");
+    // A right-to-left override in a name: stored as given (right-to-left names need the
+    // marks), but a table shows it escaped, so the rest of the line is not turned around.
+    ok(
+        &store,
+        &[
+            "record",
+            "party_registered",
+            "--id",
+            "p-rlo",
+            "--effective",
+            "2020-01-01",
+            "--party",
+            "rlo",
+            "--name",
+            "abc\u{202e}fed Corp",
+            "--kind",
+            "corporation",
+        ],
+    );
+    let shown = ok(&store, &["position", "rlo", "--as-of", "2021-01-01"]);
+    assert!(shown.contains("abc\\u{202e}fed Corp"), "{shown}");
+    assert!(!shown.contains('\u{202e}'), "{shown}");
+    let json = ok(&store, &["show", "p-rlo", "--format", "json"]);
+    assert!(json.contains("abc\u{202e}fed Corp"), "JSON keeps the text exact: {json}");
+}

@@ -135,10 +135,32 @@ pub fn csv(out: &mut dyn Write, header: &[&str], rows: &[Vec<String>]) -> io::Re
     out.write_all(&bytes)
 }
 
-/// Text for people: every control character (U+0000 to U+001F, U+007F to U+009F) shown as an
-/// escape (`\n`, `\t`, `\u{1b}`), so that recorded text never reaches a terminal raw.
+/// A character that changes how the text around it reads without showing itself: the bidi
+/// embeddings, overrides, isolates and marks (a right-to-left override turns the rest of a
+/// terminal line around), zero-width space and word joiner, the byte-order mark, and the
+/// line and paragraph separators. Stored text may hold them (right-to-left names use the
+/// marks); output for people shows them escaped. Joiners (U+200C, U+200D), which scripts and
+/// emoji need, are left alone.
+pub fn is_deceptive(c: char) -> bool {
+    matches!(
+        c,
+        '\u{61c}'
+            | '\u{200b}'
+            | '\u{200e}'
+            | '\u{200f}'
+            | '\u{2028}'..='\u{202e}'
+            | '\u{2060}'
+            | '\u{2066}'..='\u{2069}'
+            | '\u{feff}'
+    )
+}
+
+/// Text for people: every control character (U+0000 to U+001F, U+007F to U+009F) and every
+/// invisible character that changes how text reads ([`is_deceptive`]) shown as an escape
+/// (`\n`, `\t`, `\u{1b}`, `\u{202e}`), so that recorded text never reaches a terminal raw.
 pub fn visible(s: &str) -> String {
-    if !s.chars().any(domain::event::is_control) {
+    let hidden = |c: char| domain::event::is_control(c) || is_deceptive(c);
+    if !s.chars().any(hidden) {
         return s.to_string();
     }
     let mut out = String::with_capacity(s.len() + 8);
@@ -147,7 +169,7 @@ pub fn visible(s: &str) -> String {
             '\n' => out.push_str("\\n"),
             '\t' => out.push_str("\\t"),
             '\r' => out.push_str("\\r"),
-            c if domain::event::is_control(c) => out.push_str(&format!("\\u{{{:x}}}", c as u32)),
+            c if hidden(c) => out.push_str(&format!("\\u{{{:x}}}", c as u32)),
             c => out.push(c),
         }
     }
@@ -163,6 +185,10 @@ mod tests {
         assert_eq!(visible("a\u{1b}]0;x\u{7}b"), "a\\u{1b}]0;x\\u{7}b");
         assert_eq!(visible("two\nlines"), "two\\nlines");
         assert_eq!(visible("plain"), "plain");
+        assert_eq!(visible("abc\u{202e}def"), "abc\\u{202e}def");
+        assert_eq!(visible("a\u{200b}b\u{2028}c\u{feff}"), "a\\u{200b}b\\u{2028}c\\u{feff}");
+        // Joiners stay: emoji and scripts need them.
+        assert_eq!(visible("👩\u{200d}💻"), "👩\u{200d}💻");
         let third = domain::values::Dec("7733333.3333333333333333333333".parse().unwrap());
         assert_eq!(units(&third), "7,733,333.333333");
         let whole = domain::values::Dec("270000000".parse().unwrap());
