@@ -174,5 +174,8 @@ fn invisible_bidi_characters_are_accepted_but_shown_escaped() {
     assert!(shown.contains("abc\\u{202e}fed Corp"), "{shown}");
     assert!(!shown.contains('\u{202e}'), "{shown}");
     let json = ok(&store, &["show", "p-rlo", "--format", "json"]);
-    assert!(json.contains("abc\u{202e}fed Corp"), "JSON keeps the text exact: {json}");
+    assert!(
+        json.contains("abc\u{202e}fed Corp"),
+        "JSON keeps the text exact: {json}"
+    );
 }

@@ -186,7 +186,10 @@ mod tests {
         assert_eq!(visible("two\nlines"), "two\\nlines");
         assert_eq!(visible("plain"), "plain");
         assert_eq!(visible("abc\u{202e}def"), "abc\\u{202e}def");
-        assert_eq!(visible("a\u{200b}b\u{2028}c\u{feff}"), "a\\u{200b}b\\u{2028}c\\u{feff}");
+        assert_eq!(
+            visible("a\u{200b}b\u{2028}c\u{feff}"),
+            "a\\u{200b}b\\u{2028}c\\u{feff}"
+        );
         // Joiners stay: emoji and scripts need them.
         assert_eq!(visible("👩\u{200d}💻"), "👩\u{200d}💻");
         let third = domain::values::Dec("7733333.3333333333333333333333".parse().unwrap());

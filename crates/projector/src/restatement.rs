@@ -103,7 +103,8 @@ fn area_rank(area: &str) -> u8 {
 }
 
 /// What an event touches: (area, key prefix or key). Ownership events name
-/// the entity (every holder row of it); a valuation names the entity's
+/// the holder rows they change (an issue or cancellation also dilutes the
+/// others, a split or a restated table changes every row); a valuation names the entity's
 /// `value` fields only, and only when it is the valuation in force on the
 /// date on one side; obligation and right events name their id; a milestone
 /// names every right that waits for it.
@@ -113,7 +114,17 @@ fn touches(
     valuations_in_force: &BTreeSet<&str>,
 ) -> Vec<(&'static str, String)> {
     if let Some(issuer) = ownership_issuer(&event.payload) {
-        return vec![("ownership", format!("{issuer}:"))];
+        // A holder's row is changed by the events that name it, by the events that restate
+        // the whole table, and (in percent only) by issues and cancellations to others.
+        let holder = |h: &dyn std::fmt::Display| ("ownership", format!("{issuer}:{h}:"));
+        return match &event.payload {
+            Payload::SharesIssued(p) => vec![holder(&p.holder), (DILUTION, format!("{issuer}:"))],
+            Payload::SharesCancelled(p) => {
+                vec![holder(&p.holder), (DILUTION, format!("{issuer}:"))]
+            }
+            Payload::SharesTransferred(p) => vec![holder(&p.from), holder(&p.to)],
+            _ => vec![("ownership", format!("{issuer}:"))],
+        };
     }
     match &event.payload {
         Payload::ValuationRecorded(p) if valuations_in_force.contains(event.id.as_str()) => {
@@ -150,6 +161,10 @@ fn milestone_rights(
 /// their `value`.
 const VALUE: &str = "ownership/value";
 
+/// The pseudo-area of an issue or cancellation: it changes the percent of every other holder
+/// of the entity, not their units.
+const DILUTION: &str = "ownership/dilution";
+
 /// Indexes into `touched` (in seq order) of the events responsible for a
 /// change, looked up by what they touch.
 fn responsible_for(c: &Change, index: &HashMap<(&str, String), Vec<usize>>) -> Vec<usize> {
@@ -160,10 +175,19 @@ fn responsible_for(c: &Change, index: &HashMap<(&str, String), Vec<usize>>) -> V
         }
     };
     if c.area == "ownership" {
-        let entity = c.key.split(':').next().unwrap_or_default();
+        let mut parts = c.key.split(':');
+        let entity = parts.next().unwrap_or_default();
+        let holder = parts.next().unwrap_or_default();
         add("ownership", format!("{entity}:"));
-        let field = |v: &Option<Value>| v.as_ref().and_then(|v| v.get("value")).cloned();
-        if field(&c.before) != field(&c.after) {
+        add("ownership", format!("{entity}:{holder}:"));
+        let field = |v: &Option<Value>, f: &str| v.as_ref().and_then(|v| v.get(f)).cloned();
+        // Units the same but the percent moved: diluted (or concentrated) by others.
+        if field(&c.before, "units") == field(&c.after, "units")
+            && field(&c.before, "percent") != field(&c.after, "percent")
+        {
+            add(DILUTION, format!("{entity}:"));
+        }
+        if field(&c.before, "value") != field(&c.after, "value") {
             add(VALUE, format!("{entity}:"));
         }
     } else {

@@ -216,3 +216,33 @@ fn a_restatement_names_a_valuation_only_for_values() {
     assert!(alice.before.is_none());
     assert_eq!(alice.events, vec!["val".to_string(), "i4".to_string()]);
 }
+
+#[test]
+fn a_restated_row_names_the_events_that_changed_it_not_every_event_of_its_entity() {
+    let mut lines = vec![party("acme"), party("alice"), party("bob"), party("carol")];
+    lines.push(issue("i-alice", "2021-01-01", "alice", "100"));
+    lines.push(issue("i-bob", "2021-01-01", "bob", "100"));
+    lines.push(issue("i-carol", "2021-01-01", "carol", "200"));
+    let log = log(&lines);
+    // Known at seq 5 (alice's issue) against everything: bob and carol are new rows, alice is
+    // diluted from 100 % to 25 %.
+    let r = projector::restatement(
+        &log,
+        date("2022-01-01"),
+        KnownAt::Seq(5),
+        KnownAt::Everything,
+    )
+    .unwrap();
+    let events = |key: &str| -> Vec<String> {
+        r.changes
+            .iter()
+            .find(|c| c.key == key)
+            .unwrap_or_else(|| panic!("no change of {key}"))
+            .events
+            .clone()
+    };
+    assert_eq!(events("acme:bob:common"), ["i-bob"]);
+    assert_eq!(events("acme:carol:common"), ["i-carol"]);
+    // Alice's units did not change: the issues to the others diluted her.
+    assert_eq!(events("acme:alice:common"), ["i-bob", "i-carol"]);
+}
