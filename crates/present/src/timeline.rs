@@ -266,6 +266,10 @@ fn series(e: &EntityTimeline, end: NaiveDate) -> Vec<Series> {
             let Some(&i) = index.get(&p.holder) else {
                 continue;
             };
+            // A change of units alone (a split) moves no line and starts no "since".
+            if p.before == Some(p.percent) {
+                continue;
+            }
             let y = y_of(p.percent.0);
             let line = open.entry(i).or_default();
             if let Some(&(_, prev)) = line.last() {
