@@ -385,6 +385,12 @@ pub fn position(
                     "{} on {}: not registered yet (registered from {from})",
                     p.party, p.as_of
                 )?,
+                // Registered by then, but not as known at the report's transaction time.
+                (None, Some(from)) => writeln!(
+                    out,
+                    "{} on {}: not registered as known then (its registration, effective {from}, was recorded later)",
+                    p.party, p.as_of
+                )?,
                 _ => writeln!(
                     out,
                     "{} ({}) on {}",
