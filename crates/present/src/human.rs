@@ -66,6 +66,54 @@ pub fn parse_money(s: &str) -> Result<(Decimal, Currency), String> {
             "invalid amount {s:?}: write e.g. \"13.8B USD\", \"USD 13.8B\", \"$13.8B\" or \"250000000000 USD\""
         )
     };
+    // Slips with an answer of their own, said before the general form.
+    if let Some(rest) = t.strip_prefix('-') {
+        return Err(format!(
+            "invalid amount {s:?}: amounts are strictly positive; write {:?} without the minus (a payment back is its own event)",
+            rest.trim()
+        ));
+    }
+    if let Some(symbol) = t.chars().next().filter(|c| "€£¥₹".contains(*c)) {
+        let code = match symbol {
+            '€' => "EUR",
+            '£' => "GBP",
+            '¥' => "JPY",
+            _ => "INR",
+        };
+        let rest = t[symbol.len_utf8()..].trim();
+        return Err(format!(
+            "invalid amount {s:?}: only $ stands for a currency (USD); write {:?}",
+            format!("{rest} {code}")
+        ));
+    }
+    let words: Vec<&str> = t.split_whitespace().collect();
+    let lower_code = |w: &str| {
+        w.len() == 3
+            && w.chars().all(|c| c.is_ascii_alphabetic())
+            && w.chars().any(|c| c.is_ascii_lowercase())
+    };
+    let code = match words.as_slice() {
+        [a, b] if lower_code(a) && parse_scaled(b).is_ok() => Some(*a),
+        [a, b] if lower_code(b) && parse_scaled(a).is_ok() => Some(*b),
+        _ => None,
+    };
+    if let Some(code) = code {
+        let upper = code.to_ascii_uppercase();
+        if Currency::parse(&upper).is_ok() {
+            return Err(format!(
+                "invalid amount {s:?}: currency codes are upper case; did you mean {:?}?",
+                t.replace(code, &upper)
+            ));
+        }
+    }
+    if let (Some(rest), [_, last]) = (t.strip_prefix('$'), words.as_slice()) {
+        if Currency::parse(last).is_ok() {
+            let number = rest.trim().trim_end_matches(last).trim();
+            return Err(format!(
+                "invalid amount {s:?}: $ already means USD; write \"${number}\" or \"{number} {last}\""
+            ));
+        }
+    }
     let (number, currency) = if let Some(rest) = t.strip_prefix('$') {
         (rest.trim(), "USD".to_string())
     } else {
@@ -91,6 +139,12 @@ pub fn parse_money(s: &str) -> Result<(Decimal, Currency), String> {
             _ => return Err(bad()),
         }
     };
+    let digits = number.chars().filter(char::is_ascii_digit).count();
+    if digits > 28 {
+        return Err(format!(
+            "invalid amount {s:?}: {digits} digits, more than the 28 significant digits an exact amount can hold"
+        ));
+    }
     let amount = parse_scaled(number).map_err(|e| if e.contains("commas") { e } else { bad() })?;
     let currency = Currency::parse(&currency)?;
     Ok((amount, currency))
@@ -145,6 +199,22 @@ mod tests {
             assert!(!e.contains(&format!("\"{bad} USD\"")), "{e}");
         }
         assert!(usd("USD1000").unwrap_err().contains("\"USD 1000\""));
+    }
+
+    #[test]
+    fn amount_slips_get_their_own_answer() {
+        let e = |s: &str| parse_money(s).unwrap_err();
+        assert!(
+            e("5M usd").contains("did you mean \"5M USD\""),
+            "{}",
+            e("5M usd")
+        );
+        assert!(e("$5M USD").contains("$ already means USD"));
+        assert!(e("€5M").contains("write \"5M EUR\""));
+        assert!(e("-$5M").contains("strictly positive"));
+        assert!(e("12345678901234567890123456789 USD").contains("28 significant digits"));
+        assert!(e("foo").starts_with("invalid amount \"foo\": write e.g."));
+        assert_eq!(parse_money("$5M").unwrap().0.to_string(), "5000000");
     }
 
     #[test]
