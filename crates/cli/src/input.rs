@@ -38,11 +38,44 @@ fn read_input(file: &str) -> Result<String, Failure> {
 pub(crate) fn jsonl_files(dir: &Path) -> Result<Vec<EventFile>, Failure> {
     let entries = std::fs::read_dir(dir)
         .map_err(|e| Failure::Refused(format!("cannot read directory {}: {e}", dir.display())))?;
-    let mut paths: Vec<PathBuf> = entries
-        .filter_map(|e| e.ok().map(|e| e.path()))
+    let all: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
+    let mut paths: Vec<PathBuf> = all
+        .iter()
         .filter(|p| p.extension().is_some_and(|x| x == "jsonl") && p.is_file())
+        .cloned()
         .collect();
     paths.sort();
+    // Files that look like event files under another name are not read: say so, so that a
+    // `.json` or `.JSONL` file is not skipped unnoticed.
+    let mut near: Vec<String> = all
+        .iter()
+        .filter(|p| p.is_file())
+        .filter(|p| {
+            p.extension().and_then(|x| x.to_str()).is_some_and(|x| {
+                x != "jsonl"
+                    && ["jsonl", "json", "ndjson"].contains(&x.to_ascii_lowercase().as_str())
+            })
+        })
+        .filter_map(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+        .collect();
+    near.sort();
+    if paths.is_empty() {
+        let hint = if near.is_empty() {
+            String::new()
+        } else {
+            format!(" (not read: {}; rename them *.jsonl)", near.join(", "))
+        };
+        return Err(Failure::Refused(format!(
+            "{} holds no *.jsonl file{hint}",
+            dir.display()
+        )));
+    }
+    if !near.is_empty() {
+        eprintln!(
+            "note: not read (import reads *.jsonl files only): {}",
+            near.join(", ")
+        );
+    }
     paths
         .into_iter()
         .map(|p| {

@@ -126,6 +126,7 @@ pub fn import(
             ]);
             for FileReceipt { name, receipt: r } in receipts {
                 let seq = match (r.first_seq, r.last_seq) {
+                    (Some(a), Some(b)) if a == b => a.to_string(),
                     (Some(a), Some(b)) => format!("{a}-{b}"),
                     _ => "-".into(),
                 };
