@@ -1132,7 +1132,7 @@ fn check_store_dir(path: &Path) -> Result<(), StoreError> {
     Err(StoreError::NotAStore {
         path: path.to_path_buf(),
         detail: format!(
-            "{} is not an accord store: it holds {n} other file{} ({}{}); pass --store with a new path or an empty directory",
+            "{} is not an accord store: it holds {n} other file{} ({}{}); use a new path or an empty directory",
             path.display(),
             if n == 1 { "" } else { "s" },
             shown.join(", "),
@@ -1145,7 +1145,7 @@ fn not_a_file(path: &Path) -> StoreError {
     StoreError::NotAStore {
         path: path.to_path_buf(),
         detail: format!(
-            "{} is a file, not an accord store (a store is a directory); pass --store with a new path",
+            "{} is a file, not an accord store (a store is a directory); use a new path",
             path.display()
         ),
     }
