@@ -149,8 +149,14 @@ pub enum Rejection {
     },
     #[error("event `{event}`: an amount overflows the exact decimal range")]
     ArithmeticOverflow { event: EventId },
-    #[error("event `{event}`: the id is already recorded{} with different content; an id can be reused only for an identical event", seq.map(|s| format!(" (seq {s})")).unwrap_or_else(|| " earlier in this batch".to_string()))]
-    IdConflict { event: EventId, seq: Option<u64> },
+    #[error("event `{event}`: the id is already recorded{} with different content{differs}; an id can be reused only for an identical event", seq.map(|s| format!(" (seq {s})")).unwrap_or_else(|| " earlier in this batch".to_string()))]
+    IdConflict {
+        event: EventId,
+        seq: Option<u64>,
+        /// Which fields differ, as `: `effective` is 2026-12-01 there, 2026-12-02 here`
+        /// (empty when unknown).
+        differs: String,
+    },
     #[error("event `{event}`: it reverses `{reverses}`, which is not recorded before it")]
     UnknownReversedEvent { event: EventId, reverses: EventId },
     #[error(
@@ -396,6 +402,7 @@ mod tests {
             IdConflict {
                 event: event.clone(),
                 seq: Some(1),
+                differs: String::new(),
             },
             UnknownReversedEvent {
                 event: event.clone(),

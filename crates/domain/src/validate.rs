@@ -40,6 +40,36 @@ pub struct BatchEvent {
     pub event: Event,
 }
 
+/// The fields in which two events with the same id differ, for the `id_conflict` refusal:
+/// `: `effective` is 2026-12-01 there, 2026-12-02 here` (at most three fields, values cut
+/// at 60 characters).
+fn differences(recorded: &Event, new: &Event) -> String {
+    let (a, b) = (recorded.to_json(), new.to_json());
+    let keys: std::collections::BTreeSet<&String> = a.keys().chain(b.keys()).collect();
+    let show = |v: Option<&serde_json::Value>| -> String {
+        let text = match v {
+            None => "absent".to_string(),
+            Some(serde_json::Value::String(s)) => s.clone(),
+            Some(other) => other.to_string(),
+        };
+        let mut cut: String = text.chars().filter(|c| !c.is_control()).take(60).collect();
+        if text.chars().count() > 60 {
+            cut.push('…');
+        }
+        cut
+    };
+    let diffs: Vec<String> = keys
+        .into_iter()
+        .filter(|k| a.get(*k) != b.get(*k))
+        .map(|k| format!("`{k}` is {} there, {} here", show(a.get(k)), show(b.get(k))))
+        .collect();
+    match diffs.len() {
+        0 => String::new(),
+        n if n <= 3 => format!(": {}", diffs.join("; ")),
+        n => format!(": {} (and {} more fields)", diffs[..3].join("; "), n - 3),
+    }
+}
+
 /// Checks a batch against the log. On success, says which events are new
 /// and how many are skipped as identical re-appends.
 pub fn plan_batch(log: &[RecordedEvent], batch: &[BatchEvent]) -> Result<Plan, BatchRejection> {
@@ -105,6 +135,7 @@ pub fn plan_batch_ticked(
                 Rejection::IdConflict {
                     event: id.clone(),
                     seq: Some(r.seq),
+                    differs: differences(&r.event, &b.event),
                 },
             ));
         }
@@ -118,6 +149,7 @@ pub fn plan_batch_ticked(
                 Rejection::IdConflict {
                     event: id.clone(),
                     seq: None,
+                    differs: differences(earlier, &b.event),
                 },
             ));
         }
