@@ -1028,10 +1028,12 @@ fn lines_hint(line: &str, error: ParseError) -> ParseError {
 /// meant (at most a third of its letters off, and never the word itself).
 pub fn nearest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
     let limit = (word.chars().count() / 3).max(1);
+    // Case does not count: `SAFE` is `safe`, `Microsoft` is `microsoft`.
+    let lower = word.to_lowercase();
     candidates
         .into_iter()
         .filter(|c| *c != word)
-        .map(|c| (distance(word, c), c))
+        .map(|c| (distance(&lower, &c.to_lowercase()), c))
         .filter(|(d, _)| *d <= limit)
         .min_by_key(|(d, _)| *d)
         .map(|(_, c)| c)
