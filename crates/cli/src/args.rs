@@ -175,7 +175,7 @@ pub struct Cli {
     pub store: Option<PathBuf>,
     /// How long to wait for a store that another process holds, then exit 4 (0: fail at once).
     /// Default: $ACCORD_WAIT, else 5.
-    #[arg(long, global = true, value_name = "SECONDS")]
+    #[arg(long, global = true, value_name = "SECONDS", allow_negative_numbers = true, value_parser = wait_seconds)]
     pub wait: Option<u64>,
     #[command(subcommand)]
     pub command: Command,
@@ -502,4 +502,11 @@ impl clap::builder::TypedValueParser for EventType {
                 .map(|t| clap::builder::PossibleValue::new(*t)),
         ))
     }
+}
+
+/// `--wait`: a whole number of seconds, 0 or more.
+fn wait_seconds(s: &str) -> Result<u64, String> {
+    s.trim()
+        .parse()
+        .map_err(|_| format!("{s:?} is not a whole number of seconds (0 fails at once)"))
 }
