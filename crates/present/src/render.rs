@@ -83,9 +83,16 @@ impl Table {
     }
 }
 
-/// Money for people: `135,000,000,000 USD`.
+/// Money for people: `135,000,000,000 USD`; a fraction shows at least two decimals
+/// (`3,467,422.10 USD`, not `.1`), and every digit it has beyond them (amounts are exact).
 pub fn money(m: &Money) -> String {
-    format!("{} {}", group_thousands(&m.amount.to_string()), m.currency)
+    let mut text = m.amount.to_string();
+    if let Some((_, frac)) = text.split_once('.') {
+        if frac.len() == 1 {
+            text.push('0');
+        }
+    }
+    format!("{} {}", group_thousands(&text), m.currency)
 }
 
 pub fn opt_money(m: &Option<Money>) -> String {
@@ -185,6 +192,15 @@ mod tests {
         assert_eq!(visible("a\u{1b}]0;x\u{7}b"), "a\\u{1b}]0;x\\u{7}b");
         assert_eq!(visible("two\nlines"), "two\\nlines");
         assert_eq!(visible("plain"), "plain");
+        let m = |a: &str| {
+            Money::new(
+                a.parse().unwrap(),
+                domain::values::Currency::parse("USD").unwrap(),
+            )
+        };
+        assert_eq!(money(&m("3467422.1")), "3,467,422.10 USD");
+        assert_eq!(money(&m("0.125")), "0.125 USD");
+        assert_eq!(money(&m("135000000000")), "135,000,000,000 USD");
         assert_eq!(visible("abc\u{202e}def"), "abc\\u{202e}def");
         assert_eq!(
             visible("a\u{200b}b\u{2028}c\u{feff}"),
