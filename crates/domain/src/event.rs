@@ -910,7 +910,7 @@ pub fn parse_jsonl(text: &str) -> Result<ParsedFile, FileError> {
 /// `parse_jsonl` that tells `tick` how many more lines it has parsed, as it goes.
 pub fn parse_jsonl_ticked(
     text: &str,
-    tick: Option<crate::timeline::Tick<'_>>,
+    tick: Option<crate::tick::Tick<'_>>,
 ) -> Result<ParsedFile, FileError> {
     // A byte-order mark (some editors write one) is not part of the first line.
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
@@ -962,13 +962,13 @@ pub fn parse_jsonl_ticked(
 /// first bad one.
 fn parse_lines(
     lines: &[(usize, &str)],
-    tick: Option<crate::timeline::Tick<'_>>,
+    tick: Option<crate::tick::Tick<'_>>,
 ) -> Result<ParsedFile, FileError> {
     let mut events = Vec::with_capacity(lines.len());
     for (i, &(line_no, line)) in lines.iter().enumerate() {
         if let Some(tick) = tick {
-            if i > 0 && (i as u64).is_multiple_of(crate::timeline::TICK_EVERY) {
-                tick(crate::timeline::TICK_EVERY);
+            if i > 0 && (i as u64).is_multiple_of(crate::tick::TICK_EVERY) {
+                tick(crate::tick::TICK_EVERY);
             }
         }
         if line.len() > LINE_LEN_MAX {
@@ -996,13 +996,9 @@ fn parse_lines(
         events.push((line_no, event));
     }
     if let Some(tick) = tick {
-        let rest = lines.len() as u64 % crate::timeline::TICK_EVERY;
+        let rest = lines.len() as u64 % crate::tick::TICK_EVERY;
         let full = !lines.is_empty() && rest == 0;
-        tick(if full {
-            crate::timeline::TICK_EVERY
-        } else {
-            rest
-        });
+        tick(if full { crate::tick::TICK_EVERY } else { rest });
     }
     Ok(events)
 }

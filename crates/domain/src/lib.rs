@@ -13,6 +13,7 @@ pub mod aggregate;
 pub mod error;
 pub mod event;
 pub mod ledger;
+pub mod tick;
 pub mod timeline;
 pub mod validate;
 pub mod values;
@@ -23,9 +24,8 @@ pub use event::{
     parse_jsonl, parse_jsonl_ticked, Event, FileError, ParseError, Payload, EVENT_TYPES,
 };
 pub use ledger::{Ledger, ObligationStatus, RightEnd};
-pub use timeline::{
-    fold, fold_from, order, timeline, FoldError, KnownAt, RecordedEvent, Tick, TICK_EVERY,
-};
+pub use tick::{Tick, TICK_EVERY};
+pub use timeline::{fold, fold_from, order, timeline, FoldError, KnownAt, RecordedEvent};
 pub use validate::{
     plan_batch, plan_batch_at, plan_batch_on, plan_batch_ticked, BatchEvent, BatchRejection, Plan,
 };

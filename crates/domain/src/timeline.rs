@@ -12,6 +12,7 @@ use chrono::{DateTime, Utc};
 use crate::error::Rejection;
 use crate::event::{Event, Payload};
 use crate::ledger::Ledger;
+use crate::tick::{Tick, TICK_EVERY};
 use crate::values::Date;
 
 /// An event as the log holds it: with its position and its transaction time.
@@ -92,12 +93,6 @@ pub fn fold_from(
 ) -> Result<Ledger, FoldError> {
     fold_ticked(ledger, ordered, as_of, None)
 }
-
-/// How often a long pass reports how far it has got: every this many events.
-pub const TICK_EVERY: u64 = 4096;
-
-/// Told how many more events a long pass has done (from any thread), for a progress bar.
-pub type Tick<'a> = &'a (dyn Fn(u64) + Sync);
 
 /// `fold_from` that tells `tick` of the events folded whose seq is at least `from`, in steps
 /// of [`TICK_EVERY`], as it goes.

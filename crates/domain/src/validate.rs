@@ -12,7 +12,8 @@ use ahash::AHashMap as HashMap;
 use crate::error::Rejection;
 use crate::event::{Event, Payload};
 use crate::ledger::Ledger;
-use crate::timeline::{fold_ticked, order, FoldError, RecordedEvent, Tick};
+use crate::tick::Tick;
+use crate::timeline::{fold_ticked, order, FoldError, RecordedEvent};
 use crate::values::EventId;
 
 /// What an accepted batch will do.
