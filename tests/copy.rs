@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use testkit::{accord, ok, ok_stdin, run, sample_store};
+use testkit::{accord, ok, ok_stdin, output, run, sample_store, text};
 
 const SETTLE: &str = r#"{"id": "s-1", "type": "obligation_settled", "effective": "2026-01-31", "obligation": "azure-commitment", "amount": {"amount": "2500000000", "currency": "USD"}}
 {"id": "s-0", "type": "obligation_settled", "effective": "2025-11-30", "obligation": "foundation-pledge", "amount": {"amount": "1000000000", "currency": "USD"}}"#;
@@ -77,37 +77,23 @@ fn a_copy_keeps_every_record_and_answers_the_same() {
     );
     let v: serde_json::Value = serde_json::from_str(&json).unwrap();
     assert_eq!(v["copied"], 45);
-    assert_eq!(v["skipped"], 0);
     assert_eq!(v["head"], head.trim());
 
-    // The same copy again: the target already holds this very log, so it is verified and
-    // left as it is (exit 0), not refused.
+    // The same copy again: refused (exit 1) like any target with events, saying that it
+    // already holds this very log, and the target is left as it was.
     let before = ok(&empty, &["log", "--format", "json"]);
-    let again = ok(
-        &from,
-        &[
-            "copy",
-            from.to_str().unwrap(),
-            empty.to_str().unwrap(),
-            "--format",
-            "json",
-        ],
-    );
-    let v: serde_json::Value = serde_json::from_str(&again).unwrap();
-    assert_eq!(
-        (v["copied"].clone(), v["skipped"].clone()),
-        (0.into(), 45.into())
-    );
-    assert_eq!(v["head"], head.trim());
-    assert_eq!(ok(&empty, &["log", "--format", "json"]), before);
-    let table = ok(
+    let again = output(
         &from,
         &["copy", from.to_str().unwrap(), empty.to_str().unwrap()],
     );
+    assert_eq!(again.status.code(), Some(1));
+    let err = text(&again.stderr);
     assert!(
-        table.starts_with("nothing copied: the target already holds this log (45 events"),
-        "{table}"
+        err.contains("already holds this very log (45 events, head 45:")
+            && err.contains("nothing to copy"),
+        "{err}"
     );
+    assert_eq!(ok(&empty, &["log", "--format", "json"]), before);
 }
 
 #[test]

@@ -148,8 +148,8 @@ Examples:
 
 const COPY_EXAMPLES: &str = "\
 Examples:
-  accord copy accord.db backup.db                  # every record, same seqs, hashes and head
-  accord copy accord.db second.db --format json
+  test -e backup.db || accord copy accord.db backup.db    # every record, same seqs, hashes and head
+  test -e second.db || accord copy accord.db second.db --format json    # a TO that holds events is refused
 
 TO must be missing or an empty store; it is verified after the copy.";
 

@@ -170,8 +170,8 @@ pub fn execute(cli: Cli, out: Out) -> Result<(), Failure> {
             Ok(())
         }
         Command::Copy { from, to, format } => {
-            let (verified, already) = copy(&from, &to)?;
-            present::writes::copied(out, format.into(), &verified, already)?;
+            let verified = copy(&from, &to)?;
+            present::writes::copied(out, format.into(), &verified)?;
             Ok(())
         }
         Command::Demo { format } => crate::demo::run(&path, format, out),
@@ -215,11 +215,8 @@ pub fn execute(cli: Cli, out: Out) -> Result<(), Failure> {
 }
 
 /// `copy FROM TO`: FROM is read and checked before TO is created, and a TO that holds events
-/// (or is FROM itself) is refused (exit 1) before FROM is read, unless TO already holds FROM's
-/// very log (the same head: the hash chain makes it the same records), which is verified and
-/// left as it is, so that running the same copy twice is no error. Returns TO's verification
-/// and whether it was already a copy.
-fn copy(from: &Path, to: &Path) -> Result<(engine::Verified, bool), Failure> {
+/// (or is FROM itself) is refused (exit 1) before FROM is read.
+fn copy(from: &Path, to: &Path) -> Result<engine::Verified, Failure> {
     let source = open_for_read(from)?;
     let same = match (std::fs::canonicalize(from), std::fs::canonicalize(to)) {
         (Ok(a), Ok(b)) => a == b,
@@ -236,14 +233,16 @@ fn copy(from: &Path, to: &Path) -> Result<(engine::Verified, bool), Failure> {
     let target = if to.exists() {
         let target = engine::Engine::open(to, engine::Access::Write, config.clone())?;
         if let Err(refusal) = target.check_empty() {
-            let (ours, theirs) = (source.head()?, target.head()?);
-            let same_head =
-                |a: &engine::Head, b: &engine::Head| a.seq == b.seq && a.hash_hex() == b.hash_hex();
-            return match (&ours, &theirs) {
-                (Some(a), Some(b)) if same_head(a, b) => {
-                    drop(source);
-                    Ok((target.verify(None)?, true))
-                }
+            // Refused (exit 1) as CLI.md says; a target that already holds this very log (the
+            // same head: the hash chain makes it the same records) is said to be one.
+            return match (source.head()?, target.head()?) {
+                (Some(a), Some(b)) if a == b => Err(Failure::Refused(format!(
+                    "{} already holds this very log ({} events, head {}:{}): nothing to copy",
+                    to.display(),
+                    b.seq,
+                    b.seq,
+                    b.hash_hex()
+                ))),
                 _ => Err(refusal.into()),
             };
         }
@@ -275,7 +274,7 @@ fn copy(from: &Path, to: &Path) -> Result<(engine::Verified, bool), Failure> {
     {
         crate::ledger::remove_created(to);
     }
-    Ok((copied?, false))
+    Ok(copied?)
 }
 
 /// The projection a report command asks for. With `with`, the events of that file count as

@@ -224,7 +224,7 @@ impl Progress {
 impl engine::Progress for Progress {
     fn phase(&self, message: &'static str, len: u64) {
         self.with_state(|s| {
-            // A step the command did not plan for is added at the end.
+            // A step the command did not plan for counts as its last one.
             let step = match s.steps.iter().position(|m| *m == message) {
                 Some(i) => i,
                 None => s.steps.len().saturating_sub(1),

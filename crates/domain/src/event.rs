@@ -87,14 +87,8 @@ impl ObligationKind {
     ];
 
     pub fn as_str(self) -> &'static str {
-        match self {
-            ObligationKind::PurchaseCommitment => "purchase_commitment",
-            ObligationKind::Pledge => "pledge",
-            ObligationKind::FundingCommitment => "funding_commitment",
-            ObligationKind::Loan => "loan",
-            ObligationKind::RevenueShare => "revenue_share",
-            ObligationKind::Other => "other",
-        }
+        // NAMES is in declaration order (a test checks it against serde's names).
+        Self::NAMES[self as usize]
     }
 }
 
@@ -112,16 +106,8 @@ impl PartyKind {
     ];
 
     pub fn as_str(self) -> &'static str {
-        match self {
-            PartyKind::Corporation => "corporation",
-            PartyKind::Nonprofit => "nonprofit",
-            PartyKind::PublicBenefitCorporation => "public_benefit_corporation",
-            PartyKind::Partnership => "partnership",
-            PartyKind::Fund => "fund",
-            PartyKind::Individual => "individual",
-            PartyKind::Group => "group",
-            PartyKind::Government => "government",
-        }
+        // NAMES is in declaration order (a test checks it against serde's names).
+        Self::NAMES[self as usize]
     }
 }
 

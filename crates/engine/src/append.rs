@@ -87,17 +87,19 @@ impl Parsed {
         files: Vec<EventFile>,
         progress: Option<&dyn Progress>,
     ) -> Result<Parsed, Error> {
-        // Lines, counted by their ends (cheap); blank ones are made up for at the end.
-        let lines: u64 = files
-            .iter()
-            .map(|f| {
-                let ends = f.text.bytes().filter(|&b| b == b'\n').count() as u64;
-                ends + u64::from(!f.text.is_empty() && !f.text.ends_with('\n'))
-            })
-            .sum();
-        if let Some(p) = progress {
-            p.phase("read", lines);
-        }
+        // Lines, counted by their ends (one cheap pass, only for a bar); blank ones are made
+        // up for at the end.
+        let lines = progress.map(|p| {
+            let n: u64 = files
+                .iter()
+                .map(|f| {
+                    let ends = f.text.bytes().filter(|&b| b == b'\n').count() as u64;
+                    ends + u64::from(!f.text.is_empty() && !f.text.ends_with('\n'))
+                })
+                .sum();
+            p.phase("read", n);
+            n
+        });
         let advance = |n: u64| {
             if let Some(p) = progress {
                 p.advance(n);
@@ -110,11 +112,11 @@ impl Parsed {
             drop(file.text);
             parsed.push((file.name, events));
         }
-        if let Some(p) = progress {
-            let events: usize = parsed.iter().map(|(_, e)| e.len()).sum();
-            p.advance(lines.saturating_sub(events as u64));
+        let parsed = Parsed { files: parsed };
+        if let Some(lines) = lines {
+            advance(lines.saturating_sub(parsed.events() as u64));
         }
-        Ok(Parsed { files: parsed })
+        Ok(parsed)
     }
 
     /// How many events the files hold.
@@ -379,10 +381,9 @@ fn plan_file_ticked(
             event,
         })
         .collect();
-    let next_seq = log.last().map_or(1, |r| r.seq + 1);
-    let plan = plan_batch_ticked(&Ledger::new(), log, next_seq, &batch, tick)
-        .map_err(|e| Error::batch(name, &e))?;
     let next = log.last().map_or(1, |r| r.seq + 1);
+    let plan = plan_batch_ticked(&Ledger::new(), log, next, &batch, tick)
+        .map_err(|e| Error::batch(name, &e))?;
     let fresh = plan.new.len();
     // The batch is consumed: its new events move into the log, in batch order.
     let mut keep = vec![false; batch.len()];

@@ -184,31 +184,14 @@ pub fn head(out: &mut dyn Write, format: Format, head: Option<&engine::Head>) ->
     }
 }
 
-/// The answer of `copy`: how many events the target holds, and its head; `already` when the
-/// target held the very same log and nothing was copied (`skipped` in JSON).
-pub fn copied(out: &mut dyn Write, format: Format, v: &Verified, already: bool) -> io::Result<()> {
+/// The answer of `copy`: how many events the target holds, and its head.
+pub fn copied(out: &mut dyn Write, format: Format, v: &Verified) -> io::Result<()> {
     let head = v
         .head
         .as_ref()
         .map(|h| format!("{}:{}", h.seq, h.hash_hex()));
-    let (copied, skipped) = if already {
-        (0, v.events)
-    } else {
-        (v.events, 0)
-    };
     match format {
-        Format::Json => writeln!(
-            out,
-            "{}",
-            json!({"copied": copied, "skipped": skipped, "head": head})
-        ),
-        Format::Table | Format::Csv if already => writeln!(
-            out,
-            "nothing copied: the target already holds this log ({} event{}, head {}), verified",
-            v.events,
-            plural(v.events as u64),
-            head.as_deref().unwrap_or("none")
-        ),
+        Format::Json => writeln!(out, "{}", json!({"copied": v.events, "head": head})),
         Format::Table | Format::Csv => writeln!(
             out,
             "copied {} event{}, head {}",
