@@ -153,6 +153,25 @@ Examples:
 
 TO must be missing or an empty store; it is verified after the copy.";
 
+const SERVE_EXAMPLES: &str = "\
+Examples:
+  accord serve                                     # ./accord.db as ledger main, on 127.0.0.1:8080
+  accord serve --listen 127.0.0.1:0 --ledger deals=deals.db --ledger demo=accord.db
+  accord serve --listen 0.0.0.0:8080 --tokens tokens.txt    # any address needs tokens
+
+It prints `listening on http://HOST:PORT` once it accepts connections, then logs
+each request on standard error. The web page is at /, the API under /v1
+(GET /openapi.json describes it). SIGINT or SIGTERM stops it cleanly.";
+
+const TOKEN_EXAMPLES: &str = "\
+Examples:
+  accord token new read                             # a token that may read every ledger
+  accord token new write --ledgers deals --label 'deal desk'
+  accord token new admin | tail -n 1 >> tokens.txt  # keep line 1, the token, somewhere safe
+
+Line 1 is the token (give it to its user); line 2 is the line for the token
+file, `ROLE LEDGERS SHA256 [LABEL]`, which holds only the token's SHA-256.";
+
 const COMPLETIONS_EXAMPLES: &str = "\
 Examples:
   source <(accord completions bash)    # in ~/.bashrc
@@ -372,6 +391,32 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t)]
         format: WriteFormat,
     },
+    /// Serve ledgers over HTTP for a team: the JSON API, the live log and the web page.
+    #[command(after_help = SERVE_EXAMPLES)]
+    Serve {
+        /// HOST:PORT to listen on; port 0 takes a free port.
+        #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
+        listen: String,
+        /// Serve STORE as the ledger NAME (repeatable). Default: the --store as `main`.
+        #[arg(long = "ledger", value_name = "NAME=STORE")]
+        ledgers: Vec<String>,
+        /// The token file (see `accord token new`); without it, every request is allowed and
+        /// only loopback addresses are served.
+        #[arg(long, value_name = "FILE")]
+        tokens: Option<PathBuf>,
+        /// The largest request body, in bytes.
+        #[arg(long, value_name = "BYTES", default_value_t = 64 << 20)]
+        max_body: usize,
+        /// Let pages of this one origin call the API (CORS); none by default.
+        #[arg(long, value_name = "ORIGIN")]
+        cors: Option<String>,
+    },
+    /// Tokens for `accord serve --tokens FILE`.
+    #[command(after_help = TOKEN_EXAMPLES)]
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
     /// Import the bundled Microsoft-OpenAI sample and show it around 2025-10-28.
     #[command(after_help = DEMO_EXAMPLES)]
     Demo {
@@ -391,6 +436,32 @@ pub enum Command {
         #[arg(value_name = "COMMAND")]
         command: Option<String>,
     },
+}
+
+/// `accord token ...`.
+#[derive(Subcommand, Debug)]
+pub enum TokenCommand {
+    /// Print a new random token (line 1) and the line of the token file that grants it (line 2).
+    #[command(after_help = TOKEN_EXAMPLES)]
+    New {
+        /// read (every GET), write (and appends, what-if) or admin (and verify).
+        #[arg(value_enum)]
+        role: TokenRole,
+        /// The ledgers it may use, separated by commas (default: every ledger, `*`).
+        #[arg(long, value_name = "NAMES", value_delimiter = ',')]
+        ledgers: Option<Vec<String>>,
+        /// Who or what the token is for, kept at the end of its line in the file.
+        #[arg(long, value_name = "TEXT")]
+        label: Option<String>,
+    },
+}
+
+/// The roles of a token.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum TokenRole {
+    Read,
+    Write,
+    Admin,
 }
 
 /// The shells that `accord completions` writes for (CLI.md).
@@ -470,6 +541,8 @@ impl Command {
             Command::Diff { .. } => "diff",
             Command::Copy { .. } => "copy",
             Command::Demo { .. } => "demo",
+            Command::Serve { .. } => "serve",
+            Command::Token { .. } => "token",
             Command::Completions { .. } => "completions",
             Command::Man { .. } => "man",
         }

@@ -175,6 +175,24 @@ pub fn execute(cli: Cli, out: Out) -> Result<(), Failure> {
             Ok(())
         }
         Command::Demo { format } => crate::demo::run(&path, format, out),
+        Command::Serve {
+            listen,
+            ledgers,
+            tokens,
+            max_body,
+            cors,
+        } => crate::serve::serve(
+            crate::serve::Serve {
+                listen,
+                ledgers,
+                tokens,
+                max_body,
+                cors,
+                store: path,
+            },
+            out,
+        ),
+        Command::Token { command } => crate::serve::token(command, out),
         Command::Completions { shell } => crate::manual::completions(shell, out),
         Command::Man { command } => crate::manual::man(command.as_deref(), out),
         Command::Timeline {

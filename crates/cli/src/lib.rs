@@ -14,6 +14,7 @@ mod ledger;
 mod manual;
 mod progress;
 mod record;
+mod serve;
 mod style;
 
 use std::io::{self, Write};

@@ -141,22 +141,80 @@ impl Engine {
                 .map(|planned| planned.receipts());
         }
         let mut txn = self.store.write()?;
-        check_head(options, txn.head().as_ref())?;
-        // One small file: validated against what it touches only.
-        if let [(name, events)] = &parsed[..] {
-            if let Some(receipt) =
-                crate::fast_append::try_append(&mut *txn, name, events, &self.config)?
-            {
-                return Ok(vec![FileReceipt {
-                    name: name.clone(),
-                    receipt,
-                }]);
+        append_in(&mut *txn, parsed, &self.config, options)
+    }
+
+    /// Group commit: appends each request (its files, its `expect_head`) one after the other
+    /// in one write transaction, each validated against the log as the requests before it
+    /// left it, and then makes all of them durable with one flush. Each request stays whole
+    /// and independent: a refused one writes nothing and the others go on. The answers come
+    /// back in the order asked, and an `Ok` is durable (a failed flush turns every `Ok` into
+    /// the store's error).
+    pub fn append_group(
+        &self,
+        requests: Vec<(Parsed, Option<ExpectedHead>)>,
+    ) -> Vec<Result<Vec<FileReceipt>, Error>> {
+        let n = requests.len();
+        let mut txn = match self.store.write() {
+            Ok(txn) => txn,
+            Err(e) => {
+                let e = Error::from(e);
+                return (0..n).map(|_| Err(same_error(&e))).collect();
+            }
+        };
+        txn.group();
+        let mut answers: Vec<Result<Vec<FileReceipt>, Error>> = requests
+            .into_iter()
+            .map(|(parsed, expect_head)| {
+                let options = Options {
+                    dry_run: false,
+                    expect_head: expect_head.as_ref(),
+                    progress: None,
+                };
+                append_in(&mut *txn, parsed.files, &self.config, &options)
+            })
+            .collect();
+        if let Err(e) = txn.flush() {
+            let e = Error::from(e);
+            for answer in answers.iter_mut().filter(|a| a.is_ok()) {
+                *answer = Err(same_error(&e));
             }
         }
-        let log = load_events(&*txn)?;
-        let head = txn.head();
-        let planned = plan_files(log, head.as_ref(), parsed, &self.config, options)?;
-        write_planned(txn, planned, &self.config, options)
+        answers
+    }
+}
+
+/// Appends validated files inside the caller's transaction (see `Engine::append`).
+fn append_in(
+    txn: &mut dyn Transaction,
+    parsed: Files,
+    config: &Config,
+    options: &Options<'_>,
+) -> Result<Vec<FileReceipt>, Error> {
+    check_head(options, txn.head().as_ref())?;
+    // One small file: validated against what it touches only.
+    if let [(name, events)] = &parsed[..] {
+        if let Some(receipt) = crate::fast_append::try_append(txn, name, events, config)? {
+            return Ok(vec![FileReceipt {
+                name: name.clone(),
+                receipt,
+            }]);
+        }
+    }
+    let log = load_events(&*txn)?;
+    let head = txn.head();
+    let planned = plan_files(log, head.as_ref(), parsed, config, options)?;
+    write_planned(txn, planned, config, options)
+}
+
+/// One store error said to each request of a group.
+fn same_error(e: &Error) -> Error {
+    match e {
+        Error::Unavailable { reason, message } => Error::Unavailable {
+            reason: *reason,
+            message: message.clone(),
+        },
+        other => Error::failed(other.to_string()),
     }
 }
 
@@ -264,7 +322,7 @@ fn plan_files(
 
 /// Writes each planned file as one batch: its events and the query keys they change.
 fn write_planned(
-    mut txn: Box<dyn Transaction + '_>,
+    txn: &mut dyn Transaction,
     Planned { files: plans, log }: Planned,
     config: &Config,
     options: &Options<'_>,

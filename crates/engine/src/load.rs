@@ -47,6 +47,34 @@ impl Engine {
         Ok(entries)
     }
 
+    /// At most `limit` stored events with a seq above `since`, in seq order, and the head of
+    /// the view they were read from. Only those records are read and decoded, so a page costs
+    /// what it holds, not the log; `reversed_by` is left empty (the log's JSON lines do not
+    /// carry it).
+    pub fn log_page(
+        &self,
+        since: u64,
+        limit: usize,
+    ) -> Result<(Vec<LogEntry>, Option<store::Head>), Error> {
+        let snapshot = self.store.read()?;
+        let head = snapshot.head();
+        let mut entries = Vec::new();
+        if head.as_ref().is_some_and(|h| h.seq > since) {
+            for r in snapshot.records_after(since).take(limit) {
+                let r = r?;
+                let e = decode(&r).map_err(|m| Error::corrupt_at(r.seq, &m))?;
+                entries.push(LogEntry {
+                    seq: r.seq,
+                    hash: r.hash_hex(),
+                    recorded: r.recorded,
+                    event: e.event,
+                    reversed_by: None,
+                });
+            }
+        }
+        Ok((entries, head))
+    }
+
     /// The recorded event with this id (`unknown_event` when none has it).
     pub fn show(&self, id: &str) -> Result<LogEntry, Error> {
         let snapshot = self.store.read()?;

@@ -85,6 +85,18 @@ pub trait Transaction: Snapshot {
         records: &[Record],
         aux: &[AuxWrite],
     ) -> Result<Receipt, StoreError>;
+
+    /// Group commit: from now on each `commit` is applied at once (the next one validates
+    /// against it) but made durable only by `flush`, which makes every batch of the group
+    /// durable together (one flush for all). Readers see none of them before `flush`
+    /// returns; a batch of a group is acknowledged only after it. A backend that flushes
+    /// every commit may ignore it.
+    fn group(&mut self) {}
+
+    /// Makes the group's batches durable (see `group`); nothing to do outside a group.
+    fn flush(&mut self) -> Result<(), StoreError> {
+        Ok(())
+    }
 }
 
 /// A store of one log.

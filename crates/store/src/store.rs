@@ -285,19 +285,24 @@ impl Store {
         aux: Option<(u64, &[AuxWrite])>,
     ) -> Result<Receipt, StoreError> {
         let mut state = self.state();
-        self.append_locked(&mut state, batch, now, aux)
+        let current = self.head()?;
+        self.append_locked(&mut state, current, batch, now, aux, None)
     }
 
     /// `append_with` for a caller that holds the writer's state.
+    /// `current` is the head as the caller's transaction sees it. With `grouped` (the head
+    /// readers see, held exclusively by a group of commits), the batch is applied and put in
+    /// `grouped` but not flushed: the group's `flush` makes it durable.
     fn append_locked(
         &self,
         state: &mut State,
+        current: Option<Head>,
         batch: &[NewEvent<'_>],
         now: DateTime<Utc>,
         aux: Option<(u64, &[AuxWrite])>,
+        grouped: Option<&mut Option<Head>>,
     ) -> Result<Receipt, StoreError> {
         // Only holders of `state` change the head, so it stays as read here.
-        let current = self.head()?;
         let head_seq = current.as_ref().map_or(0, |h| h.seq);
         if let Some((first, _)) = aux {
             if first != head_seq + 1 {
@@ -372,7 +377,8 @@ impl Store {
         if fresh.is_empty() {
             // A sidecar left behind by a crash between sled's flush and its own write (or an old
             // store without one) is brought up to date here, once sled's state is durable.
-            if let Some(head) = &current {
+            // (A group's flush does it for the group.)
+            if let (Some(head), None) = (&current, &grouped) {
                 if state.acknowledged < head.seq {
                     self.db.flush().map_err(sled_error(&self.path))?;
                     write_head_file(&self.path, head.seq, &head.hash)?;
@@ -417,7 +423,7 @@ impl Store {
             }
         });
         let aux = aux.map_or(&[][..], |(_, aux)| aux);
-        let head = self.write_records(state, head_seq, records, aux)?;
+        let head = self.write_records(state, head_seq, records, aux, grouped)?;
         Ok(Receipt {
             appended: fresh.len() as u64,
             skipped,
@@ -508,7 +514,7 @@ impl Store {
             });
         }
         let appended = records.len() as u64;
-        let head = self.write_records(state, head_seq, records.into_iter(), aux)?;
+        let head = self.write_records(state, head_seq, records.into_iter(), aux, None)?;
         Ok(Receipt {
             appended,
             skipped: 0,
@@ -520,12 +526,17 @@ impl Store {
 
     /// Writes `records` (chained from the head at `head_seq`) and the caller's key writes in
     /// one sled batch, then flushes and updates the sidecar; returns the new head.
+    ///
+    /// With `grouped`, the published head is already held exclusively by the caller: the
+    /// batch is applied, its head put there, and nothing is flushed (the group's `flush`
+    /// does it once for every batch of the group).
     fn write_records<'r>(
         &self,
         state: &mut State,
         head_seq: u64,
         records: impl Iterator<Item = Stored<'r>>,
         aux: &[AuxWrite],
+        grouped: Option<&mut Option<Head>>,
     ) -> Result<Head, StoreError> {
         let mut writes = sled::Batch::default();
         let mut segment = match state.tail {
@@ -585,6 +596,20 @@ impl Store {
             codec::encode_head(last.seq, &last.hash, last.recorded),
         );
 
+        if let Some(published) = grouped {
+            self.db
+                .apply_batch(writes)
+                .map_err(sled_error(&self.path))?;
+            let head = Head {
+                seq: last.seq,
+                hash: last.hash,
+                recorded: last.recorded.to_string(),
+            };
+            *published = Some(head.clone());
+            state.tail = Some(tail);
+            state.log_end = log_end;
+            return Ok(head);
+        }
         // Readers wait while the batch is applied and flushed, and then see all of it.
         let mut published = self.publish();
         self.db
@@ -1746,6 +1771,12 @@ pub struct EmbeddedWrite<'s> {
     store: &'s Store,
     state: MutexGuard<'s, State>,
     head: Option<Head>,
+    /// Commits are grouped (`Transaction::group`): each is applied at once, and all are
+    /// flushed together by `flush`.
+    grouped: bool,
+    /// While a group has applied batches that are not flushed yet: the head readers see, held
+    /// exclusively, so that no reader sees a batch before it is durable.
+    held: Option<RwLockWriteGuard<'s, Option<Head>>>,
 }
 
 impl Store {
@@ -1765,6 +1796,8 @@ impl Store {
             store: self,
             state,
             head,
+            grouped: false,
+            held: None,
         }
     }
 }
@@ -1818,10 +1851,50 @@ impl crate::Transaction for EmbeddedWrite<'_> {
     ) -> Result<Receipt, StoreError> {
         let first = crate::Snapshot::len(self) + 1;
         let store = self.store;
-        let receipt = store.append_locked(&mut self.state, batch, now, Some((first, aux)));
+        if self.grouped {
+            let held = self.held.get_or_insert_with(|| store.publish());
+            let receipt = store.append_locked(
+                &mut self.state,
+                self.head.clone(),
+                batch,
+                now,
+                Some((first, aux)),
+                Some(&mut **held),
+            );
+            // Whatever happened, the transaction goes on from the head the batch left.
+            self.head = (**held).clone();
+            return receipt;
+        }
+        let receipt = store.append_locked(
+            &mut self.state,
+            self.head.clone(),
+            batch,
+            now,
+            Some((first, aux)),
+            None,
+        );
         // Whatever happened, the transaction goes on from the head the store now has.
         self.head = store.head()?;
         receipt
+    }
+
+    fn group(&mut self) {
+        self.grouped = true;
+    }
+
+    fn flush(&mut self) -> Result<(), StoreError> {
+        let Some(held) = self.held.take() else {
+            return Ok(());
+        };
+        let store = self.store;
+        // Readers still wait (`held`) until the group is durable, then see all of it.
+        store.db.flush().map_err(sled_error(&store.path))?;
+        if let Some(head) = held.as_ref() {
+            write_head_file(&store.path, head.seq, &head.hash)?;
+            self.state.acknowledged = head.seq;
+        }
+        drop(held);
+        Ok(())
     }
 
     fn commit_records(
@@ -1829,6 +1902,7 @@ impl crate::Transaction for EmbeddedWrite<'_> {
         records: &[Record],
         aux: &[AuxWrite],
     ) -> Result<Receipt, StoreError> {
+        crate::Transaction::flush(self)?;
         let store = self.store;
         let receipt = store.append_records_locked(&mut self.state, records, aux);
         self.head = store.head()?;
