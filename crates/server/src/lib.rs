@@ -83,6 +83,32 @@ pub enum StartError {
     Unavailable(String),
 }
 
+/// Every route of the API (method, path template), as `router` serves them and as
+/// `/openapi.json` must describe them (a test holds the two equal). The page's own files
+/// (`/`, `/app.js`, `/style.css`) are served besides.
+pub const ROUTES: &[(&str, &str)] = &[
+    ("GET", "/healthz"),
+    ("GET", "/metrics"),
+    ("GET", "/openapi.json"),
+    ("GET", "/v1/ledgers"),
+    ("GET", "/v1/ledgers/{ledger}/head"),
+    ("GET", "/v1/ledgers/{ledger}/log"),
+    ("GET", "/v1/ledgers/{ledger}/log/stream"),
+    ("GET", "/v1/ledgers/{ledger}/ownership"),
+    ("POST", "/v1/ledgers/{ledger}/ownership"),
+    ("GET", "/v1/ledgers/{ledger}/obligations"),
+    ("POST", "/v1/ledgers/{ledger}/obligations"),
+    ("GET", "/v1/ledgers/{ledger}/rights"),
+    ("POST", "/v1/ledgers/{ledger}/rights"),
+    ("GET", "/v1/ledgers/{ledger}/positions/{party}"),
+    ("POST", "/v1/ledgers/{ledger}/positions/{party}"),
+    ("GET", "/v1/ledgers/{ledger}/timeline"),
+    ("GET", "/v1/ledgers/{ledger}/diff"),
+    ("GET", "/v1/ledgers/{ledger}/export"),
+    ("POST", "/v1/ledgers/{ledger}/events"),
+    ("POST", "/v1/ledgers/{ledger}/verify"),
+];
+
 /// Headers must arrive within this time of a connection's first byte.
 const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 /// A connection on which nothing moves for this long is closed.
