@@ -186,6 +186,7 @@ pub fn new_token(
     let hash = hex::encode(Sha256::digest(token.as_bytes()));
     let ledgers = match ledgers {
         None => "*".to_string(),
+        Some([all]) if all == "*" => "*".to_string(),
         Some(names) => {
             if let Some(bad) = names.iter().find(|n| !valid_ledger_name(n)) {
                 return Err(format!(

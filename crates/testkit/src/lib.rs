@@ -26,6 +26,7 @@ use std::path::{Path, PathBuf};
 pub use assert_cmd::Command;
 use tempfile::TempDir;
 
+pub mod http;
 mod rng;
 pub mod vocab;
 
