@@ -5,4 +5,5 @@
 
 pub mod measure;
 pub mod report;
+pub mod serve;
 pub mod workload;

@@ -43,6 +43,9 @@ struct Args {
     /// Warm runs per query and single appends per kind (the median is reported).
     #[arg(long, default_value_t = 5)]
     runs: usize,
+    /// Seconds of each load on `accord serve` (queries, appends); 0 skips the server.
+    #[arg(long, default_value_t = 10)]
+    server_seconds: u64,
     /// Seconds any one command may run before it is killed and the run aborted.
     #[arg(long, default_value_t = 900)]
     timeout: u64,
@@ -297,6 +300,21 @@ fn bench_size(
         None => Ledger::Missing("ledger: not installed".into()),
     };
 
+    // The server last: its loads append to the store.
+    let server = if args.server_seconds > 0 {
+        let say = |m: &str| progress(&format!("N = {n}: {m}"));
+        Some(accord_bench::serve::bench(&accord_bench::serve::Plan {
+            accord,
+            store: &store,
+            dir,
+            workload: &w,
+            seconds: args.server_seconds,
+            progress: &say,
+        })?)
+    } else {
+        None
+    };
+
     Ok(SizeResult {
         n,
         import_ms: import.millis(),
@@ -310,6 +328,7 @@ fn bench_size(
         verify_ms: verify.millis(),
         verify_rss_kib: verify.max_rss_kib,
         ledger,
+        server,
     })
 }
 

@@ -43,6 +43,9 @@ pub struct SizeResult {
     pub verify_ms: f64,
     pub verify_rss_kib: u64,
     pub ledger: Ledger,
+    /// `accord serve` on the same store, and the CLI path beside it (`--server-seconds 0`
+    /// skips them).
+    pub server: Option<crate::serve::ServerResult>,
 }
 
 /// The machine the run happened on.
@@ -264,6 +267,105 @@ pub fn render(ctx: &Context, results: &[SizeResult]) -> String {
         let _ = writeln!(s);
         let _ = writeln!(s, "{note}");
     }
+    if results.iter().any(|r| r.server.is_some()) {
+        let _ = writeln!(s);
+        s.push_str(&render_server(results));
+    }
+    s
+}
+
+/// The server's table: each figure of `accord serve`, and the CLI path beside it.
+fn render_server(results: &[SizeResult]) -> String {
+    use crate::serve::ServerResult;
+    type Cell = dyn Fn(&ServerResult) -> String;
+    let rows: Vec<(&str, Box<Cell>, Box<Cell>, &str)> = vec![
+        (
+            "as-of queries, warm, requests/s",
+            Box::new(|r| {
+                format!(
+                    "{} ({} connections)",
+                    thousands(r.query_rps.round() as u64),
+                    r.query_connections
+                )
+            }),
+            Box::new(|r| format!("{:.1} (one process at a time)", r.cli_query_rps)),
+            "≥ 2,000",
+        ),
+        (
+            "as-of queries, p99, ms",
+            Box::new(|r| format!("{:.1} (p50 {:.1})", r.query_p99_ms, r.query_p50_ms)),
+            Box::new(|r| format!("{:.1}", r.cli_query_p99_ms)),
+            "≤ 50",
+        ),
+        (
+            "single-event appends acknowledged (durable), events/s",
+            Box::new(|r| {
+                format!(
+                    "{} ({} clients, p99 {:.1} ms)",
+                    thousands(r.append_eps.round() as u64),
+                    r.append_clients,
+                    r.append_p99_ms
+                )
+            }),
+            Box::new(|r| format!("{:.1} (one process at a time)", r.cli_append_eps)),
+            "≥ 1,000",
+        ),
+        (
+            "acknowledged events lost or doubled",
+            Box::new(|r| r.append_faults.to_string()),
+            Box::new(|_| "-".into()),
+            "0",
+        ),
+        (
+            "a new event reaching open streams, ms",
+            Box::new(|r| {
+                format!(
+                    "{:.1} to all {} (median of 5; worst {:.1})",
+                    r.stream_ms, r.streams, r.stream_worst_ms
+                )
+            }),
+            Box::new(|_| "- (polls `accord log --since`)".into()),
+            "≤ 1,000",
+        ),
+        (
+            "peak RSS under that load, MiB",
+            Box::new(|r| mib(r.server_rss_kib)),
+            Box::new(|r| format!("{} per process", mib(r.cli_rss_kib))),
+            "≤ 256 MB",
+        ),
+    ];
+    let mut s = String::new();
+    let _ = write!(s, "| `accord serve` |");
+    for r in results.iter().filter(|r| r.server.is_some()) {
+        let n = thousands(r.n as u64);
+        let _ = write!(s, " server, N = {n} | CLI path, N = {n} |");
+    }
+    let _ = writeln!(s, " target at N = 1,000,000 |");
+    let _ = write!(s, "|---|");
+    for _ in results.iter().filter(|r| r.server.is_some()) {
+        let _ = write!(s, "---:|---:|");
+    }
+    let _ = writeln!(s, "---|");
+    for (label, server, cli, target) in &rows {
+        let _ = write!(s, "| {label} |");
+        for r in results {
+            if let Some(x) = &r.server {
+                let _ = write!(s, " {} | {} |", server(x), cli(x));
+            }
+        }
+        let _ = writeln!(s, " {target} |");
+    }
+    let _ = writeln!(s);
+    let _ = writeln!(
+        s,
+        "The server is loaded from the benchmark's own process over loopback, one keep-alive \
+         HTTP/1.1 connection per thread. Queries: obligations and ownership on 64 dates spread \
+         over the range, each asked once before timing. Appends: one settlement per request, \
+         after the last date; every acknowledged event is then looked up in the log. Streams: \
+         100 `log/stream` connections open, then one append; the time until the last of them \
+         has it. Peak RSS is the server's `VmHWM`. The CLI path runs one process per request, \
+         one at a time (an embedded store admits one process at a time)."
+    );
     s
 }
 

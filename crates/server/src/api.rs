@@ -51,6 +51,21 @@ impl Params {
         Ok(Params(map))
     }
 
+    /// The question as the answer cache knows it: the route, then every parameter in name
+    /// order with `as_of` resolved (its default is today, which changes).
+    pub fn question(&self, route: &str, as_of: Option<Date>) -> String {
+        let mut q = format!("{route}?");
+        if let Some(d) = as_of {
+            q.push_str(&format!("as_of={d}"));
+        }
+        for (k, v) in &self.0 {
+            if k != "as_of" {
+                q.push_str(&format!("&{k}={v}"));
+            }
+        }
+        q
+    }
+
     pub fn get(&self, name: &str) -> Option<&str> {
         self.0.get(name).map(String::as_str)
     }
@@ -191,8 +206,14 @@ fn ledger_of(
 
 /// Runs an engine call off the async threads.
 async fn blocking<T: Send + 'static>(
+    app: &App,
     f: impl FnOnce() -> Result<T, Problem> + Send + 'static,
 ) -> Result<T, Problem> {
+    let _turn = app
+        .compute
+        .acquire()
+        .await
+        .map_err(|_| Problem::unavailable("the server is stopping"))?;
     tokio::task::spawn_blocking(f).await.unwrap_or_else(|e| {
         Err(Problem::for_status(
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -239,6 +260,52 @@ pub fn rendered(body: Vec<u8>, media: &'static str, head: Option<&Head>) -> Resp
     response
 }
 
+/// A cached answer to this question at the ledger's head, unless the client asked for a
+/// fresh one (`Cache-Control: no-cache`).
+fn cached(
+    app: &App,
+    ledger: &Ledger,
+    headers: &HeaderMap,
+    question: &str,
+) -> Result<Option<Response>, Problem> {
+    let fresh = headers
+        .get(header::CACHE_CONTROL)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("no-cache") || v.contains("no-store"));
+    if fresh {
+        return Ok(None);
+    }
+    let Some(head) = ledger.head()? else {
+        return Ok(None);
+    };
+    let key = (ledger.name.clone(), head.seq, question.to_string());
+    Ok(app
+        .answers
+        .get(&key)
+        .map(|c| rendered(c.body.to_vec(), c.media, c.head.as_ref())))
+}
+
+/// Keeps an answer for the next time this question is asked at this head.
+fn keep(
+    app: &App,
+    ledger: &Ledger,
+    question: String,
+    body: &[u8],
+    media: &'static str,
+    head: Option<&Head>,
+) {
+    if let Some(h) = head {
+        app.answers.put(
+            (ledger.name.clone(), h.seq, question),
+            crate::cache::Cached {
+                body: Bytes::copy_from_slice(body),
+                media,
+                head: Some(h.clone()),
+            },
+        );
+    }
+}
+
 fn media(format: Format) -> &'static str {
     match format {
         Format::Json => "application/json",
@@ -281,7 +348,7 @@ pub async fn ledgers(State(app): Shared, RawQuery(q): RawQuery, headers: HeaderM
         .filter(|l| grant.as_ref().is_none_or(|g| g.reads(&l.name)))
         .cloned()
         .collect();
-    let list = blocking(move || {
+    let list = blocking(&app, move || {
         let mut list = Vec::new();
         for l in visible {
             let head = l.head()?;
@@ -323,7 +390,7 @@ pub async fn head(
     };
     let ledger = ledger_of(&app, &headers, Role::Read, &name)?;
     let engine = ledger.reader()?;
-    let head = blocking(move || Ok(engine.head()?)).await?;
+    let head = blocking(&app, move || Ok(engine.head()?)).await?;
     let body = write_out(|out| present::writes::head(out, format, head.as_ref()))?;
     Ok(rendered(body, media(format), head.as_ref()))
 }
@@ -344,7 +411,7 @@ pub async fn log(
     let format = report_format(&p)?;
     let ledger = ledger_of(&app, &headers, Role::Read, &name)?;
     let engine = ledger.reader()?;
-    let (entries, head) = blocking(move || Ok(engine.log_page(since, limit)?)).await?;
+    let (entries, head) = blocking(&app, move || Ok(engine.log_page(since, limit)?)).await?;
     let body = write_out(|out| {
         let rows: Vec<present::log::Entry<'_>> = entries.iter().map(Into::into).collect();
         present::log::entries(out, format, &rows, present::Style::default())
@@ -426,8 +493,21 @@ async fn report(
             Some(WhatIf::parse(&file)?)
         }
     };
+    let route = match which {
+        Report::Ownership => "ownership".to_string(),
+        Report::Obligations => "obligations".to_string(),
+        Report::Rights => "rights".to_string(),
+        Report::Position => format!("positions/{}", party.as_ref().map_or("", |p| p.as_str())),
+    };
+    let question = p.question(&route, Some(query.as_of));
+    if with.is_none() {
+        if let Some(r) = cached(&app, &ledger, &headers, &question)? {
+            return Ok(r);
+        }
+    }
+    let what_if = with.is_some();
     let engine = ledger.reader()?;
-    let (body, head) = blocking(move || {
+    let (body, head) = blocking(&app, move || {
         let (projection, head) = at_head(&engine, |pin| {
             let q = Query {
                 as_of: query.as_of,
@@ -468,6 +548,9 @@ async fn report(
         Ok((body, head))
     })
     .await?;
+    if !what_if {
+        keep(&app, &ledger, question, &body, media(format), head.as_ref());
+    }
     Ok(rendered(body, media(format), head.as_ref()))
 }
 
@@ -538,8 +621,12 @@ pub async fn timeline(
     let entity = p.slug("entity")?;
     let format = p.format(&["json", "csv", "table", "svg"])?;
     let ledger = ledger_of(&app, &headers, Role::Read, &name)?;
+    let question = p.question("timeline", Some(query.as_of));
+    if let Some(r) = cached(&app, &ledger, &headers, &question)? {
+        return Ok(r);
+    }
     let engine = ledger.reader()?;
-    let (body, media, head) = blocking(move || {
+    let (body, media, head) = blocking(&app, move || {
         let (report, head) = at_head(&engine, |pin| {
             let q = Query {
                 as_of: query.as_of,
@@ -578,6 +665,7 @@ pub async fn timeline(
         Ok((body, media(format), head))
     })
     .await?;
+    keep(&app, &ledger, question, &body, media, head.as_ref());
     let mut response = rendered(body, media, head.as_ref());
     if media == "image/svg+xml" {
         // An SVG opened on its own runs nothing.
@@ -615,8 +703,12 @@ pub async fn diff(
         .unwrap_or(KnownAt::Everything);
     let format = report_format(&p)?;
     let ledger = ledger_of(&app, &headers, Role::Read, &name)?;
+    let question = p.question("diff", Some(as_of));
+    if let Some(r) = cached(&app, &ledger, &headers, &question)? {
+        return Ok(r);
+    }
     let engine = ledger.reader()?;
-    let (body, head) = blocking(move || {
+    let (body, head) = blocking(&app, move || {
         let (report, head) = at_head(&engine, |pin| {
             engine.diff(as_of, pinned(from, pin), pinned(to, pin))
         })?;
@@ -633,6 +725,7 @@ pub async fn diff(
         Ok((body, head))
     })
     .await?;
+    keep(&app, &ledger, question, &body, media(format), head.as_ref());
     Ok(rendered(body, media(format), head.as_ref()))
 }
 
@@ -682,7 +775,7 @@ pub async fn export(
     let engine = ledger.reader()?;
     // The head now, and the export pinned to it when asked as known now, so the header is
     // the head of what is streamed.
-    let head = blocking({
+    let head = blocking(&app, {
         let engine = engine.clone();
         move || Ok(engine.head()?)
     })
@@ -830,11 +923,11 @@ pub async fn append(
     };
     let ledger = ledger_of(&app, &headers, Role::Write, &name)?;
     let file = event_body(&app, &headers, body)?;
-    let parsed = blocking(move || Ok(Parsed::files(vec![file])?)).await?;
+    let parsed = blocking(&app, move || Ok(Parsed::files(vec![file])?)).await?;
     let receipts = if dry_run {
         let engine = ledger.engine_if_open();
         let config = ledger.config().clone();
-        blocking(move || {
+        blocking(&app, move || {
             let options = Options {
                 dry_run: true,
                 expect_head: expect_head.as_ref(),
@@ -875,7 +968,7 @@ pub async fn verify(
     let expected = p.expect_head()?;
     let ledger = ledger_of(&app, &headers, Role::Admin, &name)?;
     let engine = ledger.reader()?;
-    let (body, head) = blocking(move || match engine.verify(expected.as_ref()) {
+    let (body, head) = blocking(&app, move || match engine.verify(expected.as_ref()) {
         Ok(v) => {
             let body = write_out(|out| present::writes::verified(out, Format::Json, &v))?;
             Ok((body, v.head))

@@ -21,6 +21,10 @@ pub struct App {
     pub max_body: usize,
     /// Turns true when the server stops: live streams end so that the shutdown can finish.
     pub stopping: watch::Receiver<bool>,
+    /// Engine calls running at once: CPU-bound work beyond the cores only adds memory and
+    /// latency, so the others wait their turn.
+    pub compute: tokio::sync::Semaphore,
+    pub answers: crate::cache::Answers,
 }
 
 impl App {

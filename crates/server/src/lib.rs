@@ -25,6 +25,7 @@
 mod api;
 mod app;
 pub mod auth;
+mod cache;
 mod metrics;
 mod page;
 mod problem;
@@ -119,6 +120,10 @@ const MAX_CONNECTIONS: usize = 1024;
 const MAX_REQUESTS: usize = 512;
 /// Threads for engine calls (queries, the parse of bodies).
 const BLOCKING_THREADS: usize = 64;
+/// Engine calls (queries, parses, verify) running at once.
+const COMPUTE: usize = 4;
+/// Bytes of answers kept for repeated questions.
+const ANSWER_CACHE: usize = 64 << 20;
 /// How long a stop waits for requests in flight.
 const DRAIN: Duration = Duration::from_secs(30);
 
@@ -214,6 +219,8 @@ impl Server {
             metrics: metrics::Metrics::default(),
             max_body: settings.max_body,
             stopping,
+            compute: tokio::sync::Semaphore::new(COMPUTE),
+            answers: cache::Answers::new(ANSWER_CACHE),
         });
         Ok(Server {
             listener,
