@@ -42,8 +42,13 @@ fn split_comment(line: &str) -> (String, String) {
 }
 
 fn walkthrough() -> Vec<Step> {
+    section("## Walkthrough")
+}
+
+/// The commands of the `sh` blocks of one section of the README.
+fn section(heading: &str) -> Vec<Step> {
     let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
-    let start = readme.find("## Walkthrough").expect("a walkthrough");
+    let start = readme.find(heading).expect("the section");
     let rest = &readme[start + 3..];
     let end = rest.find("\n## ").map_or(rest.len(), |i| i);
     let section = &rest[..end];
@@ -170,38 +175,7 @@ fn the_walkthrough_works_when_pasted_twice_and_shows_what_it_says() {
     let mut failures = Vec::new();
     let mut logs = Vec::new();
     for round in ["first", "second"] {
-        let results = run_all(dir.path(), tmp.path(), &steps);
-        assert_eq!(results.len(), steps.len(), "{round} run: {results:?}");
-        for (step, (out, code)) in steps.iter().zip(&results) {
-            let wanted = if step.error.is_some() { 1 } else { 0 };
-            if *code != wanted {
-                failures.push(format!(
-                    "{round} run: `{}` exits {code}, not {wanted}:\n{out}",
-                    step.command
-                ));
-            }
-            if let Some(error) = &step.error {
-                if !out.contains(&format!("error: {error}")) {
-                    failures.push(format!(
-                        "{round} run: `{}` does not say {error:?}:\n{out}",
-                        step.command
-                    ));
-                }
-            } else if out.contains("error:") {
-                failures.push(format!(
-                    "{round} run: `{}` says an error:\n{out}",
-                    step.command
-                ));
-            }
-            for figure in figures(&step.comment) {
-                if !out.contains(&figure) {
-                    failures.push(format!(
-                        "{round} run: `{}` claims {figure:?} in its comment, but prints:\n{out}",
-                        step.command
-                    ));
-                }
-            }
-        }
+        failures.extend(check(round, dir.path(), tmp.path(), &steps));
         logs.push(log_of(dir.path(), tmp.path()));
     }
     assert!(
@@ -218,6 +192,76 @@ fn the_walkthrough_works_when_pasted_twice_and_shows_what_it_says() {
         steps.len()
     );
     assert!(claims >= 6, "the comments claim only {claims} figures");
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
+
+/// Runs the steps once and says what went wrong: an exit code, a missing `# error:` text,
+/// an error not announced, a figure of a comment not in the output.
+fn check(round: &str, dir: &Path, tmp: &Path, steps: &[Step]) -> Vec<String> {
+    let mut failures = Vec::new();
+    let results = run_all(dir, tmp, steps);
+    assert_eq!(results.len(), steps.len(), "{round} run: {results:?}");
+    for (step, (out, code)) in steps.iter().zip(&results) {
+        let wanted = if step.error.is_some() { 1 } else { 0 };
+        if *code != wanted {
+            failures.push(format!(
+                "{round} run: `{}` exits {code}, not {wanted}:\n{out}",
+                step.command
+            ));
+        }
+        if let Some(error) = &step.error {
+            if !out.contains(&format!("error: {error}")) {
+                failures.push(format!(
+                    "{round} run: `{}` does not say {error:?}:\n{out}",
+                    step.command
+                ));
+            }
+        } else if out.contains("error:") {
+            failures.push(format!(
+                "{round} run: `{}` says an error:\n{out}",
+                step.command
+            ));
+        }
+        for figure in figures(&step.comment) {
+            if !out.contains(&figure) {
+                failures.push(format!(
+                    "{round} run: `{}` claims {figure:?} in its comment, but prints:\n{out}",
+                    step.command
+                ));
+            }
+        }
+    }
+    failures
+}
+
+/// The server section, pasted twice as the walkthrough is, on a free port instead of 8080:
+/// every `curl` of it answers what its comment says, and `kill` stops the server (exit 0).
+#[test]
+fn the_server_section_works_when_pasted_twice() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let steps: Vec<Step> = section("## Serving a team")
+        .into_iter()
+        .map(|mut s| {
+            s.command = s.command.replace("8080", &port.to_string());
+            s.comment = s.comment.replace("8080", &port.to_string());
+            s
+        })
+        .collect();
+    assert!(steps.len() >= 10, "only {} commands: {steps:?}", steps.len());
+    assert!(steps.iter().any(|s| s.command.contains("curl")));
+    let dir = tempfile::tempdir().unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    copy_dir(&root().join("events"), &dir.path().join("events"));
+    copy_dir(&root().join("examples"), &dir.path().join("examples"));
+    std::fs::create_dir(dir.path().join("home")).unwrap();
+    let mut failures = Vec::new();
+    for round in ["first", "second"] {
+        failures.extend(check(round, dir.path(), tmp.path(), &steps));
+    }
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
 }
 

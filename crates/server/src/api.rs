@@ -116,7 +116,12 @@ impl Params {
 
     pub fn expect_head(&self) -> Result<Option<ExpectedHead>, Problem> {
         self.get("expect_head")
-            .map(|s| ExpectedHead::parse(s).map_err(Problem::from))
+            .map(|s| {
+                ExpectedHead::parse(s).map_err(|e| {
+                    // The engine speaks of the CLI's flag; here it is a parameter.
+                    Problem::bad_request(e.to_string().replace("--expect-head", "expect_head"))
+                })
+            })
             .transpose()
     }
 

@@ -460,16 +460,6 @@ fn router(app: Arc<App>, log: Log, cors: Option<HeaderValue>) -> Router {
                     next.run(req).await
                 };
                 let h = response.headers_mut();
-                h.insert(
-                    header::X_CONTENT_TYPE_OPTIONS,
-                    HeaderValue::from_static("nosniff"),
-                );
-                h.insert(
-                    header::REFERRER_POLICY,
-                    HeaderValue::from_static("no-referrer"),
-                );
-                h.entry(header::CACHE_CONTROL)
-                    .or_insert(HeaderValue::from_static("no-store"));
                 if let Some(origin) = cors {
                     h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
                     h.insert(
@@ -588,7 +578,18 @@ async fn observe(State((app, log)): State<(Arc<App>, Log)>, req: Request, next: 
         .map(|c| c.0.to_string())
         .unwrap_or_default();
     let response = next.run(req).await;
-    let response = as_problem(response).await;
+    let mut response = as_problem(response).await;
+    let h = response.headers_mut();
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    h.entry(header::CACHE_CONTROL)
+        .or_insert(HeaderValue::from_static("no-store"));
     let took = started.elapsed();
     let status = response.status().as_u16();
     app.metrics.record(&route, method.as_str(), status, took);
