@@ -56,6 +56,12 @@ fn the_cli_depends_on_the_engine_and_not_on_the_store() {
         !engine.contains("clap"),
         "engine must not depend on clap: {engine:?}"
     );
+    let server = dependencies(&root().join("crates/server/Cargo.toml"));
+    assert!(server.contains("engine"), "{server:?}");
+    assert!(
+        !server.contains("store"),
+        "server must reach stores through the engine only: {server:?}"
+    );
     let present = dependencies(&root().join("crates/present/Cargo.toml"));
     assert!(
         !present.contains("store"),
