@@ -748,6 +748,8 @@ fn the_page_shows_the_apis_answers_and_follows_the_log() {
     // The screenshot of the docs: the cap table and its chart on the day of the recapitalization.
     b.open(&page("view=ownership&as_of=2025-10-28"));
     b.eval("window.scrollTo(0, 0)");
+    // The page's fade from the previous answer (0.15 s) is over before the picture.
+    b.eval("new Promise((done) => setTimeout(done, 400))");
     b.screenshot(&testkit::root().join("docs/screenshot.png"));
 
     // The log, newest first, and an event appended by someone else shows by itself.
