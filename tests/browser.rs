@@ -7,8 +7,8 @@
 //! link opens on its view and inputs; the page's controls and the browser's back button move
 //! the URL and the answer together; the log grows by itself when an event is appended;
 //! refusals show the API's words; a token is asked for once, kept out of every URL; nothing
-//! on the page breaks its content security policy or throws. The test saves
-//! docs/screenshot.png.
+//! on the page breaks its content security policy or throws. The test takes a screenshot;
+//! with `ACCORD_SCREENSHOT=1` it saves it as docs/screenshot.png (the README's picture).
 //!
 //! Without Chromium the test says so and passes, unless `CI=true` (`.ci/run` installs it).
 
@@ -750,7 +750,18 @@ fn the_page_shows_the_apis_answers_and_follows_the_log() {
     b.eval("window.scrollTo(0, 0)");
     // The page's fade from the previous answer (0.15 s) is over before the picture.
     b.eval("new Promise((done) => setTimeout(done, 400))");
-    b.screenshot(&testkit::root().join("docs/screenshot.png"));
+    // Into the test's own directory, or into docs/ when asked (`ACCORD_SCREENSHOT=1`), so
+    // that a test run leaves the checkout as it was.
+    let shot = if std::env::var_os("ACCORD_SCREENSHOT").is_some_and(|v| v == "1") {
+        testkit::root().join("docs/screenshot.png")
+    } else {
+        std::env::temp_dir().join(format!("accord-screenshot-{}.png", std::process::id()))
+    };
+    b.screenshot(&shot);
+    assert!(
+        std::fs::metadata(&shot).is_ok_and(|m| m.len() > 10_000),
+        "a screenshot"
+    );
 
     // The log, newest first, and an event appended by someone else shows by itself.
     b.open(&page("view=log"));

@@ -298,6 +298,18 @@ fn render_server(results: &[SizeResult]) -> String {
             "≤ 50",
         ),
         (
+            "as-of queries, each computed (`Cache-Control: no-cache`), requests/s",
+            Box::new(|r| {
+                format!(
+                    "{} (p99 {:.1} ms)",
+                    thousands(r.fresh_rps.round() as u64),
+                    r.fresh_p99_ms
+                )
+            }),
+            Box::new(|r| format!("{:.1} (p99 {:.1} ms)", r.cli_query_rps, r.cli_query_p99_ms)),
+            "",
+        ),
+        (
             "single-event appends acknowledged (durable), events/s",
             Box::new(|r| {
                 format!(
@@ -360,7 +372,9 @@ fn render_server(results: &[SizeResult]) -> String {
         s,
         "The server is loaded from the benchmark's own process over loopback, one keep-alive \
          HTTP/1.1 connection per thread. Queries: obligations and ownership on 64 dates spread \
-         over the range, each asked once before timing. Appends: one settlement per request, \
+         over the range, each asked once before timing; the server keeps answers by head and \
+         question, so warm questions are answered from memory until an append moves the \
+         head, and the next row asks for every answer to be computed. Appends: one settlement per request, \
          after the last date; every acknowledged event is then looked up in the log. Streams: \
          100 `log/stream` connections open, then one append; the time until the last of them \
          has it. Peak RSS is the server's `VmHWM`. The CLI path runs one process per request, \

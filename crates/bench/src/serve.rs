@@ -26,6 +26,9 @@ pub struct ServerResult {
     pub query_rps: f64,
     pub query_p50_ms: f64,
     pub query_p99_ms: f64,
+    /// The same load with `Cache-Control: no-cache`: every answer computed.
+    pub fresh_rps: f64,
+    pub fresh_p99_ms: f64,
     pub append_clients: usize,
     pub append_eps: f64,
     pub append_p99_ms: f64,
@@ -121,7 +124,18 @@ impl Conn {
         path: &str,
         body: Option<&str>,
     ) -> Result<(u16, Vec<u8>), String> {
-        let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {}\r\n", self.addr);
+        self.request_with(method, path, body, "")
+    }
+
+    /// `request` with extra header lines (each ending in CRLF).
+    fn request_with(
+        &mut self,
+        method: &str,
+        path: &str,
+        body: Option<&str>,
+        extra: &str,
+    ) -> Result<(u16, Vec<u8>), String> {
+        let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {}\r\n{extra}", self.addr);
         if let Some(b) = body {
             head.push_str(&format!(
                 "Content-Type: application/x-ndjson\r\nContent-Length: {}\r\n",
@@ -233,41 +247,24 @@ pub fn bench(plan: &Plan<'_>) -> Result<ServerResult, String> {
         "server: {} connections of as-of queries for {} s",
         r.query_connections, plan.seconds
     ));
-    let latencies = Arc::new(Mutex::new(Vec::<f64>::new()));
-    let start = Instant::now();
-    let workers: Vec<_> = (0..r.query_connections)
-        .map(|i| {
-            let (qs, latencies, addr) = (qs.clone(), latencies.clone(), addr.clone());
-            std::thread::spawn(move || -> Result<(), String> {
-                let mut c = Conn::open(&addr)?;
-                let mut mine = Vec::new();
-                let mut k = i * 7;
-                while start.elapsed() < load {
-                    let q = &qs[k % qs.len()];
-                    k += 1;
-                    let t = Instant::now();
-                    let (status, _) = c.request("GET", q, None)?;
-                    if status != 200 {
-                        return Err(format!("GET {q}: {status}"));
-                    }
-                    mine.push(t.elapsed().as_secs_f64() * 1000.0);
-                }
-                latencies.lock().map_err(|_| "poisoned")?.extend(mine);
-                Ok(())
-            })
-        })
-        .collect();
-    for w in workers {
-        w.join().map_err(|_| "a query thread panicked")??;
-    }
-    let took = start.elapsed().as_secs_f64();
-    let mut lat = latencies.lock().map_err(|_| "poisoned")?.clone();
-    r.query_rps = lat.len() as f64 / took;
-    r.query_p50_ms = quantile(&mut lat, 0.5);
-    r.query_p99_ms = quantile(&mut lat, 0.99);
+    (r.query_rps, r.query_p50_ms, r.query_p99_ms) =
+        query_load(&addr, &qs, r.query_connections, load, "")?;
     progress(&format!(
         "server: {:.0} requests/s, p50 {:.1} ms, p99 {:.1} ms",
         r.query_rps, r.query_p50_ms, r.query_p99_ms
+    ));
+    progress("server: the same, each answer computed (Cache-Control: no-cache)");
+    let fresh;
+    (r.fresh_rps, fresh, r.fresh_p99_ms) = query_load(
+        &addr,
+        &qs,
+        r.query_connections,
+        load,
+        "Cache-Control: no-cache\r\n",
+    )?;
+    progress(&format!(
+        "server: {:.0} requests/s, p50 {:.1} ms, p99 {:.1} ms",
+        r.fresh_rps, fresh, r.fresh_p99_ms
     ));
 
     // Single-event appends from 16 clients.
@@ -428,7 +425,7 @@ pub fn bench(plan: &Plan<'_>) -> Result<ServerResult, String> {
     while start.elapsed() < load.min(Duration::from_secs(5)) || lat.len() < 10 {
         let day = LAST_DAY * (k as u32 % 64 + 1) / 64;
         let d = date_str(day);
-        let command = if k % 2 == 0 {
+        let command = if k.is_multiple_of(2) {
             "obligations"
         } else {
             "ownership"
@@ -460,6 +457,47 @@ pub fn bench(plan: &Plan<'_>) -> Result<ServerResult, String> {
         r.cli_query_rps, r.cli_query_p99_ms, r.cli_append_eps
     ));
     Ok(r)
+}
+
+/// `connections` threads asking the questions in turn for `load`: (requests/s, p50, p99).
+fn query_load(
+    addr: &str,
+    qs: &Arc<Vec<String>>,
+    connections: usize,
+    load: Duration,
+    extra: &'static str,
+) -> Result<(f64, f64, f64), String> {
+    let latencies = Arc::new(Mutex::new(Vec::<f64>::new()));
+    let start = Instant::now();
+    let workers: Vec<_> = (0..connections)
+        .map(|i| {
+            let (qs, latencies, addr) = (qs.clone(), latencies.clone(), addr.to_string());
+            std::thread::spawn(move || -> Result<(), String> {
+                let mut c = Conn::open(&addr)?;
+                let mut mine = Vec::new();
+                let mut k = i * 7;
+                while start.elapsed() < load {
+                    let q = &qs[k % qs.len()];
+                    k += 1;
+                    let t = Instant::now();
+                    let (status, _) = c.request_with("GET", q, None, extra)?;
+                    if status != 200 {
+                        return Err(format!("GET {q}: {status}"));
+                    }
+                    mine.push(t.elapsed().as_secs_f64() * 1000.0);
+                }
+                latencies.lock().map_err(|_| "poisoned")?.extend(mine);
+                Ok(())
+            })
+        })
+        .collect();
+    for w in workers {
+        w.join().map_err(|_| "a query thread panicked")??;
+    }
+    let took = start.elapsed().as_secs_f64();
+    let mut lat = latencies.lock().map_err(|_| "poisoned")?.clone();
+    let rps = lat.len() as f64 / took;
+    Ok((rps, quantile(&mut lat, 0.5), quantile(&mut lat, 0.99)))
 }
 
 fn head_seq(addr: &str) -> Result<u64, String> {

@@ -45,6 +45,9 @@ pub(crate) fn serve(flags: Serve, out: &mut dyn Write) -> Result<(), Failure> {
         max_body: flags.max_body,
         cors: flags.cors,
         config: crate::ledger::config(),
+        // Tests shorten them (`ACCORD_HEADER_TIMEOUT`, `ACCORD_IDLE_TIMEOUT`, in seconds).
+        header_timeout: seconds("ACCORD_HEADER_TIMEOUT").unwrap_or(server::HEADER_TIMEOUT),
+        idle_timeout: seconds("ACCORD_IDLE_TIMEOUT").unwrap_or(server::IDLE_TIMEOUT),
     };
     let server = server::Server::bind(settings).map_err(start_failure)?;
     writeln!(out, "listening on http://{}", server.local_addr())?;
@@ -55,6 +58,14 @@ pub(crate) fn serve(flags: Serve, out: &mut dyn Write) -> Result<(), Failure> {
             let _ = writeln!(std::io::stderr(), "{now} {line}");
         }))
         .map_err(start_failure)
+}
+
+fn seconds(name: &str) -> Option<std::time::Duration> {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+        .filter(|n| *n > 0)
+        .map(std::time::Duration::from_secs)
 }
 
 fn start_failure(e: server::StartError) -> Failure {

@@ -16,6 +16,8 @@
 //!     max_body: 64 << 20,
 //!     cors: None,
 //!     config: engine::Config::new(chrono::Utc::now),
+//!     header_timeout: server::HEADER_TIMEOUT,
+//!     idle_timeout: server::IDLE_TIMEOUT,
 //! };
 //! let server = server::Server::bind(settings).unwrap();
 //! println!("listening on http://{}", server.local_addr());
@@ -71,6 +73,10 @@ pub struct Settings {
     pub cors: Option<String>,
     /// The engine's configuration for every ledger (the holder is set per ledger).
     pub config: engine::Config,
+    /// Headers must arrive within this time of a connection's first byte (default 10 s).
+    pub header_timeout: Duration,
+    /// A connection on which nothing moves for this long is closed (default 60 s).
+    pub idle_timeout: Duration,
 }
 
 /// Why the server did not start, by the exit code the CLI gives it.
@@ -110,10 +116,10 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/v1/ledgers/{ledger}/verify"),
 ];
 
-/// Headers must arrive within this time of a connection's first byte.
-const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
-/// A connection on which nothing moves for this long is closed.
-const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// Headers must arrive within this time of a connection's first byte, by default.
+pub const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+/// A connection on which nothing moves for this long is closed, by default.
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 /// Connections served at once; more wait in the listen backlog.
 const MAX_CONNECTIONS: usize = 1024;
 /// Requests answered at once; more wait their turn.
@@ -134,6 +140,8 @@ pub struct Server {
     app: Arc<App>,
     stop: tokio::sync::watch::Sender<bool>,
     cors: Option<HeaderValue>,
+    header_timeout: Duration,
+    idle_timeout: Duration,
 }
 
 impl Server {
@@ -228,6 +236,8 @@ impl Server {
             app,
             stop,
             cors,
+            header_timeout: settings.header_timeout,
+            idle_timeout: settings.idle_timeout,
         })
     }
 
@@ -283,6 +293,7 @@ impl Server {
                 started,
             });
             let router = router.clone();
+            let idle_timeout = self.idle_timeout;
             let service = hyper::service::service_fn(
                 move |mut req: hyper::Request<hyper::body::Incoming>| {
                     req.extensions_mut().insert(ConnectInfo(remote));
@@ -295,14 +306,15 @@ impl Server {
             );
             let conn = hyper::server::conn::http1::Builder::new()
                 .timer(TokioTimer::new())
-                .header_read_timeout(HEADER_TIMEOUT)
-                .max_buf_size(64 * 1024)
+                .header_read_timeout(self.header_timeout)
+                .max_header_size(64 * 1024)
+                .max_headers(100)
                 .serve_connection(io, service);
             let conn = graceful.watch(conn);
             tokio::spawn(async move {
                 tokio::select! {
                     _ = conn => {}
-                    _ = idle(activity, started) => {}
+                    _ = idle(activity, started, idle_timeout) => {}
                 }
                 drop(permit);
             });
@@ -398,15 +410,15 @@ impl AsyncWrite for Tracked {
     }
 }
 
-/// Resolves once nothing moved on the connection for `IDLE_TIMEOUT`.
-async fn idle(activity: Arc<AtomicU64>, started: Instant) {
+/// Resolves once nothing moved on the connection for `timeout`.
+async fn idle(activity: Arc<AtomicU64>, started: Instant, timeout: Duration) {
     loop {
         let last = Duration::from_millis(activity.load(Ordering::Relaxed));
         let quiet = started.elapsed().saturating_sub(last);
-        if quiet >= IDLE_TIMEOUT {
+        if quiet >= timeout {
             return;
         }
-        tokio::time::sleep(IDLE_TIMEOUT - quiet).await;
+        tokio::time::sleep(timeout - quiet).await;
     }
 }
 
@@ -444,6 +456,7 @@ fn router(app: Arc<App>, log: Log, cors: Option<HeaderValue>) -> Router {
         .fallback(fallback)
         .layer(axum::extract::DefaultBodyLimit::max(app.max_body));
     let loopback_only = app.tokens.is_none();
+    let max_body = app.max_body;
     api.layer(axum::middleware::from_fn(
         move |req: Request, next: Next| {
             let cors = cors.clone();
@@ -452,6 +465,9 @@ fn router(app: Arc<App>, log: Log, cors: Option<HeaderValue>) -> Router {
                     if let Err(p) = check_host(&req) {
                         return p.into_response();
                     }
+                }
+                if let Err(p) = check_length(&req, max_body) {
+                    return p.into_response();
                 }
                 let preflight = req.method() == Method::OPTIONS;
                 let mut response = if let (true, Some(_)) = (preflight, &cors) {
@@ -508,6 +524,24 @@ async fn fallback(req: Request) -> Response {
         present::render::visible(req.uri().path())
     ))
     .into_response()
+}
+
+/// A body announced over the limit is refused before a byte of it is read (the body
+/// extractor would wait for bytes a hostile client never sends).
+fn check_length(req: &Request, max_body: usize) -> Result<(), Problem> {
+    let announced = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    match announced {
+        Some(n) if n > max_body as u64 => Err(Problem::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too_large",
+            format!("the body is over the server's limit of {max_body} bytes (--max-body)"),
+        )),
+        _ => Ok(()),
+    }
 }
 
 /// Without tokens, only requests to a loopback name or address are answered: a page of

@@ -20,7 +20,13 @@ impl Served {
     /// Starts the server with `args` (after `serve --listen 127.0.0.1:0`) and `--store
     /// STORE` when given, and waits for its `listening on` line.
     pub fn start(store: Option<&Path>, args: &[&str]) -> Served {
+        Served::start_env(store, args, &[])
+    }
+
+    /// `start` with these environment variables set.
+    pub fn start_env(store: Option<&Path>, args: &[&str], env: &[(&str, &str)]) -> Served {
         let mut cmd = std::process::Command::new(crate::bin());
+        cmd.envs(env.iter().copied());
         cmd.env_remove("ACCORD_STORE").env("ACCORD_WAIT", "0");
         if let Some(s) = store {
             cmd.arg("--store").arg(s);
