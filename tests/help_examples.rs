@@ -114,6 +114,10 @@ fn every_example_in_the_help_works_when_pasted() {
     let mut failures = Vec::new();
     for line in &lines {
         let dir = workdir();
+        if line.starts_with("accord serve") {
+            failures.extend(serve_twice(dir.path(), line));
+            continue;
+        }
         let first = paste_in(dir.path(), line);
         let after_first = log_of(dir.path());
         let second = paste_in(dir.path(), line);
@@ -144,4 +148,52 @@ fn every_example_in_the_help_works_when_pasted() {
         lines.len(),
         failures.join("\n")
     );
+}
+
+/// A `serve` example runs until stopped: pasted (on a free port instead of 8080, with a token
+/// file when it names one), it must print its `listening on` line, then stop with exit 0 on
+/// SIGTERM, twice, leaving the log as it was.
+fn serve_twice(dir: &std::path::Path, line: &str) -> Vec<String> {
+    use std::io::BufRead;
+    let mut failures = Vec::new();
+    if line.contains("tokens.txt") {
+        let o = paste_in(dir, "accord token new admin | tail -n 1 > tokens.txt");
+        assert!(o.status.success());
+    }
+    let before = log_of(dir);
+    for run in ["first", "second"] {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let pasted = line.replace("8080", &port.to_string());
+        let mut child = process::Command::new("bash")
+            .arg("-c")
+            .arg(format!("exec {pasted}"))
+            .current_dir(dir)
+            .env("PATH", testkit::path_with_bin())
+            .env("HOME", dir.join("home"))
+            .env_remove("ACCORD_STORE")
+            .stdout(process::Stdio::piped())
+            .stderr(process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut first = String::new();
+        let _ = std::io::BufReader::new(child.stdout.take().unwrap()).read_line(&mut first);
+        if !first.starts_with("listening on http://") {
+            failures.push(format!("{line}\n  {run} paste printed {first:?}"));
+        }
+        let _ = process::Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status();
+        let status = child.wait().unwrap();
+        if status.code() != Some(0) {
+            failures.push(format!("{line}\n  {run} paste: SIGTERM ended it with {status:?}"));
+        }
+    }
+    if log_of(dir) != before {
+        failures.push(format!("{line}\n  serving changed the log"));
+    }
+    failures
 }
