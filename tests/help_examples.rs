@@ -189,7 +189,9 @@ fn serve_twice(dir: &std::path::Path, line: &str) -> Vec<String> {
             .status();
         let status = child.wait().unwrap();
         if status.code() != Some(0) {
-            failures.push(format!("{line}\n  {run} paste: SIGTERM ended it with {status:?}"));
+            failures.push(format!(
+                "{line}\n  {run} paste: SIGTERM ended it with {status:?}"
+            ));
         }
     }
     if log_of(dir) != before {

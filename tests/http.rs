@@ -180,6 +180,14 @@ fn every_read_endpoint_answers_the_cli_json() {
         media(&format!("{b}/timeline?entity=openai-group&format=svg")),
         "image/svg+xml"
     );
+    // An SVG runs nothing opened on its own, computed or cached.
+    for _ in 0..2 {
+        let r = s.get(&format!("{b}/timeline?entity=openai-group&format=svg"));
+        assert_eq!(
+            r.header("content-security-policy"),
+            Some("default-src 'none'; style-src 'unsafe-inline'")
+        );
+    }
     // `limit` caps the lines of the log.
     let page = body_of(&s.get(&format!("{b}/log?since=10&limit=5")));
     let all = cli(&copy, &["log", "--since", "10", "--format", "json"]);
@@ -433,11 +441,23 @@ fn every_error_status_of_the_table() {
     assert!(!missing.exists());
     let party = r#"{"id":"p1","type":"party_registered","effective":"2024-01-01","party":"acme","name":"Acme","kind":"corporation"}
 "#;
-    let r = s.post("/v1/ledgers/empty/events", party);
+    // `expect_head=0`: only onto an empty log.
+    let r = s.post(&format!("{b}/events?expect_head=0"), party);
+    assert_eq!((r.status, r.code().as_str()), (412, "head_moved"));
+    let r = s.post("/v1/ledgers/empty/events?expect_head=0", party);
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(s.get("/v1/ledgers/empty/head").json()["seq"], 1);
+    // verify: `0` is a prefix of every log; `0:HASH` is no head at all.
+    let v = s.post_with(&format!("{b}/verify?expect_head=0"), &[], b"");
+    assert_eq!(v.json()["ok"], true, "{}", v.text());
+    let zero = format!("0:{}", "0".repeat(64));
+    let v = s.post_with(&format!("{b}/verify?expect_head={zero}"), &[], b"");
+    assert_eq!((v.status, v.code().as_str()), (400, "bad_request"));
     assert!(missing.exists());
 }
+
+/// A request made with a token (`Authorization` header value).
+type Ask<'a> = Box<dyn Fn(&str) -> Response + 'a>;
 
 #[test]
 fn tokens_roles_and_ledgers() {
@@ -509,7 +529,7 @@ fn tokens_roles_and_ledgers() {
     assert_eq!(get("/", None).status, 200);
     // The matrix: (token, request) -> status.
     let q = "/v1/ledgers/main/obligations?as_of=2026-02-01";
-    let cases: Vec<(&str, u16, Box<dyn Fn(&str) -> Response + '_>)> = vec![
+    let cases: Vec<(&str, u16, Ask<'_>)> = vec![
         (read.as_str(), 200, Box::new(|a| get(q, Some(a)))),
         (write.as_str(), 200, Box::new(|a| get(q, Some(a)))),
         (admin.as_str(), 200, Box::new(|a| get(q, Some(a)))),

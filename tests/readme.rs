@@ -251,7 +251,11 @@ fn the_server_section_works_when_pasted_twice() {
             s
         })
         .collect();
-    assert!(steps.len() >= 10, "only {} commands: {steps:?}", steps.len());
+    assert!(
+        steps.len() >= 10,
+        "only {} commands: {steps:?}",
+        steps.len()
+    );
     assert!(steps.iter().any(|s| s.command.contains("curl")));
     let dir = tempfile::tempdir().unwrap();
     let tmp = tempfile::tempdir().unwrap();

@@ -40,16 +40,20 @@ pub struct ExpectedHead {
 }
 
 impl ExpectedHead {
-    /// Parses `SEQ:HASH` (surrounding blanks allowed, hex in either case).
+    /// Parses `SEQ:HASH` (surrounding blanks allowed, hex in either case), or `0`: the head
+    /// of an empty log.
     pub fn parse(s: &str) -> Result<ExpectedHead, Error> {
         let bad = || {
             Error::BadArgument(format!(
-                "invalid --expect-head {s:?}: write SEQ:HASH as printed by `accord head`"
+                "invalid --expect-head {s:?}: write SEQ:HASH as printed by `accord head`, or 0 for an empty log"
             ))
         };
+        if s.trim() == "0" {
+            return Ok(ExpectedHead::empty());
+        }
         let (seq, hash) = s.trim().split_once(':').ok_or_else(bad)?;
         let seq: u64 = seq.parse().map_err(|_| bad())?;
-        if hash.len() != 64 || !hash.bytes().all(|b| b.is_ascii_hexdigit()) {
+        if seq == 0 || hash.len() != 64 || !hash.bytes().all(|b| b.is_ascii_hexdigit()) {
             return Err(bad());
         }
         Ok(ExpectedHead {
@@ -61,6 +65,9 @@ impl ExpectedHead {
 
 impl std::fmt::Display for ExpectedHead {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.seq == 0 {
+            return f.write_str("0");
+        }
         write!(f, "{}:{}", self.seq, self.hash)
     }
 }

@@ -257,6 +257,13 @@ pub fn rendered(body: Vec<u8>, media: &'static str, head: Option<&Head>) -> Resp
     let mut response = (StatusCode::OK, body).into_response();
     let headers = response.headers_mut();
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(media));
+    if media == "image/svg+xml" {
+        // An SVG opened on its own runs nothing.
+        headers.insert(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static("default-src 'none'; style-src 'unsafe-inline'"),
+        );
+    }
     if let Some(h) = head {
         if let Ok(v) = HeaderValue::from_str(&format!("{}:{}", h.seq, h.hash_hex())) {
             headers.insert("accord-head", v);
@@ -671,15 +678,7 @@ pub async fn timeline(
     })
     .await?;
     keep(&app, &ledger, question, &body, media, head.as_ref());
-    let mut response = rendered(body, media, head.as_ref());
-    if media == "image/svg+xml" {
-        // An SVG opened on its own runs nothing.
-        response.headers_mut().insert(
-            header::CONTENT_SECURITY_POLICY,
-            HeaderValue::from_static("default-src 'none'; style-src 'unsafe-inline'"),
-        );
-    }
-    Ok(response)
+    Ok(rendered(body, media, head.as_ref()))
 }
 
 pub async fn diff(

@@ -48,6 +48,7 @@ pub struct Ledger {
     /// `None` until the store exists (it is created by the first append).
     engine: RwLock<Option<Arc<Engine>>>,
     jobs: Mutex<Option<mpsc::Sender<Job>>>,
+    writer: Mutex<Option<std::thread::JoinHandle<()>>>,
     /// The head's seq after every commit, for live streams.
     pub head_seq: watch::Sender<u64>,
     /// Events appended since the server started.
@@ -87,17 +88,19 @@ impl Ledger {
             config,
             engine: RwLock::new(engine),
             jobs: Mutex::new(Some(tx)),
+            writer: Mutex::new(None),
             head_seq: watch::Sender::new(head),
             appended: AtomicU64::new(0),
         });
         let writer = ledger.clone();
-        std::thread::Builder::new()
+        let handle = std::thread::Builder::new()
             .name(format!("accord-writer-{}", ledger.name))
             .spawn(move || writer.write_loop(rx))
             .map_err(|e| engine::Error::Unavailable {
                 reason: engine::Unavailable::Failed,
                 message: format!("cannot start the writer thread: {e}"),
             })?;
+        *ledger.writer.lock().unwrap_or_else(|p| p.into_inner()) = Some(handle);
         Ok(ledger)
     }
 
@@ -162,6 +165,15 @@ impl Ledger {
     /// Stops taking appends; the writer finishes the ones queued, then ends.
     pub fn close(&self) {
         self.jobs.lock().unwrap_or_else(|p| p.into_inner()).take();
+    }
+
+    /// Waits for the writer to have committed and answered every append queued before
+    /// `close`.
+    pub fn join_writer(&self) {
+        let handle = self.writer.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(h) = handle {
+            let _ = h.join();
+        }
     }
 
     /// The writer: takes every append waiting, validates them one after the other against

@@ -327,6 +327,14 @@ impl Server {
             l.close();
         }
         let _ = tokio::time::timeout(DRAIN, graceful.shutdown()).await;
+        // Every append queued is committed (or refused) before the store is let go.
+        let ledgers = self.app.ledgers.clone();
+        let _ = tokio::task::spawn_blocking(move || {
+            for l in &ledgers {
+                l.join_writer();
+            }
+        })
+        .await;
         Ok(())
     }
 }
