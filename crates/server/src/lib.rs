@@ -126,8 +126,11 @@ const MAX_CONNECTIONS: usize = 1024;
 const MAX_REQUESTS: usize = 512;
 /// Threads for engine calls (queries, the parse of bodies).
 const BLOCKING_THREADS: usize = 64;
-/// Engine calls (queries, parses, verify) running at once.
-const COMPUTE: usize = 4;
+/// Engine calls (queries, parses, verify) running at once: one per core (at least two),
+/// since they are CPU-bound and each holds a ledger state in memory.
+fn compute_slots() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get().max(2))
+}
 /// Bytes of answers kept for repeated questions.
 const ANSWER_CACHE: usize = 64 << 20;
 /// How long a stop waits for requests in flight.
@@ -227,7 +230,7 @@ impl Server {
             metrics: metrics::Metrics::default(),
             max_body: settings.max_body,
             stopping,
-            compute: tokio::sync::Semaphore::new(COMPUTE),
+            compute: tokio::sync::Semaphore::new(compute_slots()),
             answers: cache::Answers::new(ANSWER_CACHE),
         });
         Ok(Server {
