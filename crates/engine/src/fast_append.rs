@@ -61,10 +61,7 @@ pub(crate) fn try_append(
         return Ok(None);
     }
     let head = store.len();
-    let reversed: BTreeSet<u64> = match store.aux_get(RV)? {
-        Some(v) => decode_seqs(&v).ok_or_else(|| corrupt("reversed set"))?,
-        None => BTreeSet::new(),
-    };
+    let reversed = Reversed::read(store)?;
 
     // Recorded events with the batch's ids (idempotency), and the targets
     // of its reversals.
@@ -72,14 +69,14 @@ pub(crate) fn try_append(
     let mut targets: Vec<u64> = Vec::new();
     for (_, e) in events {
         if let Some(seq) = store.seq_of(e.id.as_str())? {
-            if reversed.contains(&seq) {
+            if reversed.get()?.contains(&seq) {
                 return Ok(None);
             }
             wanted.insert(seq);
         }
         if let Payload::EventReversed(p) = &e.payload {
             if let Some(seq) = store.seq_of(p.reverses.as_str())? {
-                if reversed.contains(&seq) {
+                if reversed.get()?.contains(&seq) {
                     return Ok(None);
                 }
                 wanted.insert(seq);
@@ -194,7 +191,7 @@ fn commit(
     part: &[RecordedEvent],
     batch: &[BatchEvent],
     plan: Plan,
-    reversed: &BTreeSet<u64>,
+    reversed: &Reversed,
     config: &Config,
 ) -> Result<Receipt, Error> {
     let head = txn.len();
@@ -246,6 +243,33 @@ fn commit(
     })
 }
 
+/// The set of reversed seqs (`rv`), decoded only when a batch needs it: most do not (no id
+/// already recorded, no reversal), and decoding it costs as much as the log has reversals.
+struct Reversed {
+    bytes: Option<Vec<u8>>,
+    set: std::cell::OnceCell<BTreeSet<u64>>,
+}
+
+impl Reversed {
+    fn read(store: &dyn Snapshot) -> Result<Reversed, Error> {
+        Ok(Reversed {
+            bytes: store.aux_get(RV)?,
+            set: std::cell::OnceCell::new(),
+        })
+    }
+
+    fn get(&self) -> Result<&BTreeSet<u64>, Error> {
+        if let Some(set) = self.set.get() {
+            return Ok(set);
+        }
+        let set = match &self.bytes {
+            Some(v) => decode_seqs(v).ok_or_else(|| corrupt("reversed set"))?,
+            None => BTreeSet::new(),
+        };
+        Ok(self.set.get_or_init(|| set))
+    }
+}
+
 /// Decodes the records at `seqs`.
 fn fetch(
     store: &dyn Snapshot,
@@ -268,11 +292,12 @@ fn fetch(
 fn load_streams(
     store: &dyn Snapshot,
     which: &BTreeSet<Aggregate>,
-    reversed: &BTreeSet<u64>,
+    reversed: &Reversed,
     loaded: &mut BTreeSet<Aggregate>,
     part: &mut BTreeMap<u64, RecordedEvent>,
 ) -> Result<(), Error> {
     let mut seqs = BTreeSet::new();
+    let reversed = reversed.get()?;
     for a in which {
         if !loaded.insert(a.clone()) {
             continue;
@@ -297,7 +322,7 @@ fn writes(
     base: &Ledger,
     part: &[RecordedEvent],
     new: &[RecordedEvent],
-    reversed: &BTreeSet<u64>,
+    reversed: &Reversed,
     config: &Config,
 ) -> Result<Vec<AuxWrite>, Error> {
     let mut writes = Vec::new();
@@ -340,7 +365,7 @@ fn writes(
         });
     }
     if !reversed_now.is_empty() {
-        let mut all = reversed.clone();
+        let mut all = reversed.get()?.clone();
         all.extend(reversed_now.iter().map(|r| r.seq));
         writes.push(AuxWrite {
             key: RV.to_vec(),
