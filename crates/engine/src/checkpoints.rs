@@ -12,7 +12,7 @@
 //!
 //! Keys (all under the store's caller prefix):
 //!
-//! - `ck` -> format byte `5`, the head seq (u64 BE) the keys were written for
+//! - `ck` -> format byte `6`, the head seq (u64 BE) the keys were written for
 //!   (older formats count as not current: the next append rebuilds every
 //!   key);
 //! - `cl` -> the dates of every checkpoint, `YYYY-MM-DD` each, ascending;
@@ -24,16 +24,19 @@
 //!   checkpoint), written by an append that changed it from an earlier date
 //!   instead of rewriting the whole checkpoint; the checkpoint is the stored
 //!   ledger with its corrections applied;
-//! - `ag/AGGREGATE` -> the seqs of the events of that aggregate (`o:ID`,
-//!   `i:ISSUER`, ...; see `domain::aggregate`), varints, ascending (reversed
-//!   events included), so that an append re-checks only what it touches;
+//! - `ag/AGGREGATE/CHUNK` -> the seqs of the events of that aggregate (`o:ID`,
+//!   `i:ISSUER`, ...; see `domain::aggregate`) that fall in chunk CHUNK (the
+//!   seq shifted right by 10 bits, 16 hex digits), varints, ascending (reversed events included), so
+//!   that an append re-checks only what it touches; an append rewrites only
+//!   the chunk of its seqs, at most 1,024 of them, whatever the stream's length;
 //! - `at/AGGREGATE` -> the aggregate's *tail*: the date of its last event
 //!   (not reversed), `YYYY-MM-DD`, then its state after all its events (a
 //!   `Ledger` holding only it, encoded like a checkpoint), so that an event
 //!   dated after the tail is checked without reading the stream; absent
 //!   when every event of the aggregate is reversed;
-//! - `dx/YYYY-MM-DD` -> the seqs of the events dated that day, varints,
-//!   ascending (reversed events and reversals included);
+//! - `dx/YYYY-MM-DD/CHUNK` -> the seqs of the events dated that day that fall
+//!   in chunk CHUNK (as for `ag/`), varints, ascending (reversed events and
+//!   reversals included);
 //! - `rv` -> the seqs of reversed events, varints, ascending;
 //! - `pt/PARTY` -> empty: some event registers PARTY.
 
@@ -53,8 +56,10 @@ use crate::{Config, Error};
 const END_CHECKPOINT_MIN: usize = 1024;
 
 const CK: &[u8] = b"ck";
-/// The format byte of `ck`.
-const FORMAT: u8 = 5;
+/// The format byte of `ck` (6: `dx/` and `ag/` in chunks of seqs).
+const FORMAT: u8 = 6;
+/// `dx/` and `ag/` lists are split by `seq >> CHUNK_BITS`.
+const CHUNK_BITS: u32 = 10;
 /// The list of checkpoint dates, so that finding them reads one small key
 /// and not the checkpoints (a store may read a key's whole page, values included).
 const CL: &[u8] = b"cl";
@@ -153,9 +158,42 @@ pub(crate) fn decode_tail(bytes: &[u8]) -> Option<(Date, Ledger)> {
     Some((date, decode_ledger(&bytes[10..])?))
 }
 
-/// The key of an aggregate's stream of seqs.
-pub(crate) fn stream_key(aggregate: &Aggregate) -> Vec<u8> {
-    format!("ag/{aggregate}").into_bytes()
+/// The key of the chunk of an aggregate's stream that holds `seq`.
+pub(crate) fn stream_key(aggregate: &Aggregate, seq: u64) -> Vec<u8> {
+    format!("ag/{aggregate}/{:016x}", seq >> CHUNK_BITS).into_bytes()
+}
+
+/// The key of the chunk of a day's date index that holds `seq`.
+pub(crate) fn date_key(date: Date, seq: u64) -> Vec<u8> {
+    format!("dx/{date}/{:016x}", seq >> CHUNK_BITS).into_bytes()
+}
+
+/// The date of a `dx/DATE/CHUNK` key.
+pub(crate) fn date_of_key(key: &[u8]) -> Option<Date> {
+    key_date(key)
+}
+
+/// Every seq of an aggregate's stream, ascending: its chunks in key order.
+pub(crate) fn read_stream(store: &dyn Snapshot, aggregate: &Aggregate) -> Result<Vec<u64>, Error> {
+    let from = format!("ag/{aggregate}/").into_bytes();
+    let to = format!("ag/{aggregate}0").into_bytes();
+    let mut seqs = Vec::new();
+    for (_, v) in store.aux_range(&from, &to, false)? {
+        seqs.extend(decode_seqs(&v).ok_or_else(|| corrupt("aggregate stream"))?);
+    }
+    Ok(seqs)
+}
+
+/// Seqs grouped by the chunk key `key_of` gives each, in seq order.
+fn chunked(
+    seqs: impl IntoIterator<Item = u64>,
+    key_of: impl Fn(u64) -> Vec<u8>,
+) -> BTreeMap<Vec<u8>, Vec<u64>> {
+    let mut out: BTreeMap<Vec<u8>, Vec<u64>> = BTreeMap::new();
+    for seq in seqs {
+        out.entry(key_of(seq)).or_default().push(seq);
+    }
+    out
 }
 
 /// The date of a `cp/DATE` or `ov/DATE/...` key.
@@ -254,6 +292,7 @@ pub(crate) fn maintain(
             (b"ov/", b"ov0"),
             (b"ag/", b"ag0"),
             (b"at/", b"at0"),
+            (b"dx/", b"dx0"),
         ] {
             for k in store.aux_keys(start, end)? {
                 writes.push(AuxWrite {
@@ -299,17 +338,19 @@ pub(crate) fn maintain(
     for r in new {
         by_date.entry(r.event.effective).or_default().insert(r.seq);
     }
-    for (date, mut seqs) in by_date {
-        let k = key("dx", &date.to_string());
-        if up_to_date {
-            if let Some(old) = store.aux_get(&k)? {
-                seqs.extend(decode_seqs(&old).ok_or_else(|| corrupt("date index"))?);
+    for (date, seqs) in by_date {
+        for (k, seqs) in chunked(seqs, |s| date_key(date, s)) {
+            let mut seqs: BTreeSet<u64> = seqs.into_iter().collect();
+            if up_to_date {
+                if let Some(old) = store.aux_get(&k)? {
+                    seqs.extend(decode_seqs(&old).ok_or_else(|| corrupt("date index"))?);
+                }
             }
+            writes.push(AuxWrite {
+                key: k,
+                value: Some(encode_seqs(&seqs)),
+            });
         }
-        writes.push(AuxWrite {
-            key: k,
-            value: Some(encode_seqs(&seqs)),
-        });
     }
 
     // Reversed seqs.
@@ -452,19 +493,21 @@ pub(crate) fn stream_writes(
     }
     let mut writes = Vec::with_capacity(streams.len());
     for (a, seqs) in streams {
-        let k = stream_key(&a);
-        let mut value = if extend {
-            store.aux_get(&k)?.unwrap_or_default()
-        } else {
-            Vec::new()
-        };
-        for s in seqs {
-            put_varint(&mut value, s);
+        // New seqs are above every stored one: they extend the last chunk or start one.
+        for (k, seqs) in chunked(seqs, |s| stream_key(&a, s)) {
+            let mut value = if extend {
+                store.aux_get(&k)?.unwrap_or_default()
+            } else {
+                Vec::new()
+            };
+            for s in seqs {
+                put_varint(&mut value, s);
+            }
+            writes.push(AuxWrite {
+                key: k,
+                value: Some(value),
+            });
         }
-        writes.push(AuxWrite {
-            key: k,
-            value: Some(value),
-        });
     }
     Ok(writes)
 }
@@ -589,13 +632,17 @@ fn expected_index(log: &[RecordedEvent], ck: &[u8], checkpoints: &BTreeSet<Date>
         }
     }
     for (date, seqs) in by_date {
-        expected.insert(key("dx", &date.to_string()), encode_seqs(&seqs));
+        for (k, seqs) in chunked(seqs, |s| date_key(date, s)) {
+            expected.insert(k, encode_seqs(&seqs));
+        }
     }
     if !reversed.is_empty() {
         expected.insert(RV.to_vec(), encode_seqs(&reversed));
     }
     for (a, seqs) in streams {
-        expected.insert(stream_key(&a), encode_seqs(&seqs));
+        for (k, seqs) in chunked(seqs, |s| stream_key(&a, s)) {
+            expected.insert(k, encode_seqs(&seqs));
+        }
     }
     expected.insert(CK.to_vec(), ck.to_vec());
     expected

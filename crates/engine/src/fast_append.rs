@@ -34,9 +34,9 @@ use domain::{order, plan_batch_at, plan_batch_on, Aggregate, BatchEvent, Plan, R
 use store::{AuxWrite, NewEvent, Snapshot, Transaction};
 
 use crate::checkpoints::{
-    checkpoint_dates, checkpoint_list, ck_value, corrupt, decode_seqs, decode_tail, encode_ledger,
-    encode_seqs, encode_tail, key, keys_current, ledger_as_of, load_checkpoint, overlay_key,
-    party_writes, replay, stream_key, stream_writes, tail_key, RV,
+    checkpoint_dates, checkpoint_list, ck_value, corrupt, date_key, date_of_key, decode_seqs,
+    decode_tail, encode_ledger, encode_seqs, encode_tail, key, keys_current, ledger_as_of,
+    load_checkpoint, overlay_key, party_writes, read_stream, replay, stream_writes, tail_key, RV,
 };
 use crate::load::decode;
 use crate::receipt::Receipt;
@@ -302,14 +302,12 @@ fn load_streams(
         if !loaded.insert(a.clone()) {
             continue;
         }
-        if let Some(v) = store.aux_get(&stream_key(a))? {
-            let stream = decode_seqs(&v).ok_or_else(|| corrupt("aggregate stream"))?;
-            seqs.extend(
-                stream
-                    .into_iter()
-                    .filter(|s| !reversed.contains(s) && !part.contains_key(s)),
-            );
-        }
+        let stream = read_stream(store, a)?;
+        seqs.extend(
+            stream
+                .into_iter()
+                .filter(|s| !reversed.contains(s) && !part.contains_key(s)),
+        );
     }
     part.extend(fetch(store, &seqs)?);
     Ok(())
@@ -355,14 +353,19 @@ fn writes(
         by_date.entry(r.event.effective).or_default().push(r.seq);
     }
     for (date, seqs) in by_date {
-        let k = key("dx", &date.to_string());
-        // New seqs are above every stored one: they extend the list.
-        let mut value = store.aux_get(&k)?.unwrap_or_default();
-        value.extend(encode_seqs(&seqs));
-        writes.push(AuxWrite {
-            key: k,
-            value: Some(value),
-        });
+        // New seqs are above every stored one: they extend the last chunk or start one.
+        let mut chunks: BTreeMap<Vec<u8>, Vec<u64>> = BTreeMap::new();
+        for s in seqs {
+            chunks.entry(date_key(date, s)).or_default().push(s);
+        }
+        for (k, seqs) in chunks {
+            let mut value = store.aux_get(&k)?.unwrap_or_default();
+            value.extend(encode_seqs(&seqs));
+            writes.push(AuxWrite {
+                key: k,
+                value: Some(value),
+            });
+        }
     }
     if !reversed_now.is_empty() {
         let mut all = reversed.get()?.clone();
@@ -524,12 +527,7 @@ fn new_checkpoint(
     let mut date: Option<Date> = None;
     for (k, v) in store.aux_range(&start, &end, false)? {
         count += decode_seqs(&v).ok_or_else(|| corrupt("date index"))?.len();
-        date = Some(
-            std::str::from_utf8(&k[3..])
-                .ok()
-                .and_then(|t| Date::parse(t).ok())
-                .ok_or_else(|| corrupt("date index key"))?,
-        );
+        date = Some(date_of_key(&k).ok_or_else(|| corrupt("date index key"))?);
     }
     let Some(date) = date else {
         return Ok(Vec::new());
