@@ -167,7 +167,16 @@ fn serve_twice(dir: &std::path::Path, line: &str) -> Vec<String> {
             .local_addr()
             .unwrap()
             .port();
-        let pasted = line.replace("8080", &port.to_string());
+        // On a free port: 8080 may be taken on the machine that runs the tests.
+        let pasted = if line.contains("--listen") {
+            line.replace("8080", &port.to_string())
+        } else {
+            line.replacen(
+                "accord serve",
+                &format!("accord serve --listen 127.0.0.1:{port}"),
+                1,
+            )
+        };
         let mut child = process::Command::new("bash")
             .arg("-c")
             .arg(format!("exec {pasted}"))

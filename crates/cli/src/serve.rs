@@ -50,14 +50,19 @@ pub(crate) fn serve(flags: Serve, out: &mut dyn Write) -> Result<(), Failure> {
         idle_timeout: seconds("ACCORD_IDLE_TIMEOUT").unwrap_or(server::IDLE_TIMEOUT),
     };
     let server = server::Server::bind(settings).map_err(start_failure)?;
-    writeln!(out, "listening on http://{}", server.local_addr())?;
-    out.flush()?;
-    server
-        .run(Box::new(|line| {
+    let mut said = Ok(());
+    let served = server.run(
+        |addr| {
+            said = writeln!(out, "listening on http://{addr}").and_then(|()| out.flush());
+        },
+        Box::new(|line| {
             let now = chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S%.3fZ");
             let _ = writeln!(std::io::stderr(), "{now} {line}");
-        }))
-        .map_err(start_failure)
+        }),
+    );
+    served.map_err(start_failure)?;
+    said?;
+    Ok(())
 }
 
 fn seconds(name: &str) -> Option<std::time::Duration> {

@@ -20,8 +20,12 @@
 //!     idle_timeout: server::IDLE_TIMEOUT,
 //! };
 //! let server = server::Server::bind(settings).unwrap();
-//! println!("listening on http://{}", server.local_addr());
-//! server.run(Box::new(|line| eprintln!("{line}"))).unwrap();
+//! server
+//!     .run(
+//!         |addr| println!("listening on http://{addr}"),
+//!         Box::new(|line| eprintln!("{line}")),
+//!     )
+//!     .unwrap();
 //! ```
 
 mod api;
@@ -250,8 +254,14 @@ impl Server {
     }
 
     /// Answers until SIGINT or SIGTERM, then stops accepting, lets requests in flight
-    /// finish (streams end), and returns. `log` takes one line per request.
-    pub fn run(self, log: Box<dyn Fn(String) + Send + Sync>) -> Result<(), StartError> {
+    /// finish (streams end), and returns. `ready` is called once the signals are caught and
+    /// connections are accepted (the CLI prints its `listening on` line there); `log` takes
+    /// one line per request.
+    pub fn run(
+        self,
+        ready: impl FnOnce(SocketAddr),
+        log: Box<dyn Fn(String) + Send + Sync>,
+    ) -> Result<(), StartError> {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .max_blocking_threads(BLOCKING_THREADS)
@@ -259,16 +269,19 @@ impl Server {
             .build()
             .map_err(|e| StartError::Unavailable(format!("cannot start the runtime: {e}")))?;
         let log: Log = Arc::from(log);
-        runtime.block_on(self.serve(log))
+        runtime.block_on(self.serve(ready, log))
     }
 
-    async fn serve(self, log: Log) -> Result<(), StartError> {
+    async fn serve(self, ready: impl FnOnce(SocketAddr), log: Log) -> Result<(), StartError> {
         let listener = tokio::net::TcpListener::from_std(self.listener)
             .map_err(|e| StartError::Unavailable(format!("cannot listen: {e}")))?;
         let router = router(self.app.clone(), log.clone(), self.cors);
         let graceful = hyper_util::server::graceful::GracefulShutdown::new();
         let connections = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
-        let mut signal = std::pin::pin!(stop_signal());
+        // The handlers are in place before anyone is told the server is up, so a SIGTERM
+        // right after the `listening on` line is a clean stop, not a kill.
+        let mut signal = std::pin::pin!(stop_signal()?);
+        ready(self.addr);
         loop {
             let permit = tokio::select! {
                 p = connections.clone().acquire_owned() => p,
@@ -342,27 +355,27 @@ impl Server {
     }
 }
 
-/// SIGINT or SIGTERM.
-async fn stop_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = ctrl_c => {}
-                    _ = term.recv() => {}
-                }
-            }
-            Err(_) => {
-                let _ = ctrl_c.await;
-            }
+/// SIGINT or SIGTERM: the handlers are installed when this returns, the future resolves
+/// at the first of the two.
+#[cfg(unix)]
+fn stop_signal() -> Result<impl std::future::Future<Output = ()>, StartError> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let failed = |e: std::io::Error| StartError::Unavailable(format!("cannot catch signals: {e}"));
+    let mut interrupt = signal(SignalKind::interrupt()).map_err(failed)?;
+    let mut terminate = signal(SignalKind::terminate()).map_err(failed)?;
+    Ok(async move {
+        tokio::select! {
+            _ = interrupt.recv() => {}
+            _ = terminate.recv() => {}
         }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = ctrl_c.await;
-    }
+    })
+}
+
+#[cfg(not(unix))]
+fn stop_signal() -> Result<impl std::future::Future<Output = ()>, StartError> {
+    Ok(async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
 }
 
 /// A connection's socket, noting when bytes last moved either way.
