@@ -736,3 +736,132 @@ fn the_log_stream_resumes_after_last_event_id() {
     let (seq, data) = read(&mut b2, 1).remove(0);
     assert_eq!((seq, data["id"].as_str()), (43, Some("http-settle-1")));
 }
+
+/// What a review of the server found, each held: a refused first append creates no store,
+/// no token is 401 before anything else, `/metrics` shows a scoped token its own ledgers
+/// only, and the settings that could never work are refused at start.
+#[test]
+fn refusals_create_nothing_and_settings_are_checked_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = sample_store(dir.path());
+    let fresh = dir.path().join("fresh");
+    // A refused first append creates no store; a valid one does.
+    let s = Served::start(None, &["--ledger", &format!("new={}", fresh.display())]);
+    let r = s.post("/v1/ledgers/new/events", SETTLE);
+    assert_eq!(
+        (r.status, r.code().as_str()),
+        (422, "unknown_obligation"),
+        "{}",
+        r.text()
+    );
+    assert!(!fresh.exists(), "a refused append created the store");
+    assert_eq!(s.get("/v1/ledgers/new/head").status, 503);
+    // A party no event registers, named by an event of the body: refused input (422).
+    let invest = r#"{"id":"i1","type":"investment_made","effective":"2024-01-01","investor":"nobody","investee":"nobody-else","amount":{"amount":"1","currency":"USD"}}
+"#;
+    let r = s.post("/v1/ledgers/new/events", invest);
+    assert_eq!(r.status, 422, "{}", r.text());
+    assert!(!fresh.exists());
+    let party = r#"{"id":"p1","type":"party_registered","effective":"2024-01-01","party":"acme","name":"Acme","kind":"corporation"}
+"#;
+    assert_eq!(s.post("/v1/ledgers/new/events", party).status, 200);
+    assert!(fresh.exists());
+    // Parameters of the server's own routes are checked too; page paths take GET only.
+    assert_eq!(s.get("/healthz?x=1").status, 400);
+    assert_eq!(s.get("/openapi.json?x=1").status, 400);
+    let r = s.post_with("/", &[], b"");
+    assert_eq!((r.status, r.header("allow")), (405, Some("GET,HEAD")));
+    // One Host only.
+    let r = s.get_with(
+        "/healthz",
+        &[("Host", "localhost"), ("Host", "evil.example")],
+    );
+    assert_eq!(r.status, 400);
+    // A `+` of a time zone sent unescaped (a space) still reads as meant.
+    let r = s.get("/v1/ledgers/new/ownership?known_at=2026-01-01T00:00:00+01:00");
+    assert_eq!(r.status, 200, "{}", r.text());
+    // Events are UTF-8 whatever the client claims.
+    let r = s.post_with(
+        "/v1/ledgers/new/events",
+        &[("Content-Type", "application/x-ndjson; charset=latin1")],
+        party.as_bytes(),
+    );
+    assert_eq!(
+        (r.status, r.code().as_str()),
+        (415, "unsupported_media_type")
+    );
+    drop(s);
+
+    // With tokens: no token is 401 before a bad parameter is looked at; /metrics of a
+    // token for one ledger shows that ledger only.
+    let line = |role: &str, ledgers: &str| {
+        let out = testkit::checked(
+            testkit::command().args(["token", "new", role, "--ledgers", ledgers]),
+            &["token", "new"],
+        )
+        .stdout;
+        let mut l = out.lines();
+        (l.next().unwrap().to_string(), l.next().unwrap().to_string())
+    };
+    let (other_token, other_line) = line("read", "other");
+    let tokens = dir.path().join("tokens.txt");
+    std::fs::write(&tokens, format!("{other_line}\n")).unwrap();
+    let main = format!("main={}", store.display());
+    let oth = format!("other={}", dir.path().join("o").display());
+    let s = Served::start(
+        None,
+        &[
+            "--ledger",
+            &main,
+            "--ledger",
+            &oth,
+            "--tokens",
+            tokens.to_str().unwrap(),
+        ],
+    );
+    for path in [
+        "/v1/ledgers/main/ownership?bogus=1",
+        "/v1/ledgers/zzz/positions/Bad",
+        "/metrics?x=1",
+    ] {
+        assert_eq!(s.get(path).status, 401, "{path}");
+    }
+    let bearer = format!("Bearer {other_token}");
+    let m = s.get_with("/metrics", &[("Authorization", &bearer)]).text();
+    assert!(m.contains("ledger=\"other\""), "{m}");
+    assert!(!m.contains("ledger=\"main\""), "{m}");
+    drop(s);
+
+    // At start: one store under two names, a store whose directory is missing, a token
+    // file without a token, a token granted twice, --store beside --ledger.
+    let run = |args: &[&str]| {
+        let o = testkit::command()
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .args(args)
+            .output()
+            .unwrap();
+        (o.status.code(), text(&o.stderr))
+    };
+    let a = format!("a={}", store.display());
+    let b = format!("b={}/", store.display());
+    let (code, err) = run(&["--ledger", &a, "--ledger", &b]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("already served as ledger a"), "{err}");
+    let (code, err) = run(&["--ledger", "z=/nonexistent/dir/z"]);
+    assert_eq!(code, Some(4), "{err}");
+    assert!(err.contains("/nonexistent/dir"), "{err}");
+    let empty = dir.path().join("empty.txt");
+    std::fs::write(&empty, "# nobody yet\n").unwrap();
+    let (code, err) = run(&["--ledger", &a, "--tokens", empty.to_str().unwrap()]);
+    assert_eq!(code, Some(2), "{err}");
+    let twice = dir.path().join("twice.txt");
+    std::fs::write(&twice, format!("{other_line}\n{other_line}\n")).unwrap();
+    let (code, err) = run(&["--ledger", &a, "--tokens", twice.to_str().unwrap()]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("line 2") && err.contains("line 1"), "{err}");
+    let o = testkit::accord(&store)
+        .args(["serve", "--listen", "127.0.0.1:0", "--ledger", &a])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o.stderr));
+}

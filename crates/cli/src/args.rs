@@ -167,7 +167,7 @@ const TOKEN_EXAMPLES: &str = "\
 Examples:
   accord token new read                             # a token that may read every ledger
   accord token new write --ledgers deals --label 'deal desk'
-  accord token new admin | tail -n 1 >> tokens.txt  # keep line 1, the token, somewhere safe
+  accord token new admin > admin.token && tail -n 1 admin.token >> tokens.txt    # line 1 of admin.token: the token
 
 Line 1 is the token (give it to its user); line 2 is the line for the token
 file, `ROLE LEDGERS SHA256 [LABEL]`, which holds only the token's SHA-256.";

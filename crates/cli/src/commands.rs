@@ -48,6 +48,7 @@ pub fn execute(cli: Cli, out: Out) -> Result<(), Failure> {
         None => crate::ledger::env_wait()?,
     };
     crate::ledger::set_opening(wait, cli.command.name());
+    let store_flag = cli.store.is_some();
     let path = store_path(cli.store);
     let look = style::tables();
     match cli.command {
@@ -189,6 +190,7 @@ pub fn execute(cli: Cli, out: Out) -> Result<(), Failure> {
                 max_body,
                 cors,
                 store: path,
+                store_flag,
             },
             out,
         ),

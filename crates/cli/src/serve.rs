@@ -17,6 +17,8 @@ pub(crate) struct Serve {
     /// The store of `--store` / `$ACCORD_STORE` / `./accord.db`, served as `main` when no
     /// `--ledger` is given.
     pub store: PathBuf,
+    /// `--store` was given on the command line (not only in the environment).
+    pub store_flag: bool,
 }
 
 pub(crate) fn serve(flags: Serve, out: &mut dyn Write) -> Result<(), Failure> {
@@ -34,6 +36,10 @@ pub(crate) fn serve(flags: Serve, out: &mut dyn Write) -> Result<(), Failure> {
     }
     if ledgers.is_empty() {
         ledgers.push(("main".to_string(), flags.store));
+    } else if flags.store_flag {
+        return Err(Failure::Usage(
+            "--store and --ledger together: name every store with --ledger NAME=STORE (--store alone serves one store as `main`)".into(),
+        ));
     }
     if flags.max_body == 0 {
         return Err(Failure::Usage("--max-body must be at least 1 byte".into()));

@@ -94,6 +94,8 @@ impl Params {
         self.get(name)
             .map(|s| {
                 engine::parse_known_at(s)
+                    // A `+` of a time zone sent unescaped arrives as a space.
+                    .or_else(|m| engine::parse_known_at(&s.replace(' ', "+")).map_err(|_| m))
                     .map_err(|m| Problem::bad_request(format!("invalid value for {name}: {m}")))
             })
             .transpose()
@@ -167,22 +169,18 @@ pub fn authorize(
                 )
             })?;
         if !grant.allows(role, ledger) {
-            let what = match ledger {
-                Some(l) if !grant.reads(l) => format!("ledger {}", present::render::visible(l)),
-                _ => "this request".to_string(),
-            };
-            return Err(Problem::new(
-                StatusCode::FORBIDDEN,
-                "forbidden",
-                format!(
-                    "the token's role ({}) does not allow {what}: it needs {}",
-                    grant.role.as_str(),
-                    match ledger {
-                        Some(l) if !grant.reads(l) => "a token for that ledger".to_string(),
-                        _ => format!("the {} role", role.as_str()),
-                    }
+            let detail = match ledger {
+                Some(l) if !grant.reads(l) => format!(
+                    "the token is not for ledger {}: ask for a token that names it",
+                    shown(l)
                 ),
-            ));
+                _ => format!(
+                    "the token's role ({}) cannot do this: it needs the {} role",
+                    grant.role.as_str(),
+                    role.as_str()
+                ),
+            };
+            return Err(Problem::new(StatusCode::FORBIDDEN, "forbidden", detail));
         }
     }
     match ledger {
@@ -193,10 +191,19 @@ pub fn authorize(
                 "unknown_ledger",
                 format!(
                     "no ledger named {} on this server (GET /v1/ledgers lists them)",
-                    present::render::visible(name)
+                    shown(name)
                 ),
             )
         }),
+    }
+}
+
+/// A name from the request, escaped, and said to be empty when it is.
+pub fn shown(name: &str) -> String {
+    if name.is_empty() {
+        "(empty)".to_string()
+    } else {
+        present::render::visible(name)
     }
 }
 
@@ -343,8 +350,8 @@ fn write_out(f: impl FnOnce(&mut Vec<u8>) -> std::io::Result<()>) -> Result<Vec<
 // ---- the server's own routes ----
 
 pub async fn ledgers(State(app): Shared, RawQuery(q): RawQuery, headers: HeaderMap) -> Answer {
-    Params::parse(q.as_deref(), &[])?;
     authorize(&app, &headers, Role::Read, None)?;
+    Params::parse(q.as_deref(), &[])?;
     let grant = app.tokens.as_ref().and_then(|t| {
         t.check(
             headers
@@ -372,14 +379,32 @@ pub async fn ledgers(State(app): Shared, RawQuery(q): RawQuery, headers: HeaderM
         Ok(list)
     })
     .await?;
-    let body =
+    let mut body =
         serde_json::to_vec_pretty(&serde_json::json!({ "ledgers": list })).unwrap_or_default();
+    body.push(b'\n');
     Ok(rendered(body, "application/json", None))
 }
 
-pub async fn metrics(State(app): Shared, headers: HeaderMap) -> Answer {
+pub async fn metrics(State(app): Shared, RawQuery(q): RawQuery, headers: HeaderMap) -> Answer {
     authorize(&app, &headers, Role::Read, None)?;
-    let text = app.metrics.render(&app.ledgers);
+    Params::parse(q.as_deref(), &[])?;
+    // A token sees the figures of its own ledgers only.
+    let grant = app.tokens.as_ref().and_then(|t| {
+        t.check(
+            headers
+                .get(header::AUTHORIZATION)
+                .map(HeaderValue::as_bytes),
+        )
+        .ok()
+        .cloned()
+    });
+    let visible: Vec<Arc<Ledger>> = app
+        .ledgers
+        .iter()
+        .filter(|l| grant.as_ref().is_none_or(|g| g.reads(&l.name)))
+        .cloned()
+        .collect();
+    let text = app.metrics.render(&visible);
     Ok(rendered(
         text.into_bytes(),
         "text/plain; version=0.0.4; charset=utf-8",
@@ -395,12 +420,12 @@ pub async fn head(
     RawQuery(q): RawQuery,
     headers: HeaderMap,
 ) -> Answer {
+    let ledger = ledger_of(&app, &headers, Role::Read, &name)?;
     let p = Params::parse(q.as_deref(), &["format"])?;
     let format = match p.format(&["json", "table"])? {
         "table" => Format::Table,
         _ => Format::Json,
     };
-    let ledger = ledger_of(&app, &headers, Role::Read, &name)?;
     let engine = ledger.reader()?;
     let head = blocking(&app, move || Ok(engine.head()?)).await?;
     let body = write_out(|out| present::writes::head(out, format, head.as_ref()))?;
@@ -413,6 +438,7 @@ pub async fn log(
     RawQuery(q): RawQuery,
     headers: HeaderMap,
 ) -> Answer {
+    let ledger = ledger_of(&app, &headers, Role::Read, &name)?;
     let p = Params::parse(q.as_deref(), &["since", "limit", "format"])?;
     let since = seq_param(&p, "since")?.unwrap_or(0);
     let limit = match seq_param(&p, "limit")? {
@@ -421,7 +447,6 @@ pub async fn log(
         Some(_) => return Err(Problem::bad_request("limit must be between 1 and 10000")),
     };
     let format = report_format(&p)?;
-    let ledger = ledger_of(&app, &headers, Role::Read, &name)?;
     let engine = ledger.reader()?;
     let (entries, head) = blocking(&app, move || Ok(engine.log_page(since, limit)?)).await?;
     let body = write_out(|out| {
@@ -470,6 +495,12 @@ async fn report(
         Result<Bytes, axum::extract::rejection::BytesRejection>,
     )>,
 ) -> Answer {
+    let role = if body.is_some() {
+        Role::Write
+    } else {
+        Role::Read
+    };
+    let ledger = ledger_of(&app, &headers, role, &name)?;
     let allowed: &[&str] = match which {
         Report::Ownership => &["as_of", "known_at", "entity", "format"],
         Report::Obligations | Report::Rights => &["as_of", "known_at", "party", "all", "format"],
@@ -487,12 +518,6 @@ async fn report(
         (Report::Ownership, _) => p.slug("entity")?,
         _ => p.slug("party")?,
     };
-    let role = if body.is_some() {
-        Role::Write
-    } else {
-        Role::Read
-    };
-    let ledger = ledger_of(&app, &headers, role, &name)?;
     let with = match body {
         None => None,
         Some((body_headers, bytes)) => {
@@ -628,11 +653,11 @@ pub async fn timeline(
     RawQuery(q): RawQuery,
     headers: HeaderMap,
 ) -> Answer {
+    let ledger = ledger_of(&app, &headers, Role::Read, &name)?;
     let p = Params::parse(q.as_deref(), &["as_of", "known_at", "entity", "format"])?;
     let query = p.query()?;
     let entity = p.slug("entity")?;
     let format = p.format(&["json", "csv", "table", "svg"])?;
-    let ledger = ledger_of(&app, &headers, Role::Read, &name)?;
     let question = p.question("timeline", Some(query.as_of));
     if let Some(r) = cached(&app, &ledger, &headers, &question)? {
         return Ok(r);
@@ -687,6 +712,7 @@ pub async fn diff(
     RawQuery(q): RawQuery,
     headers: HeaderMap,
 ) -> Answer {
+    let ledger = ledger_of(&app, &headers, Role::Read, &name)?;
     let p = Params::parse(
         q.as_deref(),
         &["as_of", "known_at", "vs_known_at", "format"],
@@ -706,7 +732,6 @@ pub async fn diff(
         .known_at_named("vs_known_at")?
         .unwrap_or(KnownAt::Everything);
     let format = report_format(&p)?;
-    let ledger = ledger_of(&app, &headers, Role::Read, &name)?;
     let question = p.question("diff", Some(as_of));
     if let Some(r) = cached(&app, &ledger, &headers, &question)? {
         return Ok(r);
@@ -764,6 +789,7 @@ pub async fn export(
     RawQuery(q): RawQuery,
     headers: HeaderMap,
 ) -> Answer {
+    let ledger = ledger_of(&app, &headers, Role::Read, &name)?;
     let p = Params::parse(q.as_deref(), &["format", "as_of", "known_at"])?;
     let format = match p.get("format") {
         None => {
@@ -775,7 +801,6 @@ pub async fn export(
     };
     let as_of = p.get("as_of").map(|_| p.as_of()).transpose()?;
     let known_at = p.known_at_named("known_at")?;
-    let ledger = ledger_of(&app, &headers, Role::Read, &name)?;
     let engine = ledger.reader()?;
     // The head now, and the export pinned to it when asked as known now, so the header is
     // the head of what is streamed.
@@ -859,30 +884,37 @@ fn event_body(
     headers: &HeaderMap,
     body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Result<EventFile, Problem> {
-    let media = headers
+    let value = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .map(|v| {
-            v.split(';')
-                .next()
-                .unwrap_or("")
-                .trim()
-                .to_ascii_lowercase()
-        });
-    match media.as_deref() {
-        Some("application/x-ndjson" | "application/jsonl") => {}
-        other => {
-            return Err(Problem::new(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "unsupported_media_type",
-                format!(
-                    "events are sent as application/x-ndjson (or application/jsonl), not {}",
-                    other.map_or("without a Content-Type".to_string(), |m| {
-                        present::render::visible(m)
-                    })
-                ),
-            ))
-        }
+        .map(str::to_ascii_lowercase);
+    let mut parts = value.as_deref().unwrap_or("").split(';').map(str::trim);
+    let media = parts.next().unwrap_or("");
+    let charset = parts
+        .filter_map(|p| p.strip_prefix("charset="))
+        .map(|c| c.trim_matches('"'))
+        .next();
+    let unsupported = |detail: String| {
+        Problem::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            detail,
+        )
+    };
+    if !matches!(media, "application/x-ndjson" | "application/jsonl") {
+        return Err(unsupported(match value.as_deref() {
+            None => "events are sent as application/x-ndjson (or application/jsonl): this request has no Content-Type".to_string(),
+            Some(m) => format!(
+                "events are sent as application/x-ndjson (or application/jsonl), not {}",
+                shown(m)
+            ),
+        }));
+    }
+    if let Some(c) = charset.filter(|c| *c != "utf-8" && *c != "utf8") {
+        return Err(unsupported(format!(
+            "events are UTF-8 text, not charset {}",
+            shown(c)
+        )));
     }
     let bytes = body.map_err(|e| {
         if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
@@ -918,6 +950,7 @@ pub async fn append(
     headers: HeaderMap,
     body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Answer {
+    let ledger = ledger_of(&app, &headers, Role::Write, &name)?;
     let p = Params::parse(q.as_deref(), &["dry_run", "expect_head", "format"])?;
     let dry_run = p.flag("dry_run")?;
     let expect_head = p.expect_head()?;
@@ -925,7 +958,6 @@ pub async fn append(
         "table" => Format::Table,
         _ => Format::Json,
     };
-    let ledger = ledger_of(&app, &headers, Role::Write, &name)?;
     let file = event_body(&app, &headers, body)?;
     let parsed = blocking(&app, move || Ok(Parsed::files(vec![file])?)).await?;
     let receipts = if dry_run {
@@ -967,10 +999,10 @@ pub async fn verify(
     RawQuery(q): RawQuery,
     headers: HeaderMap,
 ) -> Answer {
+    let ledger = ledger_of(&app, &headers, Role::Admin, &name)?;
     let p = Params::parse(q.as_deref(), &["expect_head", "format"])?;
     p.format(&["json"])?;
     let expected = p.expect_head()?;
-    let ledger = ledger_of(&app, &headers, Role::Admin, &name)?;
     let engine = ledger.reader()?;
     let (body, head) = blocking(&app, move || match engine.verify(expected.as_ref()) {
         Ok(v) => {
@@ -978,12 +1010,13 @@ pub async fn verify(
             Ok((body, v.head))
         }
         Err(engine::Error::Integrity { seq, message }) => {
-            let body = serde_json::to_vec(&serde_json::json!({
+            let mut body = serde_json::to_vec(&serde_json::json!({
                 "ok": false,
                 "seq": seq,
                 "detail": present::render::visible(&message),
             }))
             .unwrap_or_default();
+            body.push(b'\n');
             Ok((body, None))
         }
         Err(e) => Err(e.into()),

@@ -191,6 +191,32 @@ impl Ledger {
                     Err(_) => break,
                 }
             }
+            // A ledger whose store does not exist yet: batches refused even against an empty
+            // log are answered at once, so that nothing refused creates the store.
+            if self.engine_if_open().is_none() {
+                let mut rest = Vec::with_capacity(group.len());
+                for job in group {
+                    if !rest.is_empty() {
+                        rest.push(job);
+                        continue;
+                    }
+                    let options = engine::Options {
+                        dry_run: true,
+                        expect_head: job.expect_head.as_ref(),
+                        progress: None,
+                    };
+                    match engine::dry_run_on_empty(job.parsed.clone(), &self.config, &options) {
+                        Ok(_) => rest.push(job),
+                        Err(e) => {
+                            let _ = job.reply.send(Err(e));
+                        }
+                    }
+                }
+                if rest.is_empty() {
+                    continue;
+                }
+                group = rest;
+            }
             let engine = match self.writer_engine() {
                 Ok(engine) => engine,
                 Err(e) => {

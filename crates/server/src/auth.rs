@@ -88,6 +88,8 @@ impl Tokens {
     /// Reads the token file; a bad line is refused naming its number and what is wrong.
     pub fn parse(text: &str) -> Result<Tokens, String> {
         let mut grants = Vec::new();
+        // The line of each grant, for messages.
+        let mut lines_of: Vec<usize> = Vec::new();
         for (n, line) in text.lines().enumerate() {
             let line = line.trim();
             if line.is_empty() || line.starts_with('#') {
@@ -132,6 +134,13 @@ impl Tokens {
                 }
             }
             let label: Vec<&str> = fields.collect();
+            if let Some(earlier) = grants.iter().position(|g: &Grant| g.hash == digest) {
+                return Err(at(format!(
+                    "the same token as line {} (each token is granted once)",
+                    lines_of[earlier]
+                )));
+            }
+            lines_of.push(n + 1);
             grants.push(Grant {
                 role,
                 ledgers,

@@ -44,7 +44,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use axum::extract::{ConnectInfo, MatchedPath, Request, State};
+use axum::extract::{ConnectInfo, MatchedPath, RawQuery, Request, State};
 use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -163,6 +163,12 @@ impl Server {
                 })?;
                 let tokens = Tokens::parse(&text)
                     .map_err(|m| StartError::Usage(format!("--tokens {}: {m}", path.display())))?;
+                if tokens.is_empty() {
+                    return Err(StartError::Usage(format!(
+                        "--tokens {}: the file holds no token, so every request would be refused; add a line printed by `accord token new ROLE`",
+                        path.display()
+                    )));
+                }
                 Some(tokens)
             }
         };
@@ -193,6 +199,33 @@ impl Server {
             }
             if !names.insert(name.clone()) {
                 return Err(StartError::Usage(format!("--ledger {name} is given twice")));
+            }
+        }
+        // One store under two names would wait for itself.
+        let mut stores: Vec<(PathBuf, &str)> = Vec::new();
+        for (name, path) in &settings.ledgers {
+            let same = same_place(path);
+            if let Some((_, other)) = stores.iter().find(|(p, _)| *p == same) {
+                return Err(StartError::Usage(format!(
+                    "--ledger {name}: {} is already served as ledger {other}",
+                    path.display()
+                )));
+            }
+            stores.push((same, name));
+            // A store that does not exist yet is created by the first append: its directory
+            // must be there, or that append could never succeed.
+            if !path.exists() {
+                let parent = path
+                    .parent()
+                    .filter(|p| !p.as_os_str().is_empty())
+                    .unwrap_or(std::path::Path::new("."));
+                if !parent.is_dir() {
+                    return Err(StartError::Unavailable(format!(
+                        "ledger {name}: the directory {} of its store {} does not exist",
+                        parent.display(),
+                        path.display()
+                    )));
+                }
             }
         }
         let cors = settings
@@ -355,6 +388,22 @@ impl Server {
     }
 }
 
+/// Where a store is, as one path for every way of naming it (`d`, `./d/`, an absolute
+/// path, through a symbolic link).
+fn same_place(path: &std::path::Path) -> PathBuf {
+    if let Ok(p) = std::fs::canonicalize(path) {
+        return p;
+    }
+    // Not there yet: its parent's canonical path, and its own name.
+    let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    match (absolute.parent(), absolute.file_name()) {
+        (Some(parent), Some(name)) => std::fs::canonicalize(parent)
+            .unwrap_or_else(|_| parent.to_path_buf())
+            .join(name),
+        _ => absolute,
+    }
+}
+
 /// SIGINT or SIGTERM: the handlers are installed when this returns, the future resolves
 /// at the first of the two.
 #[cfg(unix)]
@@ -476,14 +525,24 @@ fn router(app: Arc<App>, log: Log, cors: Option<HeaderValue>) -> Router {
         .route(&format!("{ledger}/verify"), post(api::verify))
         .route("/metrics", get(api::metrics))
         .route("/healthz", get(healthz))
-        .route("/openapi.json", get(|| async { page::openapi() }))
+        .route(
+            "/openapi.json",
+            get(|RawQuery(q): RawQuery| async move {
+                match api::Params::parse(q.as_deref(), &[]) {
+                    Ok(_) => page::openapi(),
+                    Err(p) => p.into_response(),
+                }
+            }),
+        )
         .fallback(fallback)
         .layer(axum::extract::DefaultBodyLimit::max(app.max_body));
     let loopback_only = app.tokens.is_none();
     let max_body = app.max_body;
+    let app_for_auth = app.clone();
     api.layer(axum::middleware::from_fn(
         move |req: Request, next: Next| {
             let cors = cors.clone();
+            let app_for_auth = app_for_auth.clone();
             async move {
                 if loopback_only {
                     if let Err(p) = check_host(&req) {
@@ -491,6 +550,10 @@ fn router(app: Arc<App>, log: Log, cors: Option<HeaderValue>) -> Router {
                     }
                 }
                 if let Err(p) = check_length(&req, max_body) {
+                    return p.into_response();
+                }
+                // No token, or an unknown one, is 401 before anything else is looked at.
+                if let Err(p) = authenticate(&app_for_auth, &req) {
                     return p.into_response();
                 }
                 let preflight = req.method() == Method::OPTIONS;
@@ -527,7 +590,10 @@ fn router(app: Arc<App>, log: Log, cors: Option<HeaderValue>) -> Router {
     .with_state(app)
 }
 
-async fn healthz() -> Response {
+async fn healthz(RawQuery(q): RawQuery) -> Response {
+    if let Err(p) = api::Params::parse(q.as_deref(), &[]) {
+        return p.into_response();
+    }
     (
         [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
         "ok\n",
@@ -537,10 +603,18 @@ async fn healthz() -> Response {
 
 /// The page's files, or a problem for any other path.
 async fn fallback(req: Request) -> Response {
-    if req.method() == Method::GET || req.method() == Method::HEAD {
-        if let Some(r) = page::file(req.uri().path()) {
+    if let Some(r) = page::file(req.uri().path()) {
+        if req.method() == Method::GET || req.method() == Method::HEAD {
             return r;
         }
+        let mut r = Problem::for_status(
+            StatusCode::METHOD_NOT_ALLOWED,
+            format!("{} takes GET and HEAD", req.uri().path()),
+        )
+        .into_response();
+        r.headers_mut()
+            .insert(header::ALLOW, HeaderValue::from_static("GET,HEAD"));
+        return r;
     }
     Problem::not_found(format!(
         "no such path: {} {}",
@@ -548,6 +622,20 @@ async fn fallback(req: Request) -> Response {
         present::render::visible(req.uri().path())
     ))
     .into_response()
+}
+
+/// Every route but the public ones (`/healthz`, `/openapi.json`, the page's files, a CORS
+/// preflight) needs a known token when the server has a token file.
+fn authenticate(app: &App, req: &Request) -> Result<(), Problem> {
+    let path = req.uri().path();
+    let public = path == "/healthz"
+        || path == "/openapi.json"
+        || page::FILES.iter().any(|(p, _, _)| *p == path)
+        || req.method() == Method::OPTIONS;
+    if public || app.tokens.is_none() {
+        return Ok(());
+    }
+    api::authorize(app, req.headers(), Role::Read, None).map(|_| ())
 }
 
 /// A body announced over the limit is refused before a byte of it is read (the body
@@ -577,6 +665,11 @@ fn check_host(req: &Request) -> Result<(), Problem> {
         .and_then(|h| h.to_str().ok())
         .map(str::to_string)
         .or_else(|| req.uri().authority().map(|a| a.to_string()));
+    if req.headers().get_all(header::HOST).iter().count() > 1 {
+        return Err(Problem::bad_request(
+            "the request has more than one Host header",
+        ));
+    }
     let ok = host.as_deref().is_some_and(is_loopback_host);
     if ok {
         Ok(())
@@ -586,7 +679,7 @@ fn check_host(req: &Request) -> Result<(), Problem> {
             "forbidden",
             format!(
                 "Host {} is not a loopback name or address: without --tokens, accord serve answers only requests to localhost, 127.0.0.1 or [::1]",
-                host.as_deref().map_or("(none)".to_string(), present::render::visible)
+                host.as_deref().map_or("(none)".to_string(), api::shown)
             ),
         ))
     }
@@ -678,10 +771,13 @@ async fn as_problem(response: Response) -> Response {
         .await
         .unwrap_or_default();
     let text = String::from_utf8_lossy(&body).trim().to_string();
-    let detail = if text.is_empty() {
-        status.canonical_reason().unwrap_or("error").to_string()
-    } else {
-        text
+    let detail = match (&allow, text.is_empty()) {
+        (Some(a), _) if status == StatusCode::METHOD_NOT_ALLOWED => format!(
+            "this route takes {}",
+            a.to_str().unwrap_or("other methods").replace(',', ", ")
+        ),
+        (_, true) => status.canonical_reason().unwrap_or("error").to_string(),
+        (_, false) => text,
     };
     let mut r = Problem::for_status(status, detail).into_response();
     if let Some(allow) = allow {

@@ -105,9 +105,11 @@ impl From<engine::Error> for Problem {
         use engine::Error as E;
         match e {
             E::Refused(r) => {
-                let status = match r.code {
-                    "id_conflict" => StatusCode::CONFLICT,
-                    "unknown_party" | "unknown_event" => StatusCode::NOT_FOUND,
+                // A party named by the request (`positions/{party}`, `party=`) that no event
+                // registers is not found; one named by an event of a body is refused input.
+                let status = match (r.code, &r.event) {
+                    ("id_conflict", _) => StatusCode::CONFLICT,
+                    ("unknown_party", None) => StatusCode::NOT_FOUND,
                     _ => StatusCode::UNPROCESSABLE_ENTITY,
                 };
                 Problem {

@@ -35,10 +35,10 @@ pub async fn stream(
     RawQuery(q): RawQuery,
     headers: HeaderMap,
 ) -> Result<Response, Problem> {
-    let p = Params::parse(q.as_deref(), &["since"])?;
-    let since = seq_param(&p, "since")?.unwrap_or(0);
     let ledger = authorize(&app, &headers, Role::Read, Some(&name))?
         .ok_or_else(|| Problem::not_found("no ledger"))?;
+    let p = Params::parse(q.as_deref(), &["since"])?;
+    let since = seq_param(&p, "since")?.unwrap_or(0);
     // A reconnecting client resumes after the last event it saw.
     let last = match headers.get("last-event-id") {
         None => since,
@@ -55,14 +55,22 @@ pub async fn stream(
         pending: VecDeque::new(),
         stopping: app.stopping.clone(),
     };
+    let head = cursor.ledger.head().ok().flatten();
     let events = futures_util::stream::unfold(cursor, next);
-    Ok(Sse::new(events)
+    let mut response = Sse::new(events)
         .keep_alive(
             KeepAlive::new()
                 .interval(Duration::from_secs(15))
                 .text("keep-alive"),
         )
-        .into_response())
+        .into_response();
+    // The head when the stream opened.
+    if let Some(h) = head {
+        if let Ok(v) = axum::http::HeaderValue::from_str(&format!("{}:{}", h.seq, h.hash_hex())) {
+            response.headers_mut().insert("accord-head", v);
+        }
+    }
+    Ok(response)
 }
 
 /// The next event of the stream, waiting for it as long as it takes; `None` ends the stream
