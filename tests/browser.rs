@@ -311,10 +311,17 @@ impl Browser {
             .to_string()
     }
 
+    /// The whole page at the window's width (1366 px): at that width the cap table's chart
+    /// is under its table, below the first 768 px.
     fn screenshot(&mut self, to: &Path) {
+        let height = self
+            .eval("Math.max(768, Math.ceil(document.documentElement.scrollHeight))")
+            .as_f64()
+            .unwrap_or(768.0);
         let shot = self.call(
             "Page.captureScreenshot",
-            json!({"format": "png", "captureBeyondViewport": false}),
+            json!({"format": "png", "captureBeyondViewport": true,
+                   "clip": {"x": 0, "y": 0, "width": 1366, "height": height, "scale": 1}}),
             true,
         );
         let png = base64(shot["data"].as_str().expect("the screenshot's data"));
@@ -441,6 +448,12 @@ fn ownership_expected(r: &Value) -> Value {
                     ])
                 })
                 .collect();
+            // No holders: a sentence, not an empty table.
+            let rows = if rows.is_empty() {
+                Value::Null
+            } else {
+                json!(rows)
+            };
             json!([
                 s(&e["entity"]),
                 render::units(&dec(&e["total_units"])),
@@ -501,6 +514,12 @@ fn obligations_expected(r: &Value) -> Value {
             ])
         })
         .collect();
+    // Nothing outstanding: a sentence, not an empty table.
+    let totals = if totals.is_empty() {
+        Value::Null
+    } else {
+        json!(totals)
+    };
     json!([obligation_rows(&r["obligations"]), totals])
 }
 
@@ -778,6 +797,24 @@ fn the_page_shows_the_apis_answers_and_follows_the_log() {
     let shown =
         b.read("[...document.querySelectorAll('#log-rows tr.event')].map((r) => r.dataset.seq)");
     assert_eq!(shown, json!(seqs), "the log, newest first");
+    // A limit removed reads as such, not as "until -".
+    let what = b.read(
+        "[...document.querySelectorAll('#log-rows tr.event')].map((r) => \
+         [r.dataset.id, r.querySelector('[data-col=what]').textContent])",
+    );
+    let what: Vec<(String, String)> = serde_json::from_value(what).expect("the log's rows");
+    assert!(
+        what.iter()
+            .all(|(_, w)| !w.contains("until -") && !w.contains("milestone -")),
+        "{what:?}"
+    );
+    assert!(
+        what.contains(&(
+            "2025-10-28-right-revenue-share-until-agi".into(),
+            "revenue-share: no end date".into()
+        )),
+        "{what:?}"
+    );
     b.wait(
         "the live log",
         "document.getElementById('live').classList.contains('on')",
@@ -800,19 +837,29 @@ fn the_page_shows_the_apis_answers_and_follows_the_log() {
     drop(server);
 
     // With tokens: the page asks once, keeps the token out of the URL, and shows a ledger
-    // without a store yet as the API's 503.
+    // without a store yet as the API's 503, an empty one as a sentence; a token for another
+    // ledger can be changed.
     let tokens = dir.path().join("tokens.txt");
-    let made = testkit::checked(
-        testkit::command().args(["token", "new", "read"]),
-        &["token", "new", "read"],
-    )
-    .stdout;
-    let mut lines = made.lines();
-    let token = lines.next().expect("a token").to_string();
-    std::fs::write(&tokens, format!("{}\n", lines.next().expect("its line"))).expect("tokens");
+    let mut file = String::new();
+    let mut new_token = |args: &[&str]| {
+        let args = [&["token", "new"], args].concat();
+        let made = testkit::checked(testkit::command().args(&args), &args).stdout;
+        let mut lines = made.lines();
+        let token = lines.next().expect("a token").to_string();
+        file.push_str(lines.next().expect("its line"));
+        file.push('\n');
+        token
+    };
+    let token = new_token(&["read"]);
+    let spare_token = new_token(&["read", "--ledgers", "spare"]);
+    let blank_writer = new_token(&["write", "--ledgers", "blank"]);
+    std::fs::write(&tokens, file).expect("tokens");
     let missing = dir.path().join("missing.db");
+    let blank_store = dir.path().join("blank.db");
+    testkit::ok_stdin(&blank_store, &["append", "-"], "");
     let main = format!("main={}", store.display());
     let spare = format!("spare={}", missing.display());
+    let blank = format!("blank={}", blank_store.display());
     let server = Served::start(
         None,
         &[
@@ -822,6 +869,8 @@ fn the_page_shows_the_apis_answers_and_follows_the_log() {
             &main,
             "--ledger",
             &spare,
+            "--ledger",
+            &blank,
         ],
     );
     let url = server.url("/?ledger=main&view=ownership&as_of=2025-10-28");
@@ -865,6 +914,83 @@ fn the_page_shows_the_apis_answers_and_follows_the_log() {
     assert_eq!(
         b.eval("document.getElementById('problem-detail').textContent"),
         r.json()["detail"]
+    );
+
+    // A ledger whose store holds no event: its log is a sentence, not an empty table, until
+    // its first event (appended by someone else) shows up.
+    b.set("ledger", "blank");
+    b.settle("the empty ledger");
+    b.click("#tabs a[data-view=log]");
+    b.settle("the empty ledger's log");
+    assert_eq!(
+        b.eval(
+            "[document.querySelector('#content table'),              document.getElementById('content').textContent.includes('No events yet')]"
+        ),
+        json!([null, true])
+    );
+    b.wait(
+        "the empty ledger's live log",
+        "document.getElementById('live').classList.contains('on')",
+    );
+    let first = r#"{"id":"blank-1","type":"party_registered","effective":"2026-01-01","party":"acme","name":"Acme","kind":"corporation"}"#;
+    let writer = format!("Bearer {blank_writer}");
+    let appended = server.post_with(
+        "/v1/ledgers/blank/events",
+        &[
+            ("Authorization", &writer),
+            ("Content-Type", "application/x-ndjson"),
+        ],
+        format!("{first}\n").as_bytes(),
+    );
+    assert_eq!(appended.status, 200, "{}", appended.text());
+    b.wait(
+        "the first event in the log",
+        "(() => { const r = document.querySelector('#log-rows tr.event'); \
+         return r && r.dataset.id === 'blank-1'; })()",
+    );
+
+    // A token for another ledger: main answers 403, and "Change token" (by the problem, and
+    // in the bar) forgets it and asks for another.
+    b.eval(&format!(
+        "sessionStorage.setItem('accord.token', {})",
+        json!(spare_token)
+    ));
+    b.open(&url);
+    let spare_bearer = format!("Bearer {spare_token}");
+    let r = server.get_with(
+        "/v1/ledgers/main/ownership?as_of=2025-10-28",
+        &[("Authorization", &spare_bearer)],
+    );
+    assert_eq!(r.status, 403, "{}", r.text());
+    assert_eq!(
+        b.eval(
+            "[document.getElementById('problem-detail').textContent,              document.getElementById('change-token').hidden]"
+        ),
+        json!([r.json()["detail"], false])
+    );
+    b.click("#problem-change-token");
+    b.wait(
+        "the token form, to change the token",
+        "document.getElementById('token-dialog').open",
+    );
+    assert_eq!(
+        b.eval("sessionStorage.getItem('accord.token')"),
+        Value::Null
+    );
+    b.eval(&format!(
+        "(() => {{ document.getElementById('token-input').value = {}; \
+         document.getElementById('token-submit').click(); }})()",
+        json!(token)
+    ));
+    b.settle("the answer with the changed token");
+    let r = server.get_with(
+        "/v1/ledgers/main/ownership?as_of=2025-10-28",
+        &[("Authorization", &bearer)],
+    );
+    assert_eq!(b.read(OWNERSHIP_ON_PAGE), ownership_expected(&r.json()));
+    assert_eq!(
+        b.eval("sessionStorage.getItem('accord.token')"),
+        json!(token)
     );
     assert!(b.errors.is_empty(), "the page reported: {:#?}", b.errors);
 }

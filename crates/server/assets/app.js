@@ -177,6 +177,27 @@
     return h("p", { class: "empty" }, text);
   }
 
+  // An RFC 3339 time (any offset, any fraction of a second) as a text that compares as the
+  // instant does: UTC, nanoseconds, `2026-04-01T08:30:00.000000000Z`; null if it is not one.
+  const utcKeys = new Map();
+  function utcKey(t) {
+    if (utcKeys.has(t)) return utcKeys.get(t);
+    const m = /^(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?([Zz]|[+-]\d{2}:\d{2})$/.exec(String(t));
+    let key = null;
+    if (m) {
+      const offset = /[Zz]/.test(m[8]) ? 0
+        : (m[8][0] === "-" ? -1 : 1) * (Number(m[8].slice(1, 3)) * 60 + Number(m[8].slice(4, 6)));
+      const d = new Date(0);
+      d.setUTCFullYear(Number(m[1]), Number(m[2]) - 1, Number(m[3]));
+      d.setUTCHours(Number(m[4]), Number(m[5]) - offset, Number(m[6]), 0);
+      const iso = Number.isNaN(d.getTime()) ? "" : d.toISOString();
+      if (/^\d{4}-/.test(iso)) key = `${iso.slice(0, 19)}.${(m[7] || "").padEnd(9, "0").slice(0, 9)}Z`;
+    }
+    if (utcKeys.size > 10000) utcKeys.clear();
+    utcKeys.set(t, key);
+    return key;
+  }
+
   function todayUtc() {
     return new Date().toISOString().slice(0, 10);
   }
@@ -195,22 +216,32 @@
 
   let tokenAsk = null;
 
+  // The header's "Change token" shows whenever a token is kept in this tab.
+  function syncTokenButton() {
+    $("change-token").hidden = !sessionStorage.getItem(TOKEN_KEY);
+  }
+
   // Shows the token form (once, however many requests wait for it); resolves when a token
-  // is given.
-  function askToken(refused) {
+  // is given. `why`: "refused" (a 401 for the token kept), "change" (asked for by the
+  // reader), or nothing (the server asks for one).
+  function askToken(why) {
     if (!tokenAsk) {
       tokenAsk = new Promise((resolve) => {
         const dialog = $("token-dialog");
         const input = $("token-input");
-        $("token-why").textContent = refused
+        $("token-title").textContent = why === "change" ? "Give another token" : "A token is needed";
+        $("token-why").textContent = why === "refused"
           ? "The token given was refused (401). Give another one; it is kept in this tab only and never put in a link."
-          : "This server asks for a token. It is kept in this tab only (session storage) and sent as a bearer token, never in a link.";
+          : why === "change"
+            ? "The token kept in this tab is forgotten. Give the one to use now; it is kept in this tab only (session storage) and never put in a link."
+            : "This server asks for a token. It is kept in this tab only (session storage) and sent as a bearer token, never in a link.";
         input.value = "";
         const done = (event) => {
           event.preventDefault();
           const token = input.value.trim();
           if (!token) return;
           sessionStorage.setItem(TOKEN_KEY, token);
+          syncTokenButton();
           $("token-form").removeEventListener("submit", done);
           dialog.close();
           tokenAsk = null;
@@ -246,8 +277,12 @@
         credentials: "same-origin",
       });
       if (r.status === 401) {
-        if (token) sessionStorage.removeItem(TOKEN_KEY);
-        await askToken(Boolean(token));
+        const now = sessionStorage.getItem(TOKEN_KEY);
+        // A token given meanwhile (this request went out before it) is simply tried.
+        if (now && now !== token) continue;
+        if (now) sessionStorage.removeItem(TOKEN_KEY);
+        syncTokenButton();
+        await askToken(token && now ? "refused" : null);
         continue;
       }
       if (!r.ok) {
@@ -376,6 +411,7 @@
     const known = $("known-at");
     if (document.activeElement !== known || known.value !== state.known_at) known.value = state.known_at;
     $("known-now").disabled = !state.known_at;
+    syncTokenButton();
     for (const a of document.querySelectorAll("#tabs a")) {
       const view = a.dataset.view;
       const target = Object.assign({}, state, { view }, { entity: "", party: "", all: false, vs_known_at: "" },
@@ -432,6 +468,7 @@
     if (e.key === "Enter") knownAt();
   });
   $("token-dialog").addEventListener("cancel", (e) => e.preventDefault());
+  $("change-token").addEventListener("click", () => changeToken());
   $("known-now").addEventListener("click", () => navigate({ known_at: "" }));
   $("tabs").addEventListener("click", (e) => {
     const a = e.target.closest("a[data-view]");
@@ -504,6 +541,15 @@
   let generation = 0;
   let controller = null;
   let refreshTimer = null;
+  // The ledger and view that the content shows (or is loading): {ledger, view}.
+  let shown = null;
+  // How long an answer may take before the content of the same view says it is loading.
+  const LOADING_DELAY = 200;
+
+  // The content's placeholder while a view's first answer is asked for.
+  function loading() {
+    return h("div", { class: "loading", id: "loading", role: "status" }, "Loading…");
+  }
 
   // Shows the current state: the view's answer, or the problem the API gave.
   async function render(quiet = false) {
@@ -516,6 +562,27 @@
     if (!quiet) notice(null);
     const content = $("content");
     content.classList.add("busy");
+    // Another view or ledger: its toolbar and answer are not the old ones dimmed, but
+    // "Loading…" until they come. The same view asked again (another date, known-at or
+    // party) keeps its old answer dimmed, with a quiet "Loading…" over it when the answer
+    // takes a while; a refresh for a new event shows nothing.
+    const where = { ledger: state.ledger, view: state.view };
+    let wait = null;
+    if (!shown || shown.ledger !== where.ledger || shown.view !== where.view || !content.firstChild) {
+      $("toolbar").replaceChildren();
+      content.replaceChildren(loading());
+    } else if (!quiet) {
+      wait = setTimeout(() => {
+        if (gen === generation && !$("loading")) {
+          content.append(h("div", { class: "loading over", id: "loading", role: "status" }, "Loading…"));
+        }
+      }, LOADING_DELAY);
+    }
+    shown = where;
+    const placed = () => {
+      clearTimeout(wait);
+      content.classList.remove("busy");
+    };
     try {
       if (!state.ledger) {
         $("toolbar").replaceChildren();
@@ -527,6 +594,7 @@
       if (gen !== generation) return;
       $("toolbar").replaceChildren(...(toolbar || []));
       content.replaceChildren(...[body].flat());
+      placed();
       if (later) await later;
     } catch (e) {
       if (gen !== generation || e.name === "AbortError") return;
@@ -534,7 +602,7 @@
       content.replaceChildren(problemCard(e));
     } finally {
       if (gen === generation) {
-        content.classList.remove("busy");
+        placed();
         showHead();
         document.documentElement.dataset.ready = location.search;
       }
@@ -554,11 +622,19 @@
       : status === 404 ? "Not found"
       : status === 403 ? "Not allowed"
       : status ? "The server refused this question" : "The server could not be reached";
+    // A token refused, or one that may not read this ledger (a token for another one):
+    // the way to give another is right by the problem.
+    const tokenFix = (status === 401 || status === 403) && sessionStorage.getItem(TOKEN_KEY)
+      ? h("p", { class: "fix" },
+        h("button", { type: "button", id: "problem-change-token", onclick: () => changeToken() }, "Change token"),
+        " ", h("span", { class: "muted" }, "The token kept in this tab may be for another ledger or role: forget it and give another."))
+      : null;
     return h("section", { class: "card problem", role: "alert" },
       h("h2", null, title),
       h("p", { class: "detail", id: "problem-detail" }, e.message || String(e)),
       e instanceof ApiError && e.problem.code
-        ? h("p", { class: "code" }, `${status} · ${e.problem.code}`) : null);
+        ? h("p", { class: "code" }, `${status} · ${e.problem.code}`) : null,
+      tokenFix);
   }
 
   // When the log grows and the answer is for everything recorded, ask again (quietly).
@@ -592,7 +668,10 @@
           ids.map((id) => h("option", { value: id, selected: id === state.entity },
             entities.get(id) ? `${entities.get(id)} (${id})` : id)))),
       ];
-      if (!r.entities.length) return { toolbar, body: empty(`No holdings on ${r.as_of}.`) };
+      if (!r.entities.length) {
+        const of = state.entity ? ` of ${entities.get(state.entity) || state.entity}` : "";
+        return { toolbar, body: section(null, empty(`No holdings${of} on ${r.as_of}.`)) };
+      }
       const charts = [];
       const body = r.entities.map((e) => {
         const figure = h("figure", { class: "chart", "data-entity": e.entity },
@@ -613,8 +692,10 @@
               h("span", null, h("strong", { class: "n", "data-fact": "total_units" }, fmt.units(e.total_units)), " units"),
               h("span", null, "post-money ", h("strong", { class: "n", "data-fact": "post_money" }, fmt.optMoney(e.post_money))))),
           h("div", { class: "split" },
-            table("holders", [["holder", "Holder"], ["class", "Class"], ["units", "Units", "num"],
-              ["percent", "Percent", "num"], ["value", "Value", "num"]], rows),
+            rows.length
+              ? table("holders", [["holder", "Holder"], ["class", "Class"], ["units", "Units", "num"],
+                ["percent", "Percent", "num"], ["value", "Value", "num"]], rows)
+              : empty(`No holders on ${r.as_of}.`),
             figure));
       });
       return { toolbar, body, later: Promise.all(charts) };
@@ -632,14 +713,21 @@
         allToggle("Include settled and released"),
       ];
       const title = `Obligations on ${r.as_of}`;
-      if (!r.obligations.length) return { toolbar, body: section(title, empty("None.")) };
+      if (!r.obligations.length) {
+        const whose = state.party ? ` of ${partyLabel(state.party)}` : "";
+        const none = state.all
+          ? `No obligations${whose} on ${r.as_of}.`
+          : `No open obligations${whose} on ${r.as_of}. Tick “Include settled and released” for the others.`;
+        return { toolbar, body: section(title, empty(none)) };
+      }
       return {
         toolbar,
         body: [
           section(title, obligationTable(r.obligations)),
-          h("section", { class: "card narrow" }, h("h2", null, "Outstanding by obligor"), table("totals",
-            [["obligor", "Obligor"], ["outstanding", "Outstanding", "num"]],
-            r.totals.map((t) => [ident(t.obligor, partyName(t.obligor)), fmt.total(t)]))),
+          h("section", { class: "card narrow" }, h("h2", null, "Outstanding by obligor"), r.totals.length
+            ? table("totals", [["obligor", "Obligor"], ["outstanding", "Outstanding", "num"]],
+              r.totals.map((t) => [ident(t.obligor, partyName(t.obligor)), fmt.total(t)]))
+            : empty("Nothing is outstanding.")),
         ],
       };
     },
@@ -651,7 +739,11 @@
         field("Party", partySelect(state.party, "Any party", (p) => navigate({ party: p }))),
         allToggle("Include rights no longer in force"),
       ];
-      const body = [section(`Rights on ${r.as_of}`, r.rights.length ? rightsTable(r.rights) : empty("None."))];
+      const whose = state.party ? ` of ${partyLabel(state.party)}` : "";
+      const none = state.all
+        ? `No rights${whose} on ${r.as_of}.`
+        : `No rights${whose} in force on ${r.as_of}. Tick “Include rights no longer in force” for the others.`;
+      const body = [section(`Rights on ${r.as_of}`, r.rights.length ? rightsTable(r.rights) : empty(none))];
       if (r.milestones.length) {
         body.push(section("Milestones", table("milestones",
           [["milestone", "Milestone"], ["declared", "Declared"], ["verified", "Verified"]],
@@ -672,8 +764,10 @@
           toolbar,
           body: section("Choose a party",
             h("p", { class: "muted" }, "All of one party on the date: holdings, investments, obligations and rights."),
-            h("div", { class: "choices" }, ids.map((id) =>
-              h("button", { type: "button", class: "choice", onclick: () => navigate({ party: id }) }, partyLabel(id))))),
+            ids.length
+              ? h("div", { class: "choices" }, ids.map((id) =>
+                h("button", { type: "button", class: "choice", onclick: () => navigate({ party: id }) }, partyLabel(id))))
+              : empty(`No party holds, owes or is granted anything on ${state.as_of || todayUtc()}.`)),
         };
       }
       const p = await getJson(ledgerPath(state.ledger, `positions/${encodeURIComponent(state.party)}`),
@@ -681,7 +775,7 @@
       const title = p.name
         ? h("h2", null, p.name, " ", h("span", { class: "muted" }, `(${p.party})`), " on ", p.as_of)
         : h("h2", null, p.party, " on ", p.as_of, h("span", { class: "muted" }, ": not registered (as known then)"));
-      const part = (label, list, build) => section(label, list.length ? build(list) : empty("None."));
+      const part = (label, list, build, none) => section(label, list.length ? build(list) : empty(none));
       return {
         toolbar,
         body: [
@@ -689,14 +783,16 @@
           h("div", { class: "columns" },
             part("Holdings", p.holdings, (l) => table("holdings",
               [["entity", "Entity"], ["class", "Class"], ["units", "Units", "num"], ["percent", "Percent", "num"], ["value", "Value", "num"]],
-              l.map((x) => [ident(x.entity, entities.get(x.entity)), x.class, fmt.units(x.units), fmt.percent(x.percent), fmt.optMoney(x.value)]))),
+              l.map((x) => [ident(x.entity, entities.get(x.entity)), x.class, fmt.units(x.units), fmt.percent(x.percent), fmt.optMoney(x.value)])),
+            "No shares held."),
             part("Invested", p.invested, (l) => table("invested",
               [["investee", "Investee"], ["invested", "Invested", "num"], ["value", "Value", "num"], ["multiple", "Multiple", "num"]],
-              l.map((x) => [ident(x.investee, partyName(x.investee)), fmt.money(x.amount), fmt.optMoney(x.value), fmt.multiple(x.multiple)])))),
-          part("Owes", p.owes, obligationTable),
-          part("Owed", p.owed, obligationTable),
-          part("Rights held", p.rights_held, rightsTable),
-          part("Rights granted", p.rights_granted, rightsTable),
+              l.map((x) => [ident(x.investee, partyName(x.investee)), fmt.money(x.amount), fmt.optMoney(x.value), fmt.multiple(x.multiple)])),
+            "No investments made.")),
+          part("Owes", p.owes, obligationTable, state.all ? "Owes nothing." : "No open obligation owed by this party."),
+          part("Owed", p.owed, obligationTable, state.all ? "Is owed nothing." : "No open obligation owed to this party."),
+          part("Rights held", p.rights_held, rightsTable, state.all ? "Holds no right." : "Holds no right in force."),
+          part("Rights granted", p.rights_granted, rightsTable, state.all ? "Has granted no right." : "Has granted no right in force."),
         ],
       };
     },
@@ -785,6 +881,14 @@
       const toolbar = [h("span", { class: "sentence" }, "The events as recorded, updated live as they are appended."), count];
       if (knownSeq != null) {
         toolbar.push(h("span", { class: "pill later" }, `after seq ${knownSeq}: not known at ${state.known_at}`));
+      }
+      if (!rows.length) {
+        // The first event appended (seen by the live stream) shows the table.
+        logView.empty = true;
+        return {
+          toolbar: toolbar.filter((x) => x !== count),
+          body: section(null, empty("No events yet: this ledger is created by its first append.")),
+        };
       }
       return {
         toolbar,
@@ -943,8 +1047,8 @@
       case "right_granted": return `${e.right} (${e.kind}) to ${e.holder} by ${e.grantor}`;
       case "right_amended": {
         const parts = [];
-        if ("until" in e) parts.push(`until ${fmt.opt(e.until)}`);
-        if ("until_milestone" in e) parts.push(`until milestone ${fmt.opt(e.until_milestone)}`);
+        if ("until" in e) parts.push(e.until == null ? "no end date" : `until ${e.until}`);
+        if ("until_milestone" in e) parts.push(e.until_milestone == null ? "no milestone" : `until milestone ${e.until_milestone}`);
         return `${e.right}: ${parts.join(", ")}`;
       }
       case "right_ended": return `${e.right} ended${e.reason ? `: ${e.reason}` : ""}`;
@@ -997,11 +1101,19 @@
     }
 
     // The name of party `id` on `asOf` as known at `knownAt` (a seq, a date, a time or "").
+    // A date is its whole day in UTC; a time may have any offset (the server's rules,
+    // engine::parse_known_at).
     nameAt(id, asOf, knownAt) {
       let seen = () => true;
-      if (/^\d+$/.test(knownAt)) seen = (e) => e.seq <= Number(knownAt);
-      else if (/^\d{4}-\d{2}-\d{2}$/.test(knownAt)) seen = (e) => e.recorded.slice(0, 10) <= knownAt;
-      else if (/Z$/.test(knownAt)) seen = (e) => e.recorded <= knownAt;
+      const recorded = (e) => utcKey(e.recorded) || e.recorded;
+      if (/^\d+$/.test(knownAt)) {
+        seen = (e) => e.seq <= Number(knownAt);
+      } else if (/^\d{4}-\d{2}-\d{2}$/.test(knownAt)) {
+        seen = (e) => recorded(e).slice(0, 10) <= knownAt;
+      } else {
+        const t = utcKey(knownAt);
+        if (t) seen = (e) => recorded(e) <= t;
+      }
       const reversed = new Set(this.naming.filter((e) => e.type === "event_reversed" && seen(e)).map((e) => e.reverses));
       let best = null;
       for (const e of this.naming) {
@@ -1137,7 +1249,10 @@
   // A new event of the ledger shown: into the log view, or a fresh answer for "everything".
   function arrived(f, e) {
     if (f !== feed) return;
-    if (state.view === "log" && logView) {
+    if (state.view === "log" && logView && logView.empty) {
+      logView = null;
+      render(true);
+    } else if (state.view === "log" && logView) {
       logView.tbody.prepend(...logRow(e, logView.knownSeq, true));
       logView.updateCount();
       answered = Object.assign({}, f.head);
@@ -1173,8 +1288,10 @@
 
   // ------------------------------------------------------------ start
 
+  // Lists the ledgers this token may read, then shows the state's answer.
   async function start() {
     syncBar();
+    if (!$("content").firstChild) $("content").replaceChildren(loading());
     try {
       const r = await getJson("/v1/ledgers", null, null);
       ledgers = r.ledgers || [];
@@ -1185,6 +1302,27 @@
     history.replaceState(null, "", urlOf(state));
     startFeed();
     render();
+  }
+
+  // "Change token": the token kept in this tab is forgotten and another one asked for;
+  // then everything is asked again with it (the ledgers it may read, the live log, the
+  // answer).
+  async function changeToken() {
+    document.documentElement.dataset.ready = "";
+    sessionStorage.removeItem(TOKEN_KEY);
+    syncTokenButton();
+    if (feed) feed.stop();
+    if (controller) controller.abort();
+    if (refreshTimer) {
+      clearTimeout(refreshTimer);
+      refreshTimer = null;
+    }
+    notice(null);
+    await askToken("change");
+    generation++;
+    shown = null;
+    $("toolbar").replaceChildren();
+    await start();
   }
 
   start();
