@@ -24,19 +24,20 @@
 //!   checkpoint), written by an append that changed it from an earlier date
 //!   instead of rewriting the whole checkpoint; the checkpoint is the stored
 //!   ledger with its corrections applied;
-//! - `ag/AGGREGATE/CHUNK` -> the seqs of the events of that aggregate (`o:ID`,
-//!   `i:ISSUER`, ...; see `domain::aggregate`) that fall in chunk CHUNK (the
-//!   seq shifted right by 10 bits, 16 hex digits), varints, ascending (reversed events included), so
-//!   that an append re-checks only what it touches; an append rewrites only
-//!   the chunk of its seqs, at most 1,024 of them, whatever the stream's length;
+//! - `ag/AGGREGATE/K` -> the seqs of the events of that aggregate (`o:ID`,
+//!   `i:ISSUER`, ...; see `domain::aggregate`), varints, ascending (reversed
+//!   events included), in chunks: chunk K (8 hex digits) holds the stream's
+//!   seqs number K * 1024 to K * 1024 + 1023, so that an append re-checks only
+//!   what it touches and rewrites only the last chunk, whatever the stream's
+//!   length;
 //! - `at/AGGREGATE` -> the aggregate's *tail*: the date of its last event
 //!   (not reversed), `YYYY-MM-DD`, then its state after all its events (a
 //!   `Ledger` holding only it, encoded like a checkpoint), so that an event
 //!   dated after the tail is checked without reading the stream; absent
 //!   when every event of the aggregate is reversed;
-//! - `dx/YYYY-MM-DD/CHUNK` -> the seqs of the events dated that day that fall
-//!   in chunk CHUNK (as for `ag/`), varints, ascending (reversed events and
-//!   reversals included);
+//! - `dx/YYYY-MM-DD/K` -> the seqs of the events dated that day, varints,
+//!   ascending (reversed events and reversals included), in chunks of 1,024 as
+//!   for `ag/`;
 //! - `rv` -> the seqs of reversed events, varints, ascending;
 //! - `pt/PARTY` -> empty: some event registers PARTY.
 
@@ -58,8 +59,8 @@ const END_CHECKPOINT_MIN: usize = 1024;
 const CK: &[u8] = b"ck";
 /// The format byte of `ck` (6: `dx/` and `ag/` in chunks of seqs).
 const FORMAT: u8 = 6;
-/// `dx/` and `ag/` lists are split by `seq >> CHUNK_BITS`.
-const CHUNK_BITS: u32 = 10;
+/// Seqs per chunk of a `dx/` or `ag/` list.
+const CHUNK: usize = 1024;
 /// The list of checkpoint dates, so that finding them reads one small key
 /// and not the checkpoints (a store may read a key's whole page, values included).
 const CL: &[u8] = b"cl";
@@ -158,14 +159,14 @@ pub(crate) fn decode_tail(bytes: &[u8]) -> Option<(Date, Ledger)> {
     Some((date, decode_ledger(&bytes[10..])?))
 }
 
-/// The key of the chunk of an aggregate's stream that holds `seq`.
-pub(crate) fn stream_key(aggregate: &Aggregate, seq: u64) -> Vec<u8> {
-    format!("ag/{aggregate}/{:016x}", seq >> CHUNK_BITS).into_bytes()
+/// The prefix of an aggregate's stream chunks, `ag/AGGREGATE/`.
+pub(crate) fn stream_prefix(aggregate: &Aggregate) -> Vec<u8> {
+    format!("ag/{aggregate}/").into_bytes()
 }
 
-/// The key of the chunk of a day's date index that holds `seq`.
-pub(crate) fn date_key(date: Date, seq: u64) -> Vec<u8> {
-    format!("dx/{date}/{:016x}", seq >> CHUNK_BITS).into_bytes()
+/// The prefix of a day's date index chunks, `dx/YYYY-MM-DD/`.
+pub(crate) fn date_prefix(date: Date) -> Vec<u8> {
+    format!("dx/{date}/").into_bytes()
 }
 
 /// The date of a `dx/DATE/CHUNK` key.
@@ -173,27 +174,81 @@ pub(crate) fn date_of_key(key: &[u8]) -> Option<Date> {
     key_date(key)
 }
 
+/// The key just past every chunk under `prefix` (which ends with `/`).
+fn list_end(prefix: &[u8]) -> Vec<u8> {
+    let mut end = prefix.to_vec();
+    if let Some(last) = end.last_mut() {
+        *last = b'0';
+    }
+    end
+}
+
+fn chunk_key(prefix: &[u8], index: u64) -> Vec<u8> {
+    let mut k = prefix.to_vec();
+    k.extend_from_slice(format!("{index:08x}").as_bytes());
+    k
+}
+
 /// Every seq of an aggregate's stream, ascending: its chunks in key order.
 pub(crate) fn read_stream(store: &dyn Snapshot, aggregate: &Aggregate) -> Result<Vec<u64>, Error> {
-    let from = format!("ag/{aggregate}/").into_bytes();
-    let to = format!("ag/{aggregate}0").into_bytes();
+    let from = stream_prefix(aggregate);
     let mut seqs = Vec::new();
-    for (_, v) in store.aux_range(&from, &to, false)? {
+    for (_, v) in store.aux_range(&from, &list_end(&from), false)? {
         seqs.extend(decode_seqs(&v).ok_or_else(|| corrupt("aggregate stream"))?);
     }
     Ok(seqs)
 }
 
-/// Seqs grouped by the chunk key `key_of` gives each, in seq order.
-fn chunked(
-    seqs: impl IntoIterator<Item = u64>,
-    key_of: impl Fn(u64) -> Vec<u8>,
-) -> BTreeMap<Vec<u8>, Vec<u64>> {
-    let mut out: BTreeMap<Vec<u8>, Vec<u64>> = BTreeMap::new();
-    for seq in seqs {
-        out.entry(key_of(seq)).or_default().push(seq);
+/// The writes that add `seqs` (ascending, all above the stored ones) to the list kept in
+/// chunks under `prefix`: the last stored chunk is filled up to `CHUNK` seqs, then new
+/// chunks follow, so chunk k always holds the list's seqs k * CHUNK to (k + 1) * CHUNK - 1
+/// whatever the batches were (and `verify` can recompute them). `store` is `None` when
+/// nothing is stored yet. An append rewrites at most one chunk it does not start.
+pub(crate) fn extend_list(
+    store: Option<&dyn Snapshot>,
+    prefix: &[u8],
+    seqs: &[u64],
+) -> Result<Vec<AuxWrite>, Error> {
+    let last = match store {
+        Some(s) => s.aux_range(prefix, &list_end(prefix), true)?.pop(),
+        None => None,
+    };
+    let (mut index, mut value, mut count) = match last {
+        Some((k, v)) => {
+            let index = std::str::from_utf8(&k[prefix.len()..])
+                .ok()
+                .and_then(|h| u64::from_str_radix(h, 16).ok())
+                .ok_or_else(|| corrupt("index chunk key"))?;
+            let count = v.iter().filter(|b| *b & 0x80 == 0).count();
+            (index, v, count)
+        }
+        None => (0, Vec::new(), 0),
+    };
+    let mut writes = Vec::new();
+    let mut changed = false;
+    for &seq in seqs {
+        if count >= CHUNK {
+            if changed {
+                writes.push(AuxWrite {
+                    key: chunk_key(prefix, index),
+                    value: Some(std::mem::take(&mut value)),
+                });
+            }
+            value.clear();
+            index += 1;
+            count = 0;
+        }
+        put_varint(&mut value, seq);
+        count += 1;
+        changed = true;
     }
-    out
+    if changed {
+        writes.push(AuxWrite {
+            key: chunk_key(prefix, index),
+            value: Some(value),
+        });
+    }
+    Ok(writes)
 }
 
 /// The date of a `cp/DATE` or `ov/DATE/...` key.
@@ -339,18 +394,12 @@ pub(crate) fn maintain(
         by_date.entry(r.event.effective).or_default().insert(r.seq);
     }
     for (date, seqs) in by_date {
-        for (k, seqs) in chunked(seqs, |s| date_key(date, s)) {
-            let mut seqs: BTreeSet<u64> = seqs.into_iter().collect();
-            if up_to_date {
-                if let Some(old) = store.aux_get(&k)? {
-                    seqs.extend(decode_seqs(&old).ok_or_else(|| corrupt("date index"))?);
-                }
-            }
-            writes.push(AuxWrite {
-                key: k,
-                value: Some(encode_seqs(&seqs)),
-            });
-        }
+        let seqs: Vec<u64> = seqs.into_iter().collect();
+        writes.extend(extend_list(
+            up_to_date.then_some(store),
+            &date_prefix(date),
+            &seqs,
+        )?);
     }
 
     // Reversed seqs.
@@ -493,21 +542,12 @@ pub(crate) fn stream_writes(
     }
     let mut writes = Vec::with_capacity(streams.len());
     for (a, seqs) in streams {
-        // New seqs are above every stored one: they extend the last chunk or start one.
-        for (k, seqs) in chunked(seqs, |s| stream_key(&a, s)) {
-            let mut value = if extend {
-                store.aux_get(&k)?.unwrap_or_default()
-            } else {
-                Vec::new()
-            };
-            for s in seqs {
-                put_varint(&mut value, s);
-            }
-            writes.push(AuxWrite {
-                key: k,
-                value: Some(value),
-            });
-        }
+        // New seqs are above every stored one: they fill the last chunk, then start more.
+        writes.extend(extend_list(
+            extend.then_some(store),
+            &stream_prefix(&a),
+            &seqs,
+        )?);
     }
     Ok(writes)
 }
@@ -631,17 +671,20 @@ fn expected_index(log: &[RecordedEvent], ck: &[u8], checkpoints: &BTreeSet<Date>
             expected.insert(key("pt", p.party.as_str()), Vec::new());
         }
     }
-    for (date, seqs) in by_date {
-        for (k, seqs) in chunked(seqs, |s| date_key(date, s)) {
-            expected.insert(k, encode_seqs(&seqs));
-        }
-    }
     if !reversed.is_empty() {
         expected.insert(RV.to_vec(), encode_seqs(&reversed));
     }
-    for (a, seqs) in streams {
-        for (k, seqs) in chunked(seqs, |s| stream_key(&a, s)) {
-            expected.insert(k, encode_seqs(&seqs));
+    let lists = by_date
+        .into_iter()
+        .map(|(date, seqs)| (date_prefix(date), seqs))
+        .chain(
+            streams
+                .into_iter()
+                .map(|(a, seqs)| (stream_prefix(&a), seqs)),
+        );
+    for (prefix, seqs) in lists {
+        for w in extend_list(None, &prefix, &seqs).unwrap_or_default() {
+            expected.insert(w.key, w.value.unwrap_or_default());
         }
     }
     expected.insert(CK.to_vec(), ck.to_vec());

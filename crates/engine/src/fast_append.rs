@@ -34,9 +34,10 @@ use domain::{order, plan_batch_at, plan_batch_on, Aggregate, BatchEvent, Plan, R
 use store::{AuxWrite, NewEvent, Snapshot, Transaction};
 
 use crate::checkpoints::{
-    checkpoint_dates, checkpoint_list, ck_value, corrupt, date_key, date_of_key, decode_seqs,
-    decode_tail, encode_ledger, encode_seqs, encode_tail, key, keys_current, ledger_as_of,
-    load_checkpoint, overlay_key, party_writes, read_stream, replay, stream_writes, tail_key, RV,
+    checkpoint_dates, checkpoint_list, ck_value, corrupt, date_of_key, date_prefix, decode_seqs,
+    decode_tail, encode_ledger, encode_seqs, encode_tail, extend_list, key, keys_current,
+    ledger_as_of, load_checkpoint, overlay_key, party_writes, read_stream, replay, stream_writes,
+    tail_key, RV,
 };
 use crate::load::decode;
 use crate::receipt::Receipt;
@@ -353,19 +354,8 @@ fn writes(
         by_date.entry(r.event.effective).or_default().push(r.seq);
     }
     for (date, seqs) in by_date {
-        // New seqs are above every stored one: they extend the last chunk or start one.
-        let mut chunks: BTreeMap<Vec<u8>, Vec<u64>> = BTreeMap::new();
-        for s in seqs {
-            chunks.entry(date_key(date, s)).or_default().push(s);
-        }
-        for (k, seqs) in chunks {
-            let mut value = store.aux_get(&k)?.unwrap_or_default();
-            value.extend(encode_seqs(&seqs));
-            writes.push(AuxWrite {
-                key: k,
-                value: Some(value),
-            });
-        }
+        // New seqs are above every stored one: they fill the last chunk, then start more.
+        writes.extend(extend_list(Some(store), &date_prefix(date), &seqs)?);
     }
     if !reversed_now.is_empty() {
         let mut all = reversed.get()?.clone();
