@@ -398,11 +398,15 @@ pub async fn metrics(State(app): Shared, RawQuery(q): RawQuery, headers: HeaderM
         .ok()
         .cloned()
     });
-    let visible: Vec<Arc<Ledger>> = app
+    let visible: Vec<crate::metrics::LedgerFigures> = app
         .ledgers
         .iter()
         .filter(|l| grant.as_ref().is_none_or(|g| g.reads(&l.name)))
-        .cloned()
+        .map(|l| crate::metrics::LedgerFigures {
+            name: l.name.clone(),
+            appended: l.appended.load(std::sync::atomic::Ordering::Relaxed),
+            head_seq: *l.head_seq.borrow(),
+        })
         .collect();
     let text = app.metrics.render(&visible);
     Ok(rendered(
