@@ -47,6 +47,8 @@ pub use error::{Error, Refusal, Unavailable};
 pub use load::LogEntry;
 pub use query::{project_events, DiffReport, Query};
 pub use receipt::{FileReceipt, Receipt};
+/// Whether a store location names a database (`postgres://...`) rather than a directory.
+pub use store::pg::is_url as is_database_url;
 pub use store::{Access, Head};
 pub use time::{parse_known_at, ExpectedHead};
 pub use verify::Verified;

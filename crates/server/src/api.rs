@@ -294,7 +294,8 @@ fn cached(
     if fresh {
         return Ok(None);
     }
-    let Some(head) = ledger.head()? else {
+    // The head is read off the async threads' duty: a database store asks its server.
+    let Some(head) = tokio::task::block_in_place(|| ledger.head())? else {
         return Ok(None);
     };
     let key = (ledger.name.clone(), head.seq, question.to_string());

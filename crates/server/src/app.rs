@@ -68,7 +68,8 @@ impl Ledger {
         path: PathBuf,
         config: engine::Config,
     ) -> Result<Arc<Ledger>, engine::Error> {
-        let engine = if path.exists() {
+        let in_database = path.to_str().is_some_and(engine::is_database_url);
+        let engine = if path.exists() || in_database {
             Some(Arc::new(Engine::open(
                 &path,
                 Access::Write,

@@ -214,7 +214,8 @@ impl Server {
             stores.push((same, name));
             // A store that does not exist yet is created by the first append: its directory
             // must be there, or that append could never succeed.
-            if !path.exists() {
+            let in_database = path.to_str().is_some_and(engine::is_database_url);
+            if !path.exists() && !in_database {
                 let parent = path
                     .parent()
                     .filter(|p| !p.as_os_str().is_empty())
@@ -391,6 +392,9 @@ impl Server {
 /// Where a store is, as one path for every way of naming it (`d`, `./d/`, an absolute
 /// path, through a symbolic link).
 fn same_place(path: &std::path::Path) -> PathBuf {
+    if path.to_str().is_some_and(engine::is_database_url) {
+        return path.to_path_buf();
+    }
     if let Ok(p) = std::fs::canonicalize(path) {
         return p;
     }

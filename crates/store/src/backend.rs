@@ -118,8 +118,8 @@ pub enum Access {
     Read,
 }
 
-/// Opens the store at `location`: today always an embedded store, a directory. Fails at once
-/// (`Locked`) when another process holds it.
+/// Opens the store at `location`: a PostgreSQL URL (`postgres://`, `postgresql://`), else an
+/// embedded store, a directory (which fails at once, `Locked`, when another process holds it).
 pub fn open(location: &Path, access: Access) -> Result<Box<dyn Backend>, StoreError> {
     open_with(location, access, &Opening::default())
 }
@@ -130,6 +130,13 @@ pub fn open_with(
     access: Access,
     opening: &Opening,
 ) -> Result<Box<dyn Backend>, StoreError> {
+    // A PostgreSQL URL (`postgres://...`): the ledger in that database.
+    if let Some(url) = location.to_str().filter(|l| crate::pg::is_url(l)) {
+        return Ok(Box::new(crate::pg::PgStore::open(
+            url,
+            access == Access::Write,
+        )?));
+    }
     let store = match access {
         Access::Write => Store::create_or_open_with(location, opening)?,
         Access::Read => Store::open_existing_with(location, opening)?,

@@ -97,6 +97,7 @@
 mod backend;
 mod codec;
 mod error;
+pub mod pg;
 mod store;
 
 pub use backend::{open, open_with, Access, Backend, RecordIter, Snapshot, Transaction};

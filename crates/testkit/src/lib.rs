@@ -27,6 +27,7 @@ pub use assert_cmd::Command;
 use tempfile::TempDir;
 
 pub mod http;
+pub mod pg;
 mod rng;
 pub mod vocab;
 
