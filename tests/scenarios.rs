@@ -365,13 +365,18 @@ fn accord(store: &Path) -> Command {
 }
 
 fn run_case(path: &Path) -> Result<usize, String> {
+    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    run_case_in(path, &dir.path().join("store"))
+}
+
+/// Runs a case on `store`, which must not hold anything yet (a path, or a database URL).
+fn run_case_in(path: &Path, store: &Path) -> Result<usize, String> {
+    let store = store.to_path_buf();
     let text = std::fs::read_to_string(path).map_err(|e| e.to_string())?;
     let steps = parse_case(&text)?;
     if !steps.iter().any(|s| matches!(s, Step::Run(_))) {
         return Err("no `# run` section".into());
     }
-    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
-    let store = dir.path().join("store");
     let mut runs = 0;
     for step in &steps {
         match step {
@@ -498,6 +503,46 @@ fn check_run(run: &Run, store: &Path) -> Result<(), String> {
     } else {
         Err(format!("{problems}--- stderr\n{stderr}"))
     }
+}
+
+/// Every case again with a PostgreSQL store (a schema of a throwaway cluster per case): the
+/// same commands give the same outputs on both backends. Without PostgreSQL it says so and
+/// passes, unless `CI=true`.
+#[test]
+fn scenarios_on_postgres() {
+    let Some(pg) = testkit::pg::Cluster::start() else {
+        return;
+    };
+    let dir = root().join("tests/scenarios");
+    let mut cases: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .expect("tests/scenarios exists")
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "case"))
+        .collect();
+    cases.sort();
+    let mut failures = Vec::new();
+    let mut runs = 0;
+    for (i, case) in cases.iter().enumerate() {
+        let url = pg.url(&format!("case{i}"));
+        match run_case_in(case, Path::new(&url)) {
+            Ok(n) => runs += n,
+            Err(e) => failures.push(format!(
+                "=== {}\n{e}",
+                case.file_name().unwrap().to_string_lossy()
+            )),
+        }
+    }
+    eprintln!(
+        "{} case files on PostgreSQL, {runs} runs passed",
+        cases.len()
+    );
+    assert!(
+        failures.is_empty(),
+        "{} of {} case files failed on PostgreSQL:\n\n{}",
+        failures.len(),
+        cases.len(),
+        failures.join("\n\n")
+    );
 }
 
 #[test]

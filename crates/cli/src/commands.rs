@@ -402,7 +402,7 @@ fn record_event(path: &Path, type_name: &str, args: &[String], out: Out) -> Resu
         Some(e) => Date::parse(&e).map_err(|m| Failure::Usage(format!("--effective: {m}")))?,
         // A reversal takes effect when the event it reverses did.
         None => match map.get("reverses").and_then(Value::as_str) {
-            Some(target) if type_name == "event_reversed" && path.exists() => {
+            Some(target) if type_name == "event_reversed" && crate::ledger::may_exist(&path) => {
                 match open_for_read(&path)?.show(target) {
                     Ok(entry) => entry.event.effective,
                     Err(_) => today(),

@@ -125,7 +125,7 @@ fn invoked_as() -> (String, Option<String>) {
 /// `demo` loads the sample into a new store or one that holds only the sample: a store with
 /// any other event (a user's own ledger) is refused, and nothing is written.
 fn refuse_foreign(path: &Path, files: &[EventFile]) -> Result<(), Failure> {
-    if !path.exists() {
+    if !crate::ledger::may_exist(path) {
         return Ok(());
     }
     let sample: std::collections::BTreeSet<String> = files
@@ -133,7 +133,15 @@ fn refuse_foreign(path: &Path, files: &[EventFile]) -> Result<(), Failure> {
         .flat_map(|f| domain::parse_jsonl(&f.text).into_iter().flatten())
         .map(|(_, e)| e.id.to_string())
         .collect();
-    let events = open_for_read(path)?.events()?;
+    let events = match engine::Engine::open(path, engine::Access::Read, crate::ledger::config()) {
+        Ok(ledger) => ledger.events()?,
+        // A database ledger not created yet holds nothing.
+        Err(engine::Error::Unavailable {
+            reason: engine::Unavailable::Missing,
+            ..
+        }) => return Ok(()),
+        Err(e) => return Err(crate::ledger::read_failure(path, e)),
+    };
     let foreign: Vec<&str> = events
         .iter()
         .map(|r| r.event.id.as_str())

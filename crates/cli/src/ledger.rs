@@ -123,10 +123,18 @@ pub(crate) fn append_parsed(
         expect_head: None,
         progress: Some(progress),
     };
-    let receipts = if dry_run && !path.exists() {
+    let receipts = if dry_run && !may_exist(path) {
         engine::dry_run_on_empty(parsed, &config(), &options)?
     } else if dry_run {
-        open_for_read(path)?.append(parsed, &options)?
+        match Engine::open(path, Access::Read, config()) {
+            Ok(ledger) => ledger.append(parsed, &options)?,
+            // A database ledger whose schema is not there yet is empty.
+            Err(engine::Error::Unavailable {
+                reason: engine::Unavailable::Missing,
+                ..
+            }) => engine::dry_run_on_empty(parsed, &config(), &options)?,
+            Err(e) => return Err(read_failure(path, e)),
+        }
     } else {
         let existed = path.exists();
         if !existed {
@@ -144,7 +152,21 @@ pub(crate) fn append_parsed(
     Ok(receipts)
 }
 
-/// Removes a store that this command created and that holds no event.
+/// Removes a store that this command created and that holds no event (a directory; a
+/// database ledger's schema is made only by a write that commits).
 pub(crate) fn remove_created(path: &Path) {
-    let _ = std::fs::remove_dir_all(path);
+    if !is_database(path) {
+        let _ = std::fs::remove_dir_all(path);
+    }
+}
+
+/// Is the store a database ledger (`postgres://...`) rather than a directory?
+pub(crate) fn is_database(path: &Path) -> bool {
+    path.to_str().is_some_and(engine::is_database_url)
+}
+
+/// Whether a store may be there: a directory that exists, or any database ledger (only its
+/// server knows).
+pub(crate) fn may_exist(path: &Path) -> bool {
+    path.exists() || is_database(path)
 }
