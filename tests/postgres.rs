@@ -196,3 +196,88 @@ fn an_unreachable_server_is_exit_4_with_its_reason() {
     assert_eq!(o.status.code(), Some(4));
     assert!(text(&o.stderr).contains("schema"), "{}", text(&o.stderr));
 }
+
+#[test]
+fn two_servers_on_one_database_ledger_stream_each_others_appends() {
+    let Some(pg) = Cluster::start() else { return };
+    let url = pg.url("two");
+    let ledger = format!("main={url}");
+    let a = testkit::http::Served::start(None, &["--ledger", &ledger]);
+    let b = testkit::http::Served::start(None, &["--ledger", &ledger]);
+    let parties = std::fs::read_to_string(testkit::events_dir().join("01-parties.jsonl")).unwrap();
+    assert_eq!(a.post("/v1/ledgers/main/events", &parties).status, 200);
+    // B's stream, opened after A's append, delivers it, and then B's own.
+    use std::io::{BufRead, BufReader, Write};
+    let mut c = std::net::TcpStream::connect(&b.addr).unwrap();
+    c.set_read_timeout(Some(std::time::Duration::from_secs(20)))
+        .unwrap();
+    write!(
+        c,
+        "GET /v1/ledgers/main/log/stream?since=0 HTTP/1.0\r\nHost: {}\r\n\r\n",
+        b.addr
+    )
+    .unwrap();
+    let mut r = BufReader::new(c);
+    let mut ids = Vec::new();
+    let mut line = String::new();
+    let investments =
+        std::fs::read_to_string(testkit::events_dir().join("02-investments.jsonl")).unwrap();
+    let mut sent = false;
+    while ids.len() < 9 {
+        line.clear();
+        assert!(r.read_line(&mut line).unwrap() > 0, "the stream ended");
+        if let Some(id) = line.strip_prefix("id: ") {
+            ids.push(id.trim().parse::<u64>().unwrap());
+            if ids.len() == 6 && !sent {
+                // Appended through A: B sees it by its poll.
+                assert_eq!(a.post("/v1/ledgers/main/events", &investments).status, 200);
+                sent = true;
+            }
+        }
+    }
+    assert_eq!(ids, (1..=9).collect::<Vec<u64>>());
+}
+
+#[test]
+fn a_killed_import_leaves_the_batch_whole_or_absent() {
+    let Some(pg) = Cluster::start() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    // A big file: the sample's parties, then many settlements of one obligation.
+    let mut text = std::fs::read_to_string(testkit::events_dir().join("01-parties.jsonl")).unwrap();
+    text.push_str(r#"{"id":"o1","type":"obligation_incurred","effective":"2024-01-02","obligation":"big","kind":"loan","obligor":"microsoft","obligee":"openai-group","amount":{"amount":"100000000","currency":"USD"}}
+"#);
+    for k in 0..40_000 {
+        text.push_str(&format!(r#"{{"id":"s{k}","type":"obligation_settled","effective":"2024-06-01","obligation":"big","amount":{{"amount":"1","currency":"USD"}}}}
+"#));
+    }
+    let file = dir.path().join("big.jsonl");
+    std::fs::write(&file, text).unwrap();
+    for (round, wait_ms) in [150u64, 600, 1500].into_iter().enumerate() {
+        let url = pg.url(&format!("killed{round}"));
+        let mut child = std::process::Command::new(testkit::bin())
+            .env_remove("ACCORD_STORE")
+            .args(["--store", &url, "append", file.to_str().unwrap()])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(wait_ms));
+        let _ = child.kill();
+        let _ = child.wait();
+        // Whole or absent: 0 or 40,007 events, and verify agrees.
+        let o = output(store(&url), &["head", "--format", "json"]);
+        let events = if o.status.success() {
+            let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap_or_default();
+            v["seq"].as_u64().unwrap_or(0)
+        } else {
+            0
+        };
+        assert!(
+            events == 0 || events == 40_007,
+            "round {round}: {events} events"
+        );
+        if events > 0 {
+            assert!(ok(store(&url), &["verify"]).starts_with("ok: 40007 events"));
+        }
+    }
+}
