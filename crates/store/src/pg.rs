@@ -205,8 +205,21 @@ impl PgStore {
         if !self.exists.load(std::sync::atomic::Ordering::Relaxed) {
             self.create(&mut client)?;
         }
-        client.batch_execute("BEGIN").map_err(|e| self.failed(&e))?;
-        let head = read_head(self, &mut client, true)?;
+        // A serialization failure or a deadlock while the lock is taken (a database that
+        // resolves a conflict by aborting one side) is tried again a few times.
+        let mut tries = 0u32;
+        let head = loop {
+            client.batch_execute("BEGIN").map_err(|e| self.failed(&e))?;
+            match read_head_raw(self, &mut client, true) {
+                Ok(row) => break decode_head(row)?,
+                Err(e) if tries < 5 && retryable(&e) => {
+                    let _ = client.batch_execute("ROLLBACK");
+                    tries += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(10 << tries));
+                }
+                Err(e) => return Err(self.failed(&e)),
+            }
+        };
         self.exists
             .store(true, std::sync::atomic::Ordering::Relaxed);
         Ok(PgWrite {
@@ -280,27 +293,52 @@ fn without_password(url: &str) -> String {
     }
 }
 
-fn read_head(store: &PgStore, client: &mut Client, lock: bool) -> Result<Option<Head>, StoreError> {
+/// A serialization failure or a deadlock: the transaction may simply be tried again.
+fn retryable(e: &postgres::Error) -> bool {
+    use postgres::error::SqlState;
+    e.code().is_some_and(|c| {
+        *c == SqlState::T_R_SERIALIZATION_FAILURE || *c == SqlState::T_R_DEADLOCK_DETECTED
+    })
+}
+
+/// The head row as stored: (seq, hash, recorded), locked when `lock`.
+type HeadRow = (i64, Option<Vec<u8>>, Option<String>);
+
+fn read_head_raw(
+    store: &PgStore,
+    client: &mut Client,
+    lock: bool,
+) -> Result<HeadRow, postgres::Error> {
     let sql = format!(
         "SELECT head_seq, head_hash, head_recorded FROM {}{}",
         store.table("meta"),
         if lock { " FOR UPDATE" } else { "" }
     );
-    let row = client.query_one(&sql, &[]).map_err(|e| store.failed(&e))?;
-    let seq: i64 = row.get(0);
+    let row = client.query_one(&sql, &[])?;
+    Ok((row.get(0), row.get(1), row.get(2)))
+}
+
+fn decode_head((seq, hash, recorded): HeadRow) -> Result<Option<Head>, StoreError> {
     if seq == 0 {
         return Ok(None);
     }
-    let hash: Vec<u8> = row.get(1);
-    let recorded: String = row.get(2);
+    let bad = |detail: &str| StoreError::Corrupt {
+        seq: Some(seq as u64),
+        detail: detail.into(),
+    };
     Ok(Some(Head {
         seq: seq as u64,
-        hash: to_hash(&hash).ok_or_else(|| StoreError::Corrupt {
-            seq: Some(seq as u64),
-            detail: "the head's hash is not 32 bytes".into(),
-        })?,
-        recorded,
+        hash: hash
+            .as_deref()
+            .and_then(to_hash)
+            .ok_or_else(|| bad("the head's hash is not 32 bytes"))?,
+        recorded: recorded.ok_or_else(|| bad("the head has no recorded time"))?,
     }))
+}
+
+fn read_head(store: &PgStore, client: &mut Client, lock: bool) -> Result<Option<Head>, StoreError> {
+    let row = read_head_raw(store, client, lock).map_err(|e| store.failed(&e))?;
+    decode_head(row)
 }
 
 fn to_hash(bytes: &[u8]) -> Option<[u8; 32]> {
