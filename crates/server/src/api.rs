@@ -350,9 +350,8 @@ fn write_out(f: impl FnOnce(&mut Vec<u8>) -> std::io::Result<()>) -> Result<Vec<
 
 // ---- the server's own routes ----
 
-pub async fn ledgers(State(app): Shared, RawQuery(q): RawQuery, headers: HeaderMap) -> Answer {
-    authorize(&app, &headers, Role::Read, None)?;
-    Params::parse(q.as_deref(), &[])?;
+/// The ledgers the request's token may read (all of them without a token file).
+fn readable(app: &App, headers: &HeaderMap) -> Vec<Arc<Ledger>> {
     let grant = app.tokens.as_ref().and_then(|t| {
         t.check(
             headers
@@ -360,14 +359,18 @@ pub async fn ledgers(State(app): Shared, RawQuery(q): RawQuery, headers: HeaderM
                 .map(HeaderValue::as_bytes),
         )
         .ok()
-        .cloned()
     });
-    let visible: Vec<Arc<Ledger>> = app
-        .ledgers
+    app.ledgers
         .iter()
-        .filter(|l| grant.as_ref().is_none_or(|g| g.reads(&l.name)))
+        .filter(|l| grant.is_none_or(|g| g.reads(&l.name)))
         .cloned()
-        .collect();
+        .collect()
+}
+
+pub async fn ledgers(State(app): Shared, RawQuery(q): RawQuery, headers: HeaderMap) -> Answer {
+    authorize(&app, &headers, Role::Read, None)?;
+    Params::parse(q.as_deref(), &[])?;
+    let visible = readable(&app, &headers);
     let list = blocking(&app, move || {
         let mut list = Vec::new();
         for l in visible {
@@ -390,19 +393,8 @@ pub async fn metrics(State(app): Shared, RawQuery(q): RawQuery, headers: HeaderM
     authorize(&app, &headers, Role::Read, None)?;
     Params::parse(q.as_deref(), &[])?;
     // A token sees the figures of its own ledgers only.
-    let grant = app.tokens.as_ref().and_then(|t| {
-        t.check(
-            headers
-                .get(header::AUTHORIZATION)
-                .map(HeaderValue::as_bytes),
-        )
-        .ok()
-        .cloned()
-    });
-    let visible: Vec<crate::metrics::LedgerFigures> = app
-        .ledgers
+    let visible: Vec<crate::metrics::LedgerFigures> = readable(&app, &headers)
         .iter()
-        .filter(|l| grant.as_ref().is_none_or(|g| g.reads(&l.name)))
         .map(|l| crate::metrics::LedgerFigures {
             name: l.name.clone(),
             appended: l.appended.load(std::sync::atomic::Ordering::Relaxed),

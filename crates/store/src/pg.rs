@@ -579,36 +579,28 @@ pub struct PgWrite<'s> {
     open: bool,
 }
 
-impl Drop for PgRead<'_> {
-    fn drop(&mut self) {
-        let taken = self
-            .view
-            .client
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .take();
+impl View<'_> {
+    /// Ends the view's transaction (rolled back when `open`) and keeps its connection for
+    /// the next one, unless the connection failed.
+    fn end(&self, open: bool) {
+        let taken = self.client.lock().unwrap_or_else(|p| p.into_inner()).take();
         if let Some(mut c) = taken {
-            if c.batch_execute("ROLLBACK").is_ok() {
-                self.view.store.give_back(c);
+            if !open || c.batch_execute("ROLLBACK").is_ok() {
+                self.store.give_back(c);
             }
         }
     }
 }
 
+impl Drop for PgRead<'_> {
+    fn drop(&mut self) {
+        self.view.end(true);
+    }
+}
+
 impl Drop for PgWrite<'_> {
     fn drop(&mut self) {
-        let taken = self
-            .view
-            .client
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .take();
-        if let Some(mut c) = taken {
-            let ok = !self.open || c.batch_execute("ROLLBACK").is_ok();
-            if ok {
-                self.view.store.give_back(c);
-            }
-        }
+        self.view.end(self.open);
     }
 }
 

@@ -596,22 +596,14 @@ impl Store {
             codec::encode_head(last.seq, &last.hash, last.recorded),
         );
 
-        if let Some(published) = grouped {
-            self.db
-                .apply_batch(writes)
-                .map_err(sled_error(&self.path))?;
-            let head = Head {
-                seq: last.seq,
-                hash: last.hash,
-                recorded: last.recorded.to_string(),
-            };
-            *published = Some(head.clone());
-            state.tail = Some(tail);
-            state.log_end = log_end;
-            return Ok(head);
-        }
-        // Readers wait while the batch is applied and flushed, and then see all of it.
-        let mut published = self.publish();
+        // Readers wait while the batch is applied (and, outside a group, flushed), and then
+        // see all of it; a group holds the published head until its own flush.
+        let in_group = grouped.is_some();
+        let mut own: Option<RwLockWriteGuard<'_, Option<Head>>> = None;
+        let published: &mut Option<Head> = match grouped {
+            Some(held) => held,
+            None => own.insert(self.publish()),
+        };
         self.db
             .apply_batch(writes)
             .map_err(sled_error(&self.path))?;
@@ -624,8 +616,11 @@ impl Store {
         *published = Some(head.clone());
         state.tail = Some(tail);
         state.log_end = log_end;
+        if in_group {
+            return Ok(head);
+        }
         let flushed = self.db.flush().map_err(sled_error(&self.path));
-        drop(published);
+        drop(own);
         flushed?;
         // Only now is the batch durable, so only now may the sidecar vouch for it. If this write
         // fails the events stay (as after a failed flush) and the next append retries it.
