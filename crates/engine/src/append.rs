@@ -333,6 +333,11 @@ fn write_planned(
     for (name, range, planned) in plans {
         let events: Vec<&Event> = log[range.clone()].iter().map(|r| &r.event).collect();
         let written = if events.is_empty() {
+            // An empty file on an empty log still makes the ledger: a store that creates
+            // itself inside its first transaction (PostgreSQL) keeps it on this commit.
+            if txn.is_empty() {
+                txn.commit(&[], config.now(), &[])?;
+            }
             None
         } else {
             // The query indexes and checkpoints change in the same atomic batch. They are

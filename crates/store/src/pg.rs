@@ -29,6 +29,70 @@ use crate::{
 const LAYOUT: i32 = 1;
 /// Records read per query when iterating.
 const PAGE: i64 = 10_000;
+/// Keys written per statement.
+const AUX_CHUNK: usize = 5_000;
+
+/// A connection and the statements prepared on it (a statement is parsed once per
+/// connection: each query is then one round trip, not two).
+struct Conn {
+    client: Client,
+    prepared: std::collections::HashMap<String, postgres::Statement>,
+}
+
+impl Conn {
+    fn statement(&mut self, sql: &str) -> Result<postgres::Statement, postgres::Error> {
+        if let Some(s) = self.prepared.get(sql) {
+            return Ok(s.clone());
+        }
+        let s = self.client.prepare(sql)?;
+        self.prepared.insert(sql.to_string(), s.clone());
+        Ok(s)
+    }
+
+    fn query(
+        &mut self,
+        sql: &str,
+        params: &[&(dyn postgres::types::ToSql + Sync)],
+    ) -> Result<Vec<postgres::Row>, postgres::Error> {
+        let s = self.statement(sql)?;
+        self.client.query(&s, params)
+    }
+
+    fn query_opt(
+        &mut self,
+        sql: &str,
+        params: &[&(dyn postgres::types::ToSql + Sync)],
+    ) -> Result<Option<postgres::Row>, postgres::Error> {
+        let s = self.statement(sql)?;
+        self.client.query_opt(&s, params)
+    }
+
+    fn query_one(
+        &mut self,
+        sql: &str,
+        params: &[&(dyn postgres::types::ToSql + Sync)],
+    ) -> Result<postgres::Row, postgres::Error> {
+        let s = self.statement(sql)?;
+        self.client.query_one(&s, params)
+    }
+
+    fn execute(
+        &mut self,
+        sql: &str,
+        params: &[&(dyn postgres::types::ToSql + Sync)],
+    ) -> Result<u64, postgres::Error> {
+        let s = self.statement(sql)?;
+        self.client.execute(&s, params)
+    }
+
+    fn batch_execute(&mut self, sql: &str) -> Result<(), postgres::Error> {
+        self.client.batch_execute(sql)
+    }
+
+    fn is_closed(&self) -> bool {
+        self.client.is_closed()
+    }
+}
 
 /// Is this store location a PostgreSQL URL?
 pub fn is_url(location: &str) -> bool {
@@ -41,7 +105,7 @@ pub struct PgStore {
     schema: String,
     /// The URL without its password, for messages.
     shown: String,
-    idle: Mutex<Vec<Client>>,
+    idle: Mutex<Vec<Conn>>,
     /// The schema is known to exist (it never goes away once made).
     exists: std::sync::atomic::AtomicBool,
 }
@@ -92,20 +156,24 @@ impl PgStore {
         Ok(store)
     }
 
-    fn connect(&self) -> Result<Client, StoreError> {
+    fn connect(&self) -> Result<Conn, StoreError> {
         if let Some(c) = self.lock_idle().pop() {
             if !c.is_closed() {
                 return Ok(c);
             }
         }
-        self.config.connect(NoTls).map_err(|e| self.failed(&e))
+        let client = self.config.connect(NoTls).map_err(|e| self.failed(&e))?;
+        Ok(Conn {
+            client,
+            prepared: std::collections::HashMap::new(),
+        })
     }
 
-    fn lock_idle(&self) -> MutexGuard<'_, Vec<Client>> {
+    fn lock_idle(&self) -> MutexGuard<'_, Vec<Conn>> {
         self.idle.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn give_back(&self, client: Client) {
+    fn give_back(&self, client: Conn) {
         if !client.is_closed() {
             let mut idle = self.lock_idle();
             if idle.len() < 8 {
@@ -132,32 +200,57 @@ impl PgStore {
         format!("{}.{name}", self.schema)
     }
 
-    /// Creates the schema and its tables if they are not there (idempotent; racing creators
-    /// are harmless: the loser retries once and finds them).
-    fn create(&self, client: &mut Client) -> Result<(), StoreError> {
+    /// Opens the write transaction of a ledger whose tables are not there yet: the schema (if
+    /// missing) and the tables are created inside it, so that nobody sees them before the
+    /// first batch is committed, and `events` gets its indexes after that batch's `COPY`
+    /// (building an index over a million rows at once costs a fraction of a million
+    /// insertions into it). `false`, with nothing left open, when another writer created
+    /// them meanwhile: the caller then locks the head as usual.
+    fn begin_fresh(&self, client: &mut Conn) -> Result<bool, StoreError> {
         let s = &self.schema;
+        let meta = self.table("meta");
+        let visible = |client: &mut Conn| -> Result<bool, StoreError> {
+            let found: Option<String> = client
+                .query_one(&format!("SELECT to_regclass('{meta}')::text"), &[])
+                .map_err(|e| self.failed(&e))?
+                .get(0);
+            Ok(found.is_some())
+        };
+        if visible(client)? {
+            return Ok(false);
+        }
         let ddl = format!(
-            "CREATE SCHEMA IF NOT EXISTS {s};
-             CREATE TABLE IF NOT EXISTS {s}.meta (
+            "BEGIN;
+             CREATE SCHEMA IF NOT EXISTS {s};
+             CREATE TABLE {s}.meta (
                  one boolean PRIMARY KEY DEFAULT true CHECK (one),
                  version integer NOT NULL,
                  head_seq bigint NOT NULL,
                  head_hash bytea,
                  head_recorded text);
-             CREATE TABLE IF NOT EXISTS {s}.events (
-                 seq bigint PRIMARY KEY,
+             CREATE TABLE {s}.events (
+                 seq bigint NOT NULL,
                  recorded text NOT NULL,
                  hash bytea NOT NULL,
-                 id text NOT NULL UNIQUE,
+                 id text NOT NULL,
                  body bytea NOT NULL);
-             CREATE TABLE IF NOT EXISTS {s}.aux (
+             CREATE TABLE {s}.aux (
                  key bytea PRIMARY KEY,
                  value bytea NOT NULL);
-             INSERT INTO {s}.meta (version, head_seq) VALUES ({LAYOUT}, 0) ON CONFLICT DO NOTHING;"
+             INSERT INTO {s}.meta (version, head_seq) VALUES ({LAYOUT}, 0);
+             SELECT head_seq FROM {s}.meta FOR UPDATE;"
         );
         match client.batch_execute(&ddl) {
-            Ok(()) => Ok(()),
-            Err(_) => client.batch_execute(&ddl).map_err(|e| self.failed(&e)),
+            Ok(()) => Ok(true),
+            Err(e) => {
+                // A creator racing this one committed first (its schema or tables): use them.
+                let _ = client.batch_execute("ROLLBACK");
+                if visible(client)? {
+                    Ok(false)
+                } else {
+                    Err(self.failed(&e))
+                }
+            }
         }
     }
 
@@ -202,8 +295,21 @@ impl PgStore {
     /// A write: the head row locked until the last commit.
     pub fn write(&self) -> Result<PgWrite<'_>, StoreError> {
         let mut client = self.connect()?;
-        if !self.exists.load(std::sync::atomic::Ordering::Relaxed) {
-            self.create(&mut client)?;
+        if !self.exists.load(std::sync::atomic::Ordering::Relaxed)
+            && self.begin_fresh(&mut client)?
+        {
+            return Ok(PgWrite {
+                view: View {
+                    store: self,
+                    client: Mutex::new(Some(client)),
+                    head: None,
+                    empty: false,
+                },
+                grouped: false,
+                open: true,
+                unindexed: true,
+                keep: false,
+            });
         }
         // A serialization failure or a deadlock while the lock is taken (a database that
         // resolves a conflict by aborting one side) is tried again a few times.
@@ -231,6 +337,8 @@ impl PgStore {
             },
             grouped: false,
             open: true,
+            unindexed: false,
+            keep: false,
         })
     }
 }
@@ -293,6 +401,12 @@ fn without_password(url: &str) -> String {
     }
 }
 
+/// The constraints of `events`, added once its first rows are in (the same as declaring
+/// them in `CREATE TABLE`).
+fn index_events(events: &str) -> String {
+    format!("ALTER TABLE {events} ADD PRIMARY KEY (seq), ADD UNIQUE (id)")
+}
+
 /// A serialization failure or a deadlock: the transaction may simply be tried again.
 fn retryable(e: &postgres::Error) -> bool {
     use postgres::error::SqlState;
@@ -306,7 +420,7 @@ type HeadRow = (i64, Option<Vec<u8>>, Option<String>);
 
 fn read_head_raw(
     store: &PgStore,
-    client: &mut Client,
+    client: &mut Conn,
     lock: bool,
 ) -> Result<HeadRow, postgres::Error> {
     let sql = format!(
@@ -336,7 +450,7 @@ fn decode_head((seq, hash, recorded): HeadRow) -> Result<Option<Head>, StoreErro
     }))
 }
 
-fn read_head(store: &PgStore, client: &mut Client, lock: bool) -> Result<Option<Head>, StoreError> {
+fn read_head(store: &PgStore, client: &mut Conn, lock: bool) -> Result<Option<Head>, StoreError> {
     let row = read_head_raw(store, client, lock).map_err(|e| store.failed(&e))?;
     decode_head(row)
 }
@@ -349,7 +463,7 @@ fn to_hash(bytes: &[u8]) -> Option<[u8; 32]> {
 struct View<'s> {
     store: &'s PgStore,
     /// `None` once the transaction is over (a failed commit).
-    client: Mutex<Option<Client>>,
+    client: Mutex<Option<Conn>>,
     head: Option<Head>,
     /// The schema does not exist yet: an empty log, read without a query.
     empty: bool,
@@ -358,7 +472,7 @@ struct View<'s> {
 impl View<'_> {
     fn with<T>(
         &self,
-        f: impl FnOnce(&mut Client) -> Result<T, postgres::Error>,
+        f: impl FnOnce(&mut Conn) -> Result<T, postgres::Error>,
     ) -> Result<T, StoreError> {
         let mut guard = self.client.lock().unwrap_or_else(|p| p.into_inner());
         let client = guard.as_mut().ok_or_else(|| StoreError::Backend {
@@ -577,6 +691,12 @@ pub struct PgWrite<'s> {
     grouped: bool,
     /// The SQL transaction is open.
     open: bool,
+    /// This transaction created the tables, and `events` has no index yet (see
+    /// `PgStore::begin_fresh`).
+    unindexed: bool,
+    /// An append of nothing succeeded in this transaction: the tables it created are kept
+    /// even without a batch.
+    keep: bool,
 }
 
 impl View<'_> {
@@ -678,9 +798,11 @@ impl PgWrite<'_> {
         let aux_table = store.table("aux");
         let meta = store.table("meta");
         let last = records.last().cloned();
+        let unindexed = self.unindexed;
         self.view.with(|c| {
-            let sink = c.copy_in(&format!(
-                "COPY {events} (seq, recorded, hash, id, body) FROM STDIN BINARY"
+            let sink = c.client.copy_in(&format!(
+                "COPY {events} (seq, recorded, hash, id, body) FROM STDIN WITH (FORMAT binary{})",
+                if unindexed { ", FREEZE" } else { "" }
             ))?;
             let types = [
                 postgres::types::Type::INT8,
@@ -697,15 +819,37 @@ impl PgWrite<'_> {
                 writer.write(&[&seq, &r.recorded, &hash, &r.id, &body])?;
             }
             writer.finish()?;
-            let upsert = c.prepare(&format!(
-                "INSERT INTO {aux_table} (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value"
-            ))?;
-            let delete = c.prepare(&format!("DELETE FROM {aux_table} WHERE key = $1"))?;
+            if unindexed {
+                c.batch_execute(&index_events(&events))?;
+            }
+            // The keys are written a few thousand per statement: each key's last write
+            // wins (a statement may not touch one row twice), set or removed.
+            let mut last_write: std::collections::HashMap<&[u8], Option<&[u8]>> =
+                std::collections::HashMap::with_capacity(aux.len());
             for w in aux {
-                match &w.value {
-                    Some(v) => c.execute(&upsert, &[&w.key, v])?,
-                    None => c.execute(&delete, &[&w.key])?,
-                };
+                last_write.insert(&w.key, w.value.as_deref());
+            }
+            let mut set: Vec<(&[u8], &[u8])> = Vec::new();
+            let mut removed: Vec<&[u8]> = Vec::new();
+            for (k, v) in last_write {
+                match v {
+                    Some(v) => set.push((k, v)),
+                    None => removed.push(k),
+                }
+            }
+            set.sort_unstable();
+            removed.sort_unstable();
+            let upsert = format!(
+                "INSERT INTO {aux_table} (key, value) SELECT * FROM unnest($1::bytea[], $2::bytea[]) \
+                 ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value"
+            );
+            for chunk in set.chunks(AUX_CHUNK) {
+                let (keys, values): (Vec<&[u8]>, Vec<&[u8]>) = chunk.iter().copied().unzip();
+                c.execute(&upsert, &[&keys, &values])?;
+            }
+            let delete = format!("DELETE FROM {aux_table} WHERE key = ANY($1)");
+            for chunk in removed.chunks(AUX_CHUNK) {
+                c.execute(&delete, &[&chunk])?;
             }
             if let Some(h) = &last {
                 let seq = h.seq as i64;
@@ -717,6 +861,7 @@ impl PgWrite<'_> {
             }
             Ok(())
         })?;
+        self.unindexed = false;
         if let Some(h) = last {
             self.view.head = Some(Head {
                 seq: h.seq,
@@ -735,8 +880,24 @@ impl PgWrite<'_> {
         if !self.open {
             return Ok(());
         }
+        if self.unindexed {
+            if !self.keep {
+                // Nothing was appended: the ledger stays as it was, without tables.
+                self.open = false;
+                return self.view.with(|c| c.batch_execute("ROLLBACK"));
+            }
+            let events = self.view.store.table("events");
+            self.view.with(|c| c.batch_execute(&index_events(&events)))?;
+            self.unindexed = false;
+        }
         let done = self.view.with(|c| c.batch_execute("COMMIT"));
         self.open = false;
+        if done.is_ok() {
+            self.view
+                .store
+                .exists
+                .store(true, std::sync::atomic::Ordering::Relaxed);
+        }
         done
     }
 }
@@ -768,6 +929,13 @@ impl crate::Transaction for PgWrite<'_> {
             }
         }
         if batch.is_empty() {
+            // A valid append of nothing: a ledger this transaction created is kept.
+            if self.unindexed {
+                self.keep = true;
+                if !self.grouped {
+                    self.finish()?;
+                }
+            }
             return Ok(Receipt {
                 appended: 0,
                 skipped: 0,
