@@ -4,6 +4,7 @@
 //! `accord-bench` ties them together; see its `--help`.
 
 pub mod measure;
+pub mod postgres;
 pub mod report;
 pub mod serve;
 pub mod workload;

@@ -46,6 +46,10 @@ struct Args {
     /// Seconds of each load on `accord serve` (queries, appends); 0 skips the server.
     #[arg(long, default_value_t = 10)]
     server_seconds: u64,
+    /// `auto`: the PostgreSQL column on a throwaway cluster of the machine's PostgreSQL
+    /// (a note instead when it is not installed); `off`: no PostgreSQL column.
+    #[arg(long, default_value = "auto", value_parser = ["auto", "off"])]
+    postgres: String,
     /// Seconds any one command may run before it is killed and the run aborted.
     #[arg(long, default_value_t = 900)]
     timeout: u64,
@@ -91,13 +95,42 @@ fn run(args: &Args) -> Result<(), String> {
         notes.push(format!("ledger-cli: {why}."));
     }
 
+    let cluster = if args.postgres == "auto" {
+        progress("starting a throwaway PostgreSQL cluster");
+        let c = testkit::pg::Cluster::start();
+        if c.is_none() {
+            notes.push("PostgreSQL: not installed, so no PostgreSQL column.".into());
+        }
+        c
+    } else {
+        None
+    };
+    let postgres = match &cluster {
+        Some(c) => {
+            let mut client = c.client();
+            client
+                .query_one("SHOW server_version", &[])
+                .map(|r| r.get::<_, String>(0))
+                .unwrap_or_default()
+        }
+        None => String::new(),
+    };
+
     let d80 = LAST_DAY * 4 / 5;
     let d80_next = date_str(d80 + 1);
     let ledger_args = ["bal", "-e", d80_next.as_str()];
     let mut results = Vec::new();
     for &n in &args.sizes {
         let dir = args.work.join(format!("n{n}"));
-        let r = bench_size(args, &accord, ledger.as_ref().ok(), &ledger_args, n, &dir)?;
+        let r = bench_size(
+            args,
+            &accord,
+            ledger.as_ref().ok(),
+            &ledger_args,
+            cluster.as_ref(),
+            n,
+            &dir,
+        )?;
         results.push(r);
     }
 
@@ -124,6 +157,7 @@ fn run(args: &Args) -> Result<(), String> {
             machine: &machine,
             accord: &accord.display().to_string(),
             runs: args.runs,
+            postgres: &postgres,
             ledger_command: &ledger_command,
             notes: &notes,
         },
@@ -185,6 +219,7 @@ fn bench_size(
     accord: &Path,
     ledger: Option<&PathBuf>,
     ledger_args: &[&str],
+    cluster: Option<&testkit::pg::Cluster>,
     n: usize,
     dir: &Path,
 ) -> Result<SizeResult, String> {
@@ -300,6 +335,26 @@ fn bench_size(
         None => Ledger::Missing("ledger: not installed".into()),
     };
 
+    let pg = match cluster {
+        Some(cluster) => {
+            let say = |m: &str| progress(&format!("N = {n}: {m}"));
+            Some(accord_bench::postgres::bench(&accord_bench::postgres::Plan {
+                accord,
+                cluster,
+                embedded: &store,
+                dir,
+                workload: &w,
+                events: &events,
+                n,
+                runs: args.runs,
+                seconds: args.server_seconds.max(1),
+                timeout: Duration::from_secs(args.timeout),
+                progress: &say,
+            })?)
+        }
+        None => None,
+    };
+
     // The server last: its loads append to the store.
     let server = if args.server_seconds > 0 {
         let say = |m: &str| progress(&format!("N = {n}: {m}"));
@@ -329,6 +384,7 @@ fn bench_size(
         verify_rss_kib: verify.max_rss_kib,
         ledger,
         server,
+        pg,
     })
 }
 

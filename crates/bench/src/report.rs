@@ -46,6 +46,8 @@ pub struct SizeResult {
     /// `accord serve` on the same store, and the CLI path beside it (`--server-seconds 0`
     /// skips them).
     pub server: Option<crate::serve::ServerResult>,
+    /// The same workload in a PostgreSQL ledger (`--postgres off` skips it).
+    pub pg: Option<crate::postgres::PgResult>,
 }
 
 /// The machine the run happened on.
@@ -115,6 +117,8 @@ fn rate(events: usize, ms: f64) -> String {
 
 /// Everything the table needs besides the results.
 pub struct Context<'a> {
+    /// The PostgreSQL version, for the PostgreSQL table.
+    pub postgres: &'a str,
     pub command: &'a str,
     pub date: &'a str,
     pub machine: &'a Machine,
@@ -267,10 +271,149 @@ pub fn render(ctx: &Context, results: &[SizeResult]) -> String {
         let _ = writeln!(s);
         let _ = writeln!(s, "{note}");
     }
+    if results.iter().any(|r| r.pg.is_some()) {
+        let _ = writeln!(s);
+        s.push_str(&render_pg(ctx, results));
+    }
     if results.iter().any(|r| r.server.is_some()) {
         let _ = writeln!(s);
         s.push_str(&render_server(results));
     }
+    s
+}
+
+/// The PostgreSQL table: the same figures, on a ledger in a throwaway cluster.
+fn render_pg(ctx: &Context, results: &[SizeResult]) -> String {
+    use crate::postgres::PgResult;
+    let measured: Vec<(usize, &PgResult)> = results
+        .iter()
+        .filter_map(|r| r.pg.as_ref().map(|p| (r.n, p)))
+        .collect();
+    let mut rows: Vec<(String, Vec<String>, String)> = Vec::new();
+    let mut row = |label: String, f: &dyn Fn(usize, &PgResult) -> String, target: &str| {
+        rows.push((
+            label,
+            measured.iter().map(|(n, p)| f(*n, p)).collect(),
+            target.to_string(),
+        ));
+    };
+    row(
+        "import (`append` of the whole file), events/s (wall)".into(),
+        &|n, p| rate(n, p.import_ms),
+        "≤ 10 s",
+    );
+    if let Some((_, first)) = measured.first() {
+        for (q, (command, ..)) in first.queries.iter().enumerate() {
+            row(
+                format!("`{command}`, cold (cluster restarted, its files evicted), ms"),
+                &|_, p| p.queries.get(q).map_or("-".into(), |x| ms(x.1)),
+                "",
+            );
+            row(
+                format!("`{command}`, fresh process (median of {}), ms", ctx.runs),
+                &|_, p| p.queries.get(q).map_or("-".into(), |x| ms(x.2)),
+                "≤ 50",
+            );
+        }
+    }
+    row(
+        format!(
+            "single append, after the last date (median of {}), ms",
+            ctx.runs
+        ),
+        &|_, p| ms(p.append_normal_ms),
+        "≤ 30",
+    );
+    row(
+        format!(
+            "single append, backdated to mid-range (median of {}), ms",
+            ctx.runs
+        ),
+        &|_, p| ms(p.append_backdated_ms),
+        "≤ 30",
+    );
+    row(
+        "single-event appends, 8 writers across 2 `accord serve` processes, events/s".into(),
+        &|_, p| {
+            format!(
+                "{} (p99 {:.1} ms)",
+                thousands(p.writers_eps.round() as u64),
+                p.writers_p99_ms
+            )
+        },
+        "≥ 500",
+    );
+    row(
+        "acknowledged events lost or doubled".into(),
+        &|_, p| p.writers_faults.to_string(),
+        "0",
+    );
+    row(
+        "`copy` from the embedded store, events/s (wall)".into(),
+        &|_, p| rate(p.copy_events as usize, p.copy_ms),
+        "≤ 15 s",
+    );
+    row(
+        "`verify`, events/s (wall)".into(),
+        &|n, p| rate(n + 2 * ctx.runs, p.verify_ms),
+        "",
+    );
+    row(
+        "peak RSS, import / verify / copy, MiB".into(),
+        &|_, p| {
+            format!(
+                "{} / {} / {}",
+                mib(p.import_rss_kib),
+                mib(p.verify_rss_kib),
+                mib(p.copy_rss_kib)
+            )
+        },
+        "",
+    );
+    row(
+        "peak RSS, queries (highest), MiB".into(),
+        &|_, p| mib(p.queries.iter().map(|q| q.3).max().unwrap_or(0)),
+        "",
+    );
+    row(
+        "database, tables and indexes, bytes/event".into(),
+        &|n, p| format!("{:.0}", p.db_bytes as f64 / n as f64),
+        "",
+    );
+    let mut s = String::new();
+    let _ = write!(s, "| PostgreSQL |");
+    for (n, _) in &measured {
+        let _ = write!(s, " N = {} |", thousands(*n as u64));
+    }
+    let _ = writeln!(s, " target at N = 1,000,000 |");
+    let _ = write!(s, "|---|");
+    for _ in &measured {
+        let _ = write!(s, "---:|");
+    }
+    let _ = writeln!(s, "---|");
+    for (label, cells, target) in &rows {
+        let _ = write!(s, "| {label} |");
+        for c in cells {
+            let _ = write!(s, " {c} |");
+        }
+        let _ = writeln!(s, " {target} |");
+    }
+    let _ = writeln!(s);
+    let _ = writeln!(
+        s,
+        "PostgreSQL {}: a throwaway cluster of the machine's PostgreSQL (`initdb` defaults, \
+         trust authentication over TCP on 127.0.0.1, `fsync` and `synchronous_commit` on), \
+         on the same disk, sharing the same {} cores with accord. Each figure is a fresh \
+         `accord --store postgres://...` process. Cold: the cluster restarted and its files \
+         dropped from the page cache just before. The writers: two `accord serve --store URL` \
+         processes on the one ledger, 4 keep-alive connections each, one settlement per \
+         request; every acknowledged event is then looked up in the log through the other \
+         server. `copy` reads the embedded store of the same size (N + {} events) into a new \
+         schema and verifies it there.",
+        ctx.postgres,
+        ctx.machine.nproc,
+        2 * ctx.runs
+    );
     s
 }
 

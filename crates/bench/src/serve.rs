@@ -48,9 +48,9 @@ pub struct ServerResult {
 }
 
 /// A running `accord serve`, killed when dropped.
-struct Server {
+pub(crate) struct Server {
     child: Child,
-    addr: String,
+    pub(crate) addr: String,
 }
 
 impl Drop for Server {
@@ -62,11 +62,19 @@ impl Drop for Server {
 
 impl Server {
     fn start(accord: &Path, store: &Path, log: &Path) -> Result<Server, String> {
+        let store = store.display().to_string();
+        Server::start_with(
+            accord,
+            &["--store", &store, "serve", "--listen", "127.0.0.1:0"],
+            log,
+        )
+    }
+
+    /// `accord ARGS` (a `serve` command), once it prints the address it listens on.
+    pub(crate) fn start_with(accord: &Path, args: &[&str], log: &Path) -> Result<Server, String> {
         let log = std::fs::File::create(log).map_err(|e| format!("{}: {e}", log.display()))?;
         let mut child = Command::new(accord)
-            .arg("--store")
-            .arg(store)
-            .args(["serve", "--listen", "127.0.0.1:0"])
+            .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(log)
@@ -98,14 +106,14 @@ impl Server {
 }
 
 /// One keep-alive HTTP/1.1 connection.
-struct Conn {
+pub(crate) struct Conn {
     reader: BufReader<TcpStream>,
     writer: TcpStream,
     addr: String,
 }
 
 impl Conn {
-    fn open(addr: &str) -> Result<Conn, String> {
+    pub(crate) fn open(addr: &str) -> Result<Conn, String> {
         let s = TcpStream::connect(addr).map_err(|e| format!("connect {addr}: {e}"))?;
         let _ = s.set_nodelay(true);
         s.set_read_timeout(Some(Duration::from_secs(60)))
@@ -118,7 +126,7 @@ impl Conn {
     }
 
     /// Sends one request and reads its whole answer (bodies have a Content-Length).
-    fn request(
+    pub(crate) fn request(
         &mut self,
         method: &str,
         path: &str,
@@ -183,7 +191,7 @@ impl Conn {
 }
 
 /// The `q`-th quantile of `values` (sorted here), nearest rank.
-fn quantile(values: &mut [f64], q: f64) -> f64 {
+pub(crate) fn quantile(values: &mut [f64], q: f64) -> f64 {
     if values.is_empty() {
         return 0.0;
     }
@@ -500,7 +508,7 @@ fn query_load(
     Ok((rps, quantile(&mut lat, 0.5), quantile(&mut lat, 0.99)))
 }
 
-fn head_seq(addr: &str) -> Result<u64, String> {
+pub(crate) fn head_seq(addr: &str) -> Result<u64, String> {
     let mut c = Conn::open(addr)?;
     let (status, body) = c.request("GET", "/v1/ledgers/main/head", None)?;
     if status != 200 {
@@ -512,7 +520,7 @@ fn head_seq(addr: &str) -> Result<u64, String> {
 
 /// Acknowledged ids missing from the log after `since`, plus ids in it twice, plus events
 /// in it that nobody had acknowledged.
-fn check_appended(addr: &str, since: u64, acked: &[String]) -> Result<u64, String> {
+pub(crate) fn check_appended(addr: &str, since: u64, acked: &[String]) -> Result<u64, String> {
     let mut c = Conn::open(addr)?;
     let mut seen = std::collections::HashMap::<String, u64>::new();
     let mut after = since;

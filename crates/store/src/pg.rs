@@ -123,12 +123,12 @@ impl PgStore {
             exists: std::sync::atomic::AtomicBool::new(false),
         };
         let mut client = store.connect()?;
+        // (`to_regclass` reads the catalog's cache; `information_schema` would cost a few ms.)
+        let meta = store.table("meta");
         let exists = client
-            .query_opt(
-                "SELECT 1 FROM information_schema.tables WHERE table_schema = $1 AND table_name = 'meta'",
-                &[&store.schema],
-            )
+            .query_one("SELECT to_regclass($1)::text", &[&meta])
             .map_err(|e| store.failed(&e))?
+            .get::<_, Option<String>>(0)
             .is_some();
         store
             .exists
@@ -211,7 +211,7 @@ impl PgStore {
         let meta = self.table("meta");
         let visible = |client: &mut Conn| -> Result<bool, StoreError> {
             let found: Option<String> = client
-                .query_one(&format!("SELECT to_regclass('{meta}')::text"), &[])
+                .query_one("SELECT to_regclass($1)::text", &[&meta])
                 .map_err(|e| self.failed(&e))?
                 .get(0);
             Ok(found.is_some())
@@ -259,9 +259,9 @@ impl PgStore {
         let mut client = self.connect()?;
         // A ledger opened for writing whose first append has not come yet reads as empty.
         if !self.exists.load(std::sync::atomic::Ordering::Relaxed) {
-            let sql = format!("SELECT to_regclass('{}')::text", self.table("meta"));
+            let meta = self.table("meta");
             let found: Option<String> = client
-                .query_one(&sql, &[])
+                .query_one("SELECT to_regclass($1)::text", &[&meta])
                 .map_err(|e| self.failed(&e))?
                 .get(0);
             if found.is_none() {

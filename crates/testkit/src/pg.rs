@@ -111,6 +111,30 @@ impl Cluster {
         )
     }
 
+    /// The cluster's data directory.
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    /// Stops the cluster (`mode`: `immediate` is a crash, `fast` a clean stop) and starts it
+    /// again with the same options, waiting until it accepts connections.
+    pub fn restart(&self, mode: &str) {
+        let data = self.data_dir().display().to_string();
+        // The server's output goes to the log file: a pipe of ours would be held open by it.
+        let log = self.dir.path().join("log").display().to_string();
+        let o = run_as(
+            &self.bin,
+            "pg_ctl",
+            &["-D", &data, "-l", &log, "-m", mode, "-w", "-t", "60", "restart"],
+        );
+        assert!(
+            o.status.success(),
+            "pg_ctl restart: {} {}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
+
     /// A client of the `postgres` database, for what a test does behind accord's back.
     pub fn client(&self) -> postgres::Client {
         postgres::Client::connect(
