@@ -48,39 +48,42 @@ fn same_answers(store: &Path, dates: &[String]) {
     assert!(accord(store, &["verify"]).starts_with("ok"));
 }
 
-#[test]
-fn checkpoints_answer_like_a_replay() {
-    let (dir, store) = testkit::temp_store();
-    let w = workload::generate(2000, 7).unwrap();
-    let file = dir.path().join("w.jsonl");
-    let mut text = Vec::new();
-    w.write_jsonl(&mut text).unwrap();
-    std::fs::write(&file, &text).unwrap();
-    accord(&store, &["append", file.to_str().unwrap()]);
+// Each test runs on the embedded store and again on PostgreSQL.
+testkit::both_backends! {
+    #[test]
+    fn checkpoints_answer_like_a_replay() {
+        let (dir, store) = testkit::temp_store();
+        let w = workload::generate(2000, 7).unwrap();
+        let file = dir.path().join("w.jsonl");
+        let mut text = Vec::new();
+        w.write_jsonl(&mut text).unwrap();
+        std::fs::write(&file, &text).unwrap();
+        accord(&store, &["append", file.to_str().unwrap()]);
 
-    let last = w.last_day();
-    let mut dates: Vec<String> = [0, 1, 400, 1200, 2500, last / 2, last - 1, last, last + 30]
-        .iter()
-        .map(|d| workload::date_str(*d))
-        .collect();
-    dates.push("2014-01-01".into());
-    same_answers(&store, &dates);
+        let last = w.last_day();
+        let mut dates: Vec<String> = [0, 1, 400, 1200, 2500, last / 2, last - 1, last, last + 30]
+            .iter()
+            .map(|d| workload::date_str(*d))
+            .collect();
+        dates.push("2014-01-01".into());
+        same_answers(&store, &dates);
 
-    // A backdated settlement, a normal one, then a reversal of the backdated one.
-    let back = dir.path().join("back.jsonl");
-    std::fs::write(&back, w.probe_settlement("probe-back", last / 3)).unwrap();
-    accord(&store, &["append", back.to_str().unwrap()]);
-    let normal = dir.path().join("normal.jsonl");
-    std::fs::write(&normal, w.probe_settlement("probe-late", last + 1)).unwrap();
-    accord(&store, &["append", normal.to_str().unwrap()]);
-    let reversal = format!(
-        "{{\"id\": \"undo-probe-back\", \"type\": \"event_reversed\", \"effective\": \"{}\", \"reverses\": \"probe-back\", \"reason\": \"test\"}}\n",
-        workload::date_str(last + 2)
-    );
-    let rev = dir.path().join("rev.jsonl");
-    std::fs::write(&rev, reversal).unwrap();
-    accord(&store, &["append", rev.to_str().unwrap()]);
-    dates.push(workload::date_str(last / 3));
-    dates.push(workload::date_str(last + 2));
-    same_answers(&store, &dates);
+        // A backdated settlement, a normal one, then a reversal of the backdated one.
+        let back = dir.path().join("back.jsonl");
+        std::fs::write(&back, w.probe_settlement("probe-back", last / 3)).unwrap();
+        accord(&store, &["append", back.to_str().unwrap()]);
+        let normal = dir.path().join("normal.jsonl");
+        std::fs::write(&normal, w.probe_settlement("probe-late", last + 1)).unwrap();
+        accord(&store, &["append", normal.to_str().unwrap()]);
+        let reversal = format!(
+            "{{\"id\": \"undo-probe-back\", \"type\": \"event_reversed\", \"effective\": \"{}\", \"reverses\": \"probe-back\", \"reason\": \"test\"}}\n",
+            workload::date_str(last + 2)
+        );
+        let rev = dir.path().join("rev.jsonl");
+        std::fs::write(&rev, reversal).unwrap();
+        accord(&store, &["append", rev.to_str().unwrap()]);
+        dates.push(workload::date_str(last / 3));
+        dates.push(workload::date_str(last + 2));
+        same_answers(&store, &dates);
+    }
 }

@@ -13,7 +13,7 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use domain::event::{BATCH_EVENTS_MAX, HOLDINGS_MAX, LINE_LEN_MAX};
-use testkit::{accord, copy_dir, ok};
+use testkit::{accord, ok};
 
 /// A valid first line: refused along with the bad one.
 const FRESH: &str = r#"{"id": "fresh-party", "type": "party_registered", "effective": "2025-11-01", "party": "fresh", "name": "Fresh Ltd", "kind": "corporation"}"#;
@@ -92,8 +92,8 @@ fn check(dir: &Path, sample: &Path, name: &str) -> Result<(), String> {
         }
     };
 
-    let store = dir.join(format!("store-{name}"));
-    copy_dir(sample, &store);
+    let store = testkit::store_at(dir, &format!("store-{name}"));
+    testkit::copy_store(sample, &store);
     let log_before = ok(&store, &["log", "--format", "json"]);
     let head_before = ok(&store, &["head"]);
     let o = accord(&store).arg("append").arg(&file).output().unwrap();
@@ -116,7 +116,7 @@ fn check(dir: &Path, sample: &Path, name: &str) -> Result<(), String> {
     if ok(&store, &["head"]) != head_before {
         problems.push("the head changed".to_string());
     }
-    std::fs::remove_dir_all(&store).unwrap();
+    testkit::remove_store(&store);
     if problems.is_empty() {
         Ok(())
     } else {
@@ -144,31 +144,34 @@ fn every_rule_has_a_case() {
     assert!(stray.is_empty(), "cases named after no rule: {stray:?}");
 }
 
-#[test]
-fn every_case_is_refused_as_expected() {
-    let dir = tempfile::tempdir().unwrap();
-    // The sample store, built once and copied for each case.
-    let sample = dir.path().join("sample");
-    testkit::import_sample(&sample);
-    // Every .jsonl has an .expect.
-    for entry in std::fs::read_dir(catalog()).unwrap() {
-        let path = entry.unwrap().path();
-        if path.extension().is_some_and(|x| x == "jsonl") {
-            assert!(
-                path.with_extension("expect").exists(),
-                "{} has no .expect",
-                path.display()
-            );
+// Each test runs on the embedded store and again on PostgreSQL.
+testkit::both_backends! {
+    #[test]
+    fn every_case_is_refused_as_expected() {
+        let dir = tempfile::tempdir().unwrap();
+        // The sample store, built once and copied for each case.
+        let sample = testkit::store_at(dir.path(), "sample");
+        testkit::import_sample(&sample);
+        // Every .jsonl has an .expect.
+        for entry in std::fs::read_dir(catalog()).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|x| x == "jsonl") {
+                assert!(
+                    path.with_extension("expect").exists(),
+                    "{} has no .expect",
+                    path.display()
+                );
+            }
         }
+        let failures: Vec<String> = names()
+            .iter()
+            .filter_map(|name| check(dir.path(), &sample, name).err())
+            .collect();
+        assert!(
+            failures.is_empty(),
+            "{} case(s) failed:\n{}",
+            failures.len(),
+            failures.join("\n")
+        );
     }
-    let failures: Vec<String> = names()
-        .iter()
-        .filter_map(|name| check(dir.path(), &sample, name).err())
-        .collect();
-    assert!(
-        failures.is_empty(),
-        "{} case(s) failed:\n{}",
-        failures.len(),
-        failures.join("\n")
-    );
 }

@@ -154,136 +154,139 @@ fn batch(w: &Workload, rng: &mut Rng, step: usize, sent: &[String]) -> String {
 }
 
 fn import(dir: &Path, name: &str, text: &[u8]) -> PathBuf {
-    let store = dir.join(name);
+    let store = testkit::store_at(dir, name);
     let file = dir.join(format!("{name}.jsonl"));
     std::fs::write(&file, text).unwrap();
     ok(&store, &["append", file.to_str().unwrap()]);
     store
 }
 
-#[test]
-fn fast_appends_decide_like_full_ones() {
-    let dir = tempfile::tempdir().unwrap();
-    let w = workload::generate(1500, 11).unwrap();
-    let mut text = Vec::new();
-    w.write_jsonl(&mut text).unwrap();
-    let fast = import(dir.path(), "fast", &text);
-    let full = import(dir.path(), "full", &text);
+// Each test runs on the embedded store and again on PostgreSQL.
+testkit::both_backends! {
+    #[test]
+    fn fast_appends_decide_like_full_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let w = workload::generate(1500, 11).unwrap();
+        let mut text = Vec::new();
+        w.write_jsonl(&mut text).unwrap();
+        let fast = import(dir.path(), "fast", &text);
+        let full = import(dir.path(), "full", &text);
 
-    let mut rng = Rng::new(5);
-    let mut sent: Vec<String> = Vec::new();
-    let (mut accepted, mut refused) = (0, 0);
-    for step in 0..90 {
-        let text = batch(&w, &mut rng, step, &sent);
-        let file = dir.path().join(format!("step{step}.jsonl"));
-        std::fs::write(&file, &text).unwrap();
-        let file = file.to_str().unwrap();
-        let a = accord(&fast, false, &["append", file]);
-        let b = accord(&full, true, &["append", file]);
-        assert_eq!(
-            (
-                a.code,
-                mask_hashes(&a.stdout),
-                a.stderr.replace(&*fast.to_string_lossy(), "S")
-            ),
-            (
-                b.code,
-                mask_hashes(&b.stdout),
-                b.stderr.replace(&*full.to_string_lossy(), "S")
-            ),
-            "step {step}:\n{text}"
-        );
-        if a.code == 0 {
-            accepted += 1;
-            sent.extend(text.lines().map(str::to_string));
-        } else {
-            refused += 1;
-        }
-    }
-    // The random batches must exercise both outcomes.
-    assert!(
-        accepted >= 20 && refused >= 20,
-        "{accepted} accepted, {refused} refused"
-    );
-
-    let seq = ok(&fast, &["head"])
-        .trim()
-        .split(':')
-        .next()
-        .unwrap()
-        .to_string();
-    let last = w.last_day();
-    for day in [
-        0,
-        200,
-        last / 3,
-        last / 2,
-        last - 1,
-        last,
-        last + 10,
-        last + 40,
-    ] {
-        let d = workload::date_str(day);
-        for cmd in [
-            vec!["ownership", "--format", "json"],
-            vec!["obligations", "--all", "--format", "json"],
-            vec!["rights", "--all", "--format", "json"],
-            vec!["position", "p1", "--all", "--format", "json"],
-        ] {
-            let mut args = cmd.clone();
-            args.extend(["--as-of", &d]);
-            let answer = ok(&fast, &args);
-            assert_eq!(answer, ok(&full, &args), "{args:?}: the two stores differ");
-            let mut replay = args.clone();
-            replay.extend(["--known-at", &seq]);
+        let mut rng = Rng::new(5);
+        let mut sent: Vec<String> = Vec::new();
+        let (mut accepted, mut refused) = (0, 0);
+        for step in 0..90 {
+            let text = batch(&w, &mut rng, step, &sent);
+            let file = dir.path().join(format!("step{step}.jsonl"));
+            std::fs::write(&file, &text).unwrap();
+            let file = file.to_str().unwrap();
+            let a = accord(&fast, false, &["append", file]);
+            let b = accord(&full, true, &["append", file]);
             assert_eq!(
-                answer,
-                ok(&fast, &replay),
-                "{args:?}: checkpoints differ from a replay"
+                (
+                    a.code,
+                    mask_hashes(&a.stdout),
+                    a.stderr.replace(&*fast.to_string_lossy(), "S")
+                ),
+                (
+                    b.code,
+                    mask_hashes(&b.stdout),
+                    b.stderr.replace(&*full.to_string_lossy(), "S")
+                ),
+                "step {step}:\n{text}"
             );
+            if a.code == 0 {
+                accepted += 1;
+                sent.extend(text.lines().map(str::to_string));
+            } else {
+                refused += 1;
+            }
         }
-    }
-    for store in [&fast, &full] {
-        assert!(ok(store, &["verify"]).starts_with("ok"));
-    }
-}
+        // The random batches must exercise both outcomes.
+        assert!(
+            accepted >= 20 && refused >= 20,
+            "{accepted} accepted, {refused} refused"
+        );
 
-/// Appends one at a time after the end of the log take new checkpoints from
-/// the last one (every 25 events here): each must equal a replay.
-#[test]
-fn appends_after_the_end_take_checkpoints_that_match_a_replay() {
-    let dir = tempfile::tempdir().unwrap();
-    let w = workload::generate(1000, 3).unwrap();
-    let mut text = Vec::new();
-    w.write_jsonl(&mut text).unwrap();
-    let store = import(dir.path(), "store", &text);
-    let last = w.last_day();
-    let before = ok(&store, &["head"]);
-    for k in 0..60u32 {
-        let day = last + 1 + k / 2;
-        let file = dir.path().join(format!("late{k}.jsonl"));
-        std::fs::write(&file, w.probe_settlement(&format!("late-{k}"), day)).unwrap();
-        ok(&store, &["append", file.to_str().unwrap()]);
-    }
-    assert_ne!(ok(&store, &["head"]), before);
-    let seq = ok(&store, &["head"])
-        .trim()
-        .split(':')
-        .next()
-        .unwrap()
-        .to_string();
-    for day in (last..last + 32).step_by(3) {
-        let d = workload::date_str(day);
-        for cmd in [
-            vec!["obligations", "--all", "--format", "json"],
-            vec!["position", "p1", "--all", "--format", "json"],
+        let seq = ok(&fast, &["head"])
+            .trim()
+            .split(':')
+            .next()
+            .unwrap()
+            .to_string();
+        let last = w.last_day();
+        for day in [
+            0,
+            200,
+            last / 3,
+            last / 2,
+            last - 1,
+            last,
+            last + 10,
+            last + 40,
         ] {
-            let mut args = cmd.clone();
-            args.extend(["--as-of", &d]);
-            let mut replay = args.clone();
-            replay.extend(["--known-at", &seq]);
-            assert_eq!(ok(&store, &args), ok(&store, &replay), "{args:?}");
+            let d = workload::date_str(day);
+            for cmd in [
+                vec!["ownership", "--format", "json"],
+                vec!["obligations", "--all", "--format", "json"],
+                vec!["rights", "--all", "--format", "json"],
+                vec!["position", "p1", "--all", "--format", "json"],
+            ] {
+                let mut args = cmd.clone();
+                args.extend(["--as-of", &d]);
+                let answer = ok(&fast, &args);
+                assert_eq!(answer, ok(&full, &args), "{args:?}: the two stores differ");
+                let mut replay = args.clone();
+                replay.extend(["--known-at", &seq]);
+                assert_eq!(
+                    answer,
+                    ok(&fast, &replay),
+                    "{args:?}: checkpoints differ from a replay"
+                );
+            }
+        }
+        for store in [&fast, &full] {
+            assert!(ok(store, &["verify"]).starts_with("ok"));
         }
     }
-    assert!(ok(&store, &["verify"]).starts_with("ok"));
+
+    /// Appends one at a time after the end of the log take new checkpoints from
+    /// the last one (every 25 events here): each must equal a replay.
+    #[test]
+    fn appends_after_the_end_take_checkpoints_that_match_a_replay() {
+        let dir = tempfile::tempdir().unwrap();
+        let w = workload::generate(1000, 3).unwrap();
+        let mut text = Vec::new();
+        w.write_jsonl(&mut text).unwrap();
+        let store = import(dir.path(), "store", &text);
+        let last = w.last_day();
+        let before = ok(&store, &["head"]);
+        for k in 0..60u32 {
+            let day = last + 1 + k / 2;
+            let file = dir.path().join(format!("late{k}.jsonl"));
+            std::fs::write(&file, w.probe_settlement(&format!("late-{k}"), day)).unwrap();
+            ok(&store, &["append", file.to_str().unwrap()]);
+        }
+        assert_ne!(ok(&store, &["head"]), before);
+        let seq = ok(&store, &["head"])
+            .trim()
+            .split(':')
+            .next()
+            .unwrap()
+            .to_string();
+        for day in (last..last + 32).step_by(3) {
+            let d = workload::date_str(day);
+            for cmd in [
+                vec!["obligations", "--all", "--format", "json"],
+                vec!["position", "p1", "--all", "--format", "json"],
+            ] {
+                let mut args = cmd.clone();
+                args.extend(["--as-of", &d]);
+                let mut replay = args.clone();
+                replay.extend(["--known-at", &seq]);
+                assert_eq!(ok(&store, &args), ok(&store, &replay), "{args:?}");
+            }
+        }
+        assert!(ok(&store, &["verify"]).starts_with("ok"));
+    }
 }

@@ -338,19 +338,21 @@ fn bench_size(
     let pg = match cluster {
         Some(cluster) => {
             let say = |m: &str| progress(&format!("N = {n}: {m}"));
-            Some(accord_bench::postgres::bench(&accord_bench::postgres::Plan {
-                accord,
-                cluster,
-                embedded: &store,
-                dir,
-                workload: &w,
-                events: &events,
-                n,
-                runs: args.runs,
-                seconds: args.server_seconds.max(1),
-                timeout: Duration::from_secs(args.timeout),
-                progress: &say,
-            })?)
+            Some(accord_bench::postgres::bench(
+                &accord_bench::postgres::Plan {
+                    accord,
+                    cluster,
+                    embedded: &store,
+                    dir,
+                    workload: &w,
+                    events: &events,
+                    n,
+                    runs: args.runs,
+                    seconds: args.server_seconds.max(1),
+                    timeout: Duration::from_secs(args.timeout),
+                    progress: &say,
+                },
+            )?)
         }
         None => None,
     };

@@ -887,7 +887,8 @@ impl PgWrite<'_> {
                 return self.view.with(|c| c.batch_execute("ROLLBACK"));
             }
             let events = self.view.store.table("events");
-            self.view.with(|c| c.batch_execute(&index_events(&events)))?;
+            self.view
+                .with(|c| c.batch_execute(&index_events(&events)))?;
             self.unindexed = false;
         }
         let done = self.view.with(|c| c.batch_execute("COMMIT"));

@@ -7,6 +7,9 @@
 //!   [`output`] (the raw [`std::process::Output`]).
 //! - Files and stores: [`root`], [`events_dir`] (the sample log),
 //!   [`temp_store`], [`import_sample`], [`sample_store`], [`copy_dir`].
+//! - Both backends: [`store_at`], [`copy_store`], [`remove_store`] make, copy and remove
+//!   a store of the backend the test runs on; [`both_backends!`] runs each test of a
+//!   block on the embedded store and again, under [`on_postgres`], on PostgreSQL.
 //! - [`text`]: bytes of an output as text, for messages.
 //! - [`Rng`]: a tiny deterministic generator, for generated logs and random
 //!   moments that a failure can reproduce.
@@ -26,11 +29,13 @@ use std::path::{Path, PathBuf};
 pub use assert_cmd::Command;
 use tempfile::TempDir;
 
+mod backend;
 pub mod http;
 pub mod pg;
 mod rng;
 pub mod vocab;
 
+pub use backend::{copy_store, on_postgres, remove_store, store_at, Backend};
 pub use rng::Rng;
 
 // ------------------------------------------------------------ running the binary
@@ -150,9 +155,10 @@ pub fn events_dir() -> PathBuf {
 
 /// A fresh temporary directory and the path `store` in it, not yet created.
 /// Keep the directory alive as long as the store is used.
+/// Under [`on_postgres`], the store is a new schema of the shared test cluster instead.
 pub fn temp_store() -> (TempDir, PathBuf) {
     let dir = tempfile::tempdir().expect("tempdir");
-    let store = dir.path().join("store");
+    let store = store_at(dir.path(), "store");
     (dir, store)
 }
 
@@ -166,9 +172,9 @@ pub fn import_sample(store: &Path) {
     assert!(o.status.success(), "import: {o:?}");
 }
 
-/// The store `DIR/store` holding the imported sample log.
+/// The store `DIR/store` (see [`store_at`]) holding the imported sample log.
 pub fn sample_store(dir: &Path) -> PathBuf {
-    let store = dir.join("store");
+    let store = store_at(dir, "store");
     import_sample(&store);
     store
 }

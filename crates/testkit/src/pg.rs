@@ -125,7 +125,9 @@ impl Cluster {
         let o = run_as(
             &self.bin,
             "pg_ctl",
-            &["-D", &data, "-l", &log, "-m", mode, "-w", "-t", "60", "restart"],
+            &[
+                "-D", &data, "-l", &log, "-m", mode, "-w", "-t", "60", "restart",
+            ],
         );
         assert!(
             o.status.success(),
@@ -150,11 +152,47 @@ impl Cluster {
 
 impl Drop for Cluster {
     fn drop(&mut self) {
-        let data = self.dir.path().join("data").display().to_string();
+        self.stop();
+    }
+}
+
+impl Cluster {
+    /// Stops the cluster at once and removes its files (what dropping it does).
+    fn stop(&self) {
+        let data = self.data_dir().display().to_string();
         let _ = run_as(
             &self.bin,
             "pg_ctl",
-            &["-D", &data, "-m", "immediate", "stop"],
+            &["-D", &data, "-m", "immediate", "-w", "stop"],
         );
+        let _ = std::fs::remove_dir_all(self.dir.path());
     }
+}
+
+/// One cluster for every test of a test binary that asks for it, started by the first and
+/// stopped when the binary exits; `None` as `Cluster::start` says.
+pub fn shared() -> Option<&'static Cluster> {
+    static SHARED: std::sync::OnceLock<Option<Cluster>> = std::sync::OnceLock::new();
+    extern "C" fn stop_shared() {
+        if let Some(Some(c)) = SHARED.get() {
+            c.stop();
+        }
+    }
+    extern "C" {
+        fn atexit(f: extern "C" fn()) -> std::ffi::c_int;
+    }
+    SHARED
+        .get_or_init(|| {
+            let c = Cluster::start();
+            if c.is_some() {
+                // A static is never dropped: the cluster is stopped when the process exits.
+                // SAFETY: `atexit` only records the function, which touches nothing but the
+                // static above.
+                unsafe {
+                    atexit(stop_shared);
+                }
+            }
+            c
+        })
+        .as_ref()
 }
