@@ -9,7 +9,7 @@ use std::collections::BTreeSet;
 use std::path::Path;
 
 use testkit::pg::Cluster;
-use testkit::{ok, output, sample_store, text};
+use testkit::{ok, ok_stdin, output, sample_store, text};
 
 fn store(url: &str) -> &Path {
     Path::new(url)
@@ -280,4 +280,317 @@ fn a_killed_import_leaves_the_batch_whole_or_absent() {
             assert!(ok(store(&url), &["verify"]).starts_with("ok: 40007 events"));
         }
     }
+}
+
+/// A settlement of 1 USD of the obligation `big`, as one line.
+fn settlement(id: &str) -> String {
+    format!(
+        r#"{{"id":"{id}","type":"obligation_settled","effective":"2024-06-01","obligation":"big","amount":{{"amount":"1","currency":"USD"}}}}
+"#
+    )
+}
+
+/// The sample's parties and the obligation `big` (100,000,000 USD), as one file's text.
+fn parties_and_big() -> String {
+    let mut text = std::fs::read_to_string(testkit::events_dir().join("01-parties.jsonl")).unwrap();
+    text.push_str(r#"{"id":"o1","type":"obligation_incurred","effective":"2024-01-02","obligation":"big","kind":"loan","obligor":"microsoft","obligee":"openai-group","amount":{"amount":"100000000","currency":"USD"}}
+"#);
+    text
+}
+
+/// The parties, `big`, then `n` settlements of it: one file of `n + 7` events.
+fn big_batch(n: usize) -> String {
+    let mut text = parties_and_big();
+    for k in 0..n {
+        text.push_str(&settlement(&format!("s{k}")));
+    }
+    text
+}
+
+/// The events of the ledger (`seq`, `id`), checked gapless and without an id twice.
+fn log_of(url: &str) -> Vec<(u64, String)> {
+    let log = ok(store(url), &["log", "--format", "json"]);
+    let rows: Vec<(u64, String)> = log
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            (
+                v["seq"].as_u64().unwrap(),
+                v["id"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    let seqs: Vec<u64> = rows.iter().map(|r| r.0).collect();
+    assert_eq!(seqs, (1..=rows.len() as u64).collect::<Vec<_>>(), "gapless");
+    let ids: BTreeSet<&str> = rows.iter().map(|r| r.1.as_str()).collect();
+    assert_eq!(ids.len(), rows.len(), "an id twice");
+    rows
+}
+
+/// The number of events of the ledger (0 when it does not exist).
+fn events_in(url: &str) -> u64 {
+    let o = output(store(url), &["head", "--format", "json"]);
+    if !o.status.success() {
+        return 0;
+    }
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap_or_default();
+    v["seq"].as_u64().unwrap_or(0)
+}
+
+/// Reads `want` events from a `log/stream` of `addr` opened after seq `since`: their seqs,
+/// in the order delivered.
+fn stream(addr: String, since: u64, want: usize) -> std::thread::JoinHandle<Vec<u64>> {
+    std::thread::spawn(move || {
+        use std::io::{BufRead, BufReader, Write};
+        let mut c = std::net::TcpStream::connect(&addr).unwrap();
+        c.set_read_timeout(Some(std::time::Duration::from_secs(60)))
+            .unwrap();
+        write!(
+            c,
+            "GET /v1/ledgers/main/log/stream?since={since} HTTP/1.0\r\nHost: {addr}\r\n\r\n"
+        )
+        .unwrap();
+        let mut r = BufReader::new(c);
+        let mut seqs = Vec::new();
+        let mut line = String::new();
+        while seqs.len() < want {
+            line.clear();
+            assert!(r.read_line(&mut line).unwrap() > 0, "the stream ended");
+            if let Some(id) = line.strip_prefix("id: ") {
+                seqs.push(id.trim().parse::<u64>().unwrap());
+            }
+        }
+        seqs
+    })
+}
+
+/// Four CLI processes and two servers append to one ledger at once, every id sent by two
+/// CLIs and one server: each event is in the log once, seq gapless, verify ok, and both
+/// servers' live streams deliver every event once, in order.
+#[test]
+fn four_clis_and_two_servers_append_to_one_ledger_at_once() {
+    let Some(pg) = Cluster::start() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let url = pg.url("six");
+    ok_stdin(store(&url), &["append", "-"], &parties_and_big());
+    let ledger = format!("main={url}");
+    let a = testkit::http::Served::start(None, &["--ledger", &ledger]);
+    let b = testkit::http::Served::start(None, &["--ledger", &ledger]);
+    const EACH: usize = 15;
+    // Two groups of ids; each sent by two CLIs and one server.
+    let distinct = 2 * EACH;
+    let streams = [
+        stream(a.addr.clone(), 7, distinct),
+        stream(b.addr.clone(), 7, distinct),
+    ];
+    let mut writers = Vec::new();
+    for p in 0..4 {
+        let (url, dir) = (url.clone(), dir.path().to_path_buf());
+        writers.push(std::thread::spawn(move || {
+            for k in 0..EACH {
+                let f = dir.join(format!("cli{p}-{k}.jsonl"));
+                std::fs::write(&f, settlement(&format!("g{}-{k}", p % 2))).unwrap();
+                let o = output(Path::new(&url), &["append", f.to_str().unwrap()]);
+                assert!(o.status.success(), "CLI {p}: {}", text(&o.stderr));
+            }
+        }));
+    }
+    for (g, addr) in [(0, a.addr.clone()), (1, b.addr.clone())] {
+        writers.push(std::thread::spawn(move || {
+            for k in 0..EACH {
+                let r = testkit::http::request(
+                    &addr,
+                    "POST",
+                    "/v1/ledgers/main/events",
+                    &[("Content-Type", "application/x-ndjson")],
+                    Some(settlement(&format!("g{g}-{k}")).as_bytes()),
+                );
+                assert_eq!(r.status, 200, "server {g}: {}", r.text());
+            }
+        }));
+    }
+    for w in writers {
+        w.join().unwrap();
+    }
+    let rows = log_of(&url);
+    assert_eq!(rows.len(), 7 + distinct);
+    for g in 0..2 {
+        for k in 0..EACH {
+            let id = format!("g{g}-{k}");
+            assert!(rows.iter().any(|r| r.1 == id), "{id} is missing");
+        }
+    }
+    assert!(ok(store(&url), &["verify"]).starts_with(&format!("ok: {} events", 7 + distinct)));
+    let all: Vec<u64> = (8..=(7 + distinct) as u64).collect();
+    for (s, name) in streams.into_iter().zip(["A", "B"]) {
+        assert_eq!(s.join().unwrap(), all, "server {name}'s stream");
+    }
+    // The outstanding amount went down by exactly one dollar per distinct event.
+    let obligations = ok(
+        store(&url),
+        &[
+            "obligations",
+            "--all",
+            "--as-of",
+            "2024-12-31",
+            "--format",
+            "json",
+        ],
+    );
+    assert!(
+        obligations.contains(&format!("\"{}\"", 100_000_000 - distinct)),
+        "{obligations}"
+    );
+}
+
+/// `accord serve` killed (SIGKILL) while it appends a big batch: the batch is in the ledger
+/// whole or not at all, whole when it was acknowledged, and the ledger verifies.
+#[test]
+fn a_server_killed_mid_batch_leaves_it_whole_or_absent() {
+    let Some(pg) = Cluster::start() else { return };
+    let body = big_batch(30_000);
+    // How long the append takes here, so that the kills land before, during and after it.
+    let whole = {
+        let ledger = format!("main={}", pg.url("served_timed"));
+        let served = testkit::http::Served::start(None, &["--ledger", &ledger]);
+        let t = std::time::Instant::now();
+        assert_eq!(served.post("/v1/ledgers/main/events", &body).status, 200);
+        t.elapsed().as_millis() as u64
+    };
+    for (round, percent) in [5u64, 30, 60, 90, 150].into_iter().enumerate() {
+        let wait_ms = whole * percent / 100;
+        let url = pg.url(&format!("served{round}"));
+        let ledger = format!("main={url}");
+        let mut served = testkit::http::Served::start(None, &["--ledger", &ledger]);
+        let addr = served.addr.clone();
+        let body = body.clone();
+        // The status line, if the server answered before it died.
+        let poster = std::thread::spawn(move || -> Option<u16> {
+            use std::io::{Read, Write};
+            let mut c = std::net::TcpStream::connect(&addr).ok()?;
+            write!(
+                c,
+                "POST /v1/ledgers/main/events HTTP/1.0\r\nHost: {addr}\r\nContent-Type: application/x-ndjson\r\nContent-Length: {}\r\n\r\n",
+                body.len()
+            )
+            .ok()?;
+            c.write_all(body.as_bytes()).ok()?;
+            let mut answer = String::new();
+            c.read_to_string(&mut answer).ok()?;
+            answer.split_whitespace().nth(1)?.parse().ok()
+        });
+        std::thread::sleep(std::time::Duration::from_millis(wait_ms));
+        let _ = served.child.kill();
+        let _ = served.child.wait();
+        let acknowledged = poster.join().unwrap() == Some(200);
+        let events = events_in(&url);
+        eprintln!("round {round}: killed after {wait_ms} ms, acknowledged {acknowledged}, {events} events");
+        assert!(
+            events == 0 || events == 30_007,
+            "round {round}: {events} events"
+        );
+        if acknowledged {
+            assert_eq!(events, 30_007, "round {round}: acknowledged, then lost");
+        }
+        if events > 0 {
+            assert!(ok(store(&url), &["verify"]).starts_with("ok: 30007 events"));
+        }
+    }
+}
+
+/// The database crashes and restarts (`pg_ctl -m immediate restart`) while a CLI appends a
+/// big batch: the CLI fails with exit 4 naming the lost connection, or succeeded first; the
+/// batch is whole or absent, whole when the CLI said so, and the ledger verifies.
+#[test]
+fn the_database_restarted_mid_batch_leaves_it_whole_or_absent() {
+    let Some(pg) = Cluster::start() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("big.jsonl");
+    std::fs::write(&file, big_batch(40_000)).unwrap();
+    // How long the append takes here, so that the crashes land before, during and after it.
+    let whole = {
+        let t = std::time::Instant::now();
+        ok(
+            store(&pg.url("restarted_timed")),
+            &["append", file.to_str().unwrap()],
+        );
+        t.elapsed().as_millis() as u64
+    };
+    for (round, percent) in [10u64, 40, 70, 95, 150].into_iter().enumerate() {
+        let wait_ms = whole * percent / 100;
+        let url = pg.url(&format!("restarted{round}"));
+        let child = std::process::Command::new(testkit::bin())
+            .env_remove("ACCORD_STORE")
+            .args(["--store", &url, "append", file.to_str().unwrap()])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(wait_ms));
+        pg.restart("immediate");
+        let o = child.wait_with_output().unwrap();
+        let stderr = text(&o.stderr);
+        let events = events_in(&url);
+        eprintln!(
+            "round {round}: restarted after {wait_ms} ms, exit {:?}, {events} events: {}",
+            o.status.code(),
+            stderr.trim()
+        );
+        match o.status.code() {
+            Some(0) => assert_eq!(events, 40_007, "round {round}: acknowledged, then lost"),
+            Some(4) => {
+                assert!(stderr.starts_with("error: "), "round {round}: {stderr}");
+                assert_eq!(stderr.lines().count(), 1, "round {round}: {stderr}");
+            }
+            other => panic!("round {round}: exit {other:?}: {stderr}"),
+        }
+        assert!(
+            events == 0 || events == 40_007,
+            "round {round}: {events} events"
+        );
+        if events > 0 {
+            assert!(ok(store(&url), &["verify"]).starts_with("ok: 40007 events"));
+        }
+    }
+}
+
+/// Several processes make the same new ledger at once: one creates it, the others wait for
+/// it and append after it (here: skip the identical batch), and none fails. A refused first
+/// append leaves no ledger behind.
+#[test]
+fn first_appends_race_to_create_the_ledger() {
+    let Some(pg) = Cluster::start() else { return };
+    let parties = testkit::events_dir().join("01-parties.jsonl");
+    for round in 0..3 {
+        let url = pg.url(&format!("race{round}"));
+        let children: Vec<_> = (0..4)
+            .map(|_| {
+                std::process::Command::new(testkit::bin())
+                    .env_remove("ACCORD_STORE")
+                    .args(["--store", &url, "append", parties.to_str().unwrap()])
+                    .stdout(std::process::Stdio::null())
+                    .stderr(std::process::Stdio::piped())
+                    .spawn()
+                    .unwrap()
+            })
+            .collect();
+        for c in children {
+            let o = c.wait_with_output().unwrap();
+            assert!(o.status.success(), "round {round}: {}", text(&o.stderr));
+        }
+        assert_eq!(log_of(&url).len(), 6, "round {round}");
+    }
+    let url = pg.url("refused");
+    let o = testkit::accord(store(&url))
+        .args(["append", "-"])
+        .write_stdin(settlement("orphan"))
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o.stderr));
+    let mut c = pg.client();
+    let found: Option<String> = c
+        .query_one("SELECT to_regnamespace('refused')::text", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(found, None, "a refused first append left its schema");
 }
