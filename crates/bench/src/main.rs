@@ -50,6 +50,11 @@ struct Args {
     /// (a note instead when it is not installed); `off`: no PostgreSQL column.
     #[arg(long, default_value = "auto", value_parser = ["auto", "off"])]
     postgres: String,
+    /// Single-event writers on PostgreSQL, spread over `--pg-writer-processes` servers.
+    #[arg(long, default_value_t = 8)]
+    pg_writers: usize,
+    #[arg(long, default_value_t = 2)]
+    pg_writer_processes: usize,
     /// Seconds any one command may run before it is killed and the run aborted.
     #[arg(long, default_value_t = 900)]
     timeout: u64,
@@ -350,6 +355,8 @@ fn bench_size(
                     runs: args.runs,
                     seconds: args.server_seconds.max(1),
                     timeout: Duration::from_secs(args.timeout),
+                    writers: args.pg_writers.max(1),
+                    writer_processes: args.pg_writer_processes.clamp(1, args.pg_writers.max(1)),
                     progress: &say,
                 },
             )?)

@@ -55,6 +55,9 @@ pub struct Plan<'a> {
     pub runs: usize,
     pub seconds: u64,
     pub timeout: Duration,
+    /// Writers and the `accord serve` processes they are spread over.
+    pub writers: usize,
+    pub writer_processes: usize,
     pub progress: &'a dyn Fn(&str),
 }
 
@@ -69,8 +72,8 @@ pub fn bench(plan: &Plan<'_>) -> Result<PgResult, String> {
         Run::new(plan.accord, &a).timeout(plan.timeout)
     };
     let mut r = PgResult {
-        writers: 8,
-        writer_processes: 2,
+        writers: plan.writers,
+        writer_processes: plan.writer_processes,
         ..PgResult::default()
     };
 

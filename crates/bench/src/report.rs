@@ -333,11 +333,13 @@ fn render_pg(ctx: &Context, results: &[SizeResult]) -> String {
         "≤ 30",
     );
     row(
-        "single-event appends, 8 writers across 2 `accord serve` processes, events/s".into(),
+        "single-event appends, concurrent writers across `accord serve` processes, events/s".into(),
         &|_, p| {
             format!(
-                "{} (p99 {:.1} ms)",
+                "{} ({} writers, {} processes, p99 {:.1} ms)",
                 thousands(p.writers_eps.round() as u64),
+                p.writers,
+                p.writer_processes,
                 p.writers_p99_ms
             )
         },
@@ -405,8 +407,8 @@ fn render_pg(ctx: &Context, results: &[SizeResult]) -> String {
          trust authentication over TCP on 127.0.0.1, `fsync` and `synchronous_commit` on), \
          on the same disk, sharing the same {} cores with accord. Each figure is a fresh \
          `accord --store postgres://...` process. Cold: the cluster restarted and its files \
-         dropped from the page cache just before. The writers: two `accord serve --store URL` \
-         processes on the one ledger, 4 keep-alive connections each, one settlement per \
+         dropped from the page cache just before. The writers: `accord serve --store URL` \
+         processes on the one ledger, the writers' keep-alive connections spread over them, one settlement per \
          request; every acknowledged event is then looked up in the log through the other \
          server. `copy` reads the embedded store of the same size (N + {} events) into a new \
          schema and verifies it there.",

@@ -31,6 +31,96 @@ const LAYOUT: i32 = 1;
 const PAGE: i64 = 10_000;
 /// Keys written per statement.
 const AUX_CHUNK: usize = 5_000;
+/// A batch of at most this many events and keys is written in one round trip.
+const SMALL_ROWS: usize = 64;
+const SMALL_KEYS: usize = 512;
+
+/// `bytes` as an SQL expression of type `bytea`: hexadecimal digits only, whatever they hold
+/// and whatever the server's string settings.
+fn hex_bytes(bytes: &[u8]) -> String {
+    format!("decode('{}', 'hex')", hex::encode(bytes))
+}
+
+/// UTF-8 `bytes` as an SQL expression of type `text`, written the same way.
+fn hex_text(bytes: &[u8]) -> String {
+    format!(
+        "convert_from(decode('{}', 'hex'), 'UTF8')",
+        hex::encode(bytes)
+    )
+}
+
+/// A small batch's write and its commit as one string of statements (see `write_batch`).
+fn literal_write(
+    events: &str,
+    aux: &str,
+    meta: &str,
+    records: &[Record],
+    set: &[(&[u8], &[u8])],
+    removed: &[&[u8]],
+) -> String {
+    let mut sql = String::new();
+    if !records.is_empty() {
+        let rows: Vec<String> = records
+            .iter()
+            .map(|r| {
+                format!(
+                    "({}, {}, {}, {}, {})",
+                    r.seq,
+                    hex_text(r.recorded.as_bytes()),
+                    hex_bytes(&r.hash),
+                    hex_text(r.id.as_bytes()),
+                    hex_bytes(&r.body)
+                )
+            })
+            .collect();
+        sql.push_str(&format!(
+            "INSERT INTO {events} (seq, recorded, hash, id, body) VALUES {};\n",
+            rows.join(",")
+        ));
+    }
+    if !set.is_empty() {
+        let rows: Vec<String> = set
+            .iter()
+            .map(|(k, v)| format!("({}, {})", hex_bytes(k), hex_bytes(v)))
+            .collect();
+        sql.push_str(&format!(
+            "INSERT INTO {aux} (key, value) VALUES {} ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value;\n",
+            rows.join(",")
+        ));
+    }
+    if !removed.is_empty() {
+        let keys: Vec<String> = removed.iter().map(|k| hex_bytes(k)).collect();
+        sql.push_str(&format!(
+            "DELETE FROM {aux} WHERE key IN ({});\n",
+            keys.join(",")
+        ));
+    }
+    if let Some(h) = records.last() {
+        sql.push_str(&format!(
+            "UPDATE {meta} SET head_seq = {}, head_hash = {}, head_recorded = {};\n",
+            h.seq,
+            hex_bytes(&h.hash),
+            hex_text(h.recorded.as_bytes())
+        ));
+    }
+    sql.push_str("COMMIT;");
+    sql
+}
+
+/// A small batch's whole write as one statement (prepared once per connection, so one round
+/// trip): its events, its keys set and removed, and the head (unchanged when `$9` is null).
+fn small_write(events: &str, aux: &str, meta: &str) -> String {
+    format!(
+        "WITH e AS (INSERT INTO {events} (seq, recorded, hash, id, body) \
+             SELECT * FROM unnest($1::int8[], $2::text[], $3::bytea[], $4::text[], $5::bytea[])), \
+         k AS (INSERT INTO {aux} (key, value) SELECT * FROM unnest($6::bytea[], $7::bytea[]) \
+             ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value), \
+         d AS (DELETE FROM {aux} WHERE key = ANY($8::bytea[])) \
+         UPDATE {meta} SET head_seq = coalesce($9::int8, head_seq), \
+             head_hash = coalesce($10::bytea, head_hash), \
+             head_recorded = coalesce($11::text, head_recorded)"
+    )
+}
 
 /// A connection and the statements prepared on it (a statement is parsed once per
 /// connection: each query is then one round trip, not two).
@@ -272,22 +362,26 @@ impl PgStore {
                         client: Mutex::new(None),
                         head: None,
                         empty: true,
+                        cache: None,
                     },
                 });
             }
             self.exists
                 .store(true, std::sync::atomic::Ordering::Relaxed);
         }
-        client
-            .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
-            .map_err(|e| self.failed(&e))?;
-        let head = read_head(self, &mut client, false)?;
+        let head = read_head(
+            self,
+            &mut client,
+            "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
+            false,
+        )?;
         Ok(PgRead {
             view: View {
                 store: self,
                 client: Mutex::new(Some(client)),
                 head,
                 empty: false,
+                cache: None,
             },
         })
     }
@@ -304,6 +398,7 @@ impl PgStore {
                     client: Mutex::new(Some(client)),
                     head: None,
                     empty: false,
+                    cache: Some(Mutex::default()),
                 },
                 grouped: false,
                 open: true,
@@ -315,8 +410,7 @@ impl PgStore {
         // resolves a conflict by aborting one side) is tried again a few times.
         let mut tries = 0u32;
         let head = loop {
-            client.batch_execute("BEGIN").map_err(|e| self.failed(&e))?;
-            match read_head_raw(self, &mut client, true) {
+            match begin_reading_head(self, &mut client, "BEGIN", true) {
                 Ok(row) => break decode_head(row)?,
                 Err(e) if tries < 5 && retryable(&e) => {
                     let _ = client.batch_execute("ROLLBACK");
@@ -334,6 +428,7 @@ impl PgStore {
                 client: Mutex::new(Some(client)),
                 head,
                 empty: false,
+                cache: Some(Mutex::default()),
             },
             grouped: false,
             open: true,
@@ -418,21 +513,44 @@ fn retryable(e: &postgres::Error) -> bool {
 /// The head row as stored: (seq, hash, recorded), locked when `lock`.
 type HeadRow = (i64, Option<Vec<u8>>, Option<String>);
 
-fn read_head_raw(
+/// Begins a transaction (`begin`, e.g. `BEGIN`) and reads the head row in it, locked when
+/// `lock`: one round trip.
+fn begin_reading_head(
     store: &PgStore,
     client: &mut Conn,
+    begin: &str,
     lock: bool,
 ) -> Result<HeadRow, postgres::Error> {
     let sql = format!(
-        "SELECT head_seq, head_hash, head_recorded FROM {}{}",
+        "{begin}; SELECT head_seq, encode(head_hash, 'hex'), head_recorded FROM {}{}",
         store.table("meta"),
         if lock { " FOR UPDATE" } else { "" }
     );
-    let row = client.query_one(&sql, &[])?;
-    Ok((row.get(0), row.get(1), row.get(2)))
+    let mut head = None;
+    for message in client.client.simple_query(&sql)? {
+        if let postgres::SimpleQueryMessage::Row(row) = message {
+            head = Some((
+                row.get(0).and_then(|s| s.parse::<i64>().ok()),
+                row.get(1).map(|h| hex::decode(h).unwrap_or_default()),
+                row.get(2).map(str::to_string),
+            ));
+        }
+    }
+    // The row is always there (made with the tables); a missing or garbled one reads as a
+    // head that `decode_head` refuses.
+    Ok(match head {
+        Some((Some(seq), hash, recorded)) => (seq, hash, recorded),
+        _ => (-1, None, None),
+    })
 }
 
 fn decode_head((seq, hash, recorded): HeadRow) -> Result<Option<Head>, StoreError> {
+    if seq < 0 {
+        return Err(StoreError::Corrupt {
+            seq: None,
+            detail: "the head row is missing or unreadable".into(),
+        });
+    }
     if seq == 0 {
         return Ok(None);
     }
@@ -450,8 +568,13 @@ fn decode_head((seq, hash, recorded): HeadRow) -> Result<Option<Head>, StoreErro
     }))
 }
 
-fn read_head(store: &PgStore, client: &mut Conn, lock: bool) -> Result<Option<Head>, StoreError> {
-    let row = read_head_raw(store, client, lock).map_err(|e| store.failed(&e))?;
+fn read_head(
+    store: &PgStore,
+    client: &mut Conn,
+    begin: &str,
+    lock: bool,
+) -> Result<Option<Head>, StoreError> {
+    let row = begin_reading_head(store, client, begin, lock).map_err(|e| store.failed(&e))?;
     decode_head(row)
 }
 
@@ -467,9 +590,77 @@ struct View<'s> {
     head: Option<Head>,
     /// The schema does not exist yet: an empty log, read without a query.
     empty: bool,
+    /// A write transaction's reads, kept for its duration: nobody else writes while it holds
+    /// the head lock, and its own writes update or drop what they change. (A group of
+    /// appends validates each against mostly the same keys.)
+    cache: Option<Mutex<ReadCache>>,
+}
+
+/// What a write transaction has read (see `View::cache`).
+#[derive(Default)]
+struct ReadCache {
+    ids: std::collections::HashMap<String, Option<u64>>,
+    aux: std::collections::HashMap<Vec<u8>, Option<Vec<u8>>>,
+    ranges: std::collections::HashMap<(Vec<u8>, Vec<u8>, bool), AuxEntries>,
+    keys: std::collections::HashMap<(Vec<u8>, Vec<u8>), Vec<Vec<u8>>>,
+}
+
+impl ReadCache {
+    /// What a batch just wrote: its records' ids and its keys (`None`: removed).
+    fn wrote(&mut self, records: &[Record], keys: &[(&[u8], Option<&[u8]>)]) {
+        if records.len() + keys.len() > 10_000 {
+            *self = ReadCache::default();
+            return;
+        }
+        for r in records {
+            self.ids.insert(r.id.clone(), Some(r.seq));
+        }
+        for (k, v) in keys {
+            self.aux.insert(k.to_vec(), v.map(<[u8]>::to_vec));
+        }
+        // A range read is brought up to date with the keys written inside it (a range that
+        // asked for its last key only is dropped when that key is removed).
+        self.ranges.retain(|(from, to, last_only), entries| {
+            for &(k, v) in keys.iter().filter(|(k, _)| *k >= &from[..] && *k < &to[..]) {
+                let at = entries.binary_search_by(|(e, _)| e.as_slice().cmp(k));
+                match (v, at, *last_only) {
+                    (Some(v), Ok(i), _) => entries[i].1 = v.to_vec(),
+                    (Some(v), Err(i), false) => entries.insert(i, (k.to_vec(), v.to_vec())),
+                    (Some(v), Err(i), true) => {
+                        if i == entries.len() {
+                            *entries = vec![(k.to_vec(), v.to_vec())];
+                        }
+                    }
+                    (None, Ok(_), true) => return false,
+                    (None, Ok(i), false) => {
+                        entries.remove(i);
+                    }
+                    (None, Err(_), _) => {}
+                }
+            }
+            true
+        });
+        self.keys.retain(|(from, to), list| {
+            for &(k, v) in keys.iter().filter(|(k, _)| *k >= &from[..] && *k < &to[..]) {
+                match (v.is_some(), list.binary_search_by(|e| e.as_slice().cmp(k))) {
+                    (true, Err(i)) => list.insert(i, k.to_vec()),
+                    (false, Ok(i)) => {
+                        list.remove(i);
+                    }
+                    _ => {}
+                }
+            }
+            true
+        });
+    }
 }
 
 impl View<'_> {
+    fn cached<T>(&self, f: impl FnOnce(&mut ReadCache) -> Option<T>) -> Option<T> {
+        let cache = self.cache.as_ref()?;
+        f(&mut cache.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
     fn with<T>(
         &self,
         f: impl FnOnce(&mut Conn) -> Result<T, postgres::Error>,
@@ -509,9 +700,14 @@ impl View<'_> {
             "SELECT seq FROM {} WHERE id = $1 AND seq <= $2",
             self.store.table("events")
         );
+        if let Some(seq) = self.cached(|c| c.ids.get(id).copied()) {
+            return Ok(seq);
+        }
         let len = self.len() as i64;
         let row = self.with(|c| c.query_opt(&sql, &[&id, &len]))?;
-        Ok(row.map(|r| r.get::<_, i64>(0) as u64))
+        let seq = row.map(|r| r.get::<_, i64>(0) as u64);
+        self.cached(|c| c.ids.insert(id.to_string(), seq));
+        Ok(seq)
     }
 
     fn records_at(&self, seqs: &[u64]) -> Result<Vec<Record>, StoreError> {
@@ -603,8 +799,13 @@ impl View<'_> {
             "SELECT value FROM {} WHERE key = $1",
             self.store.table("aux")
         );
+        if let Some(value) = self.cached(|c| c.aux.get(key).cloned()) {
+            return Ok(value);
+        }
         let row = self.with(|c| c.query_opt(&sql, &[&key]))?;
-        Ok(row.map(|r| r.get(0)))
+        let value: Option<Vec<u8>> = row.map(|r| r.get(0));
+        self.cached(|c| c.aux.insert(key.to_vec(), value.clone()));
+        Ok(value)
     }
 
     fn aux_range(&self, from: &[u8], to: &[u8], last_only: bool) -> Result<AuxEntries, StoreError> {
@@ -616,8 +817,14 @@ impl View<'_> {
             self.store.table("aux"),
             if last_only { "DESC LIMIT 1" } else { "" }
         );
+        let at = (from.to_vec(), to.to_vec(), last_only);
+        if let Some(entries) = self.cached(|c| c.ranges.get(&at).cloned()) {
+            return Ok(entries);
+        }
         let rows = self.with(|c| c.query(&sql, &[&from, &to]))?;
-        Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+        let entries: AuxEntries = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+        self.cached(|c| c.ranges.insert(at, entries.clone()));
+        Ok(entries)
     }
 
     fn aux_keys(&self, from: &[u8], to: &[u8]) -> Result<Vec<Vec<u8>>, StoreError> {
@@ -628,8 +835,14 @@ impl View<'_> {
             "SELECT key FROM {} WHERE key >= $1 AND key < $2 ORDER BY key",
             self.store.table("aux")
         );
+        let at = (from.to_vec(), to.to_vec());
+        if let Some(keys) = self.cached(|c| c.keys.get(&at).cloned()) {
+            return Ok(keys);
+        }
         let rows = self.with(|c| c.query(&sql, &[&from, &to]))?;
-        Ok(rows.iter().map(|r| r.get(0)).collect())
+        let keys: Vec<Vec<u8>> = rows.iter().map(|r| r.get(0)).collect();
+        self.cached(|c| c.keys.insert(at, keys.clone()));
+        Ok(keys)
     }
 
     /// Every record re-read: seqs gapless, every hash recomputed and chained, ids unique, the
@@ -772,7 +985,6 @@ impl PgWrite<'_> {
             return Ok(());
         }
         let store = self.view.store;
-        self.view.with(|c| c.batch_execute("BEGIN"))?;
         self.open = true;
         let head = {
             let mut guard = self.view.client.lock().unwrap_or_else(|p| p.into_inner());
@@ -780,7 +992,7 @@ impl PgWrite<'_> {
                 path: store.shown.clone().into(),
                 detail: "the transaction is over".into(),
             })?;
-            read_head(store, client, true)?
+            read_head(store, client, "BEGIN", true)?
         };
         if head != self.view.head {
             return Err(StoreError::Backend {
@@ -799,7 +1011,73 @@ impl PgWrite<'_> {
         let meta = store.table("meta");
         let last = records.last().cloned();
         let unindexed = self.unindexed;
-        self.view.with(|c| {
+        // Each key's last write wins (one statement may not touch a row twice).
+        let mut last_write: std::collections::HashMap<&[u8], Option<&[u8]>> =
+            std::collections::HashMap::with_capacity(aux.len());
+        for w in aux {
+            last_write.insert(&w.key, w.value.as_deref());
+        }
+        let mut set: Vec<(&[u8], &[u8])> = Vec::new();
+        let mut removed: Vec<&[u8]> = Vec::new();
+        for (k, v) in last_write {
+            match v {
+                Some(v) => set.push((k, v)),
+                None => removed.push(k),
+            }
+        }
+        set.sort_unstable();
+        removed.sort_unstable();
+        // A small batch (an append of a few events) is one statement (`small_write`), then
+        // the commit unless grouped; a big one is `COPY` and array statements.
+        let small =
+            !unindexed && records.len() <= SMALL_ROWS && set.len() + removed.len() <= SMALL_KEYS;
+        let commit_too = small && !self.grouped;
+        let done = self.view.with(|c| {
+            let prepared = small_write(&events, &aux_table, &meta);
+            if small && commit_too && !c.prepared.contains_key(&prepared) {
+                // A lone append on a new connection (a CLI process): the batch and the commit
+                // as one string of statements, one round trip, its values all hexadecimal
+                // (`decode('..', 'hex')`) so that no text of an event is ever read as SQL.
+                return c.batch_execute(&literal_write(
+                    &events,
+                    &aux_table,
+                    &meta,
+                    records,
+                    &set,
+                    &removed,
+                ));
+            }
+            if small {
+                let seqs: Vec<i64> = records.iter().map(|r| r.seq as i64).collect();
+                let recorded: Vec<&str> = records.iter().map(|r| r.recorded.as_str()).collect();
+                let hashes: Vec<&[u8]> = records.iter().map(|r| &r.hash[..]).collect();
+                let ids: Vec<&str> = records.iter().map(|r| r.id.as_str()).collect();
+                let bodies: Vec<&[u8]> = records.iter().map(|r| &r.body[..]).collect();
+                let (keys, values): (Vec<&[u8]>, Vec<&[u8]>) = set.iter().copied().unzip();
+                let head_seq = last.as_ref().map(|h| h.seq as i64);
+                let head_hash: Option<&[u8]> = last.as_ref().map(|h| &h.hash[..]);
+                let head_recorded: Option<&str> = last.as_ref().map(|h| h.recorded.as_str());
+                c.execute(
+                    &prepared,
+                    &[
+                        &seqs,
+                        &recorded,
+                        &hashes,
+                        &ids,
+                        &bodies,
+                        &keys,
+                        &values,
+                        &removed,
+                        &head_seq,
+                        &head_hash,
+                        &head_recorded,
+                    ],
+                )?;
+                if commit_too {
+                    c.batch_execute("COMMIT")?;
+                }
+                return Ok(());
+            }
             let sink = c.client.copy_in(&format!(
                 "COPY {events} (seq, recorded, hash, id, body) FROM STDIN WITH (FORMAT binary{})",
                 if unindexed { ", FREEZE" } else { "" }
@@ -822,23 +1100,6 @@ impl PgWrite<'_> {
             if unindexed {
                 c.batch_execute(&index_events(&events))?;
             }
-            // The keys are written a few thousand per statement: each key's last write
-            // wins (a statement may not touch one row twice), set or removed.
-            let mut last_write: std::collections::HashMap<&[u8], Option<&[u8]>> =
-                std::collections::HashMap::with_capacity(aux.len());
-            for w in aux {
-                last_write.insert(&w.key, w.value.as_deref());
-            }
-            let mut set: Vec<(&[u8], &[u8])> = Vec::new();
-            let mut removed: Vec<&[u8]> = Vec::new();
-            for (k, v) in last_write {
-                match v {
-                    Some(v) => set.push((k, v)),
-                    None => removed.push(k),
-                }
-            }
-            set.sort_unstable();
-            removed.sort_unstable();
             let upsert = format!(
                 "INSERT INTO {aux_table} (key, value) SELECT * FROM unnest($1::bytea[], $2::bytea[]) \
                  ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value"
@@ -860,7 +1121,22 @@ impl PgWrite<'_> {
                 )?;
             }
             Ok(())
-        })?;
+        });
+        if commit_too && done.is_ok() {
+            // Committed in the same round trip. (A failure leaves the transaction open, for
+            // the rollback of `Drop`.)
+            self.open = false;
+        }
+        done?;
+        let written: Vec<(&[u8], Option<&[u8]>)> = set
+            .iter()
+            .map(|(k, v)| (*k, Some(*v)))
+            .chain(removed.iter().map(|k| (*k, None)))
+            .collect();
+        self.view.cached(|c| {
+            c.wrote(records, &written);
+            Some(())
+        });
         self.unindexed = false;
         if let Some(h) = last {
             self.view.head = Some(Head {
@@ -912,23 +1188,8 @@ impl crate::Transaction for PgWrite<'_> {
     ) -> Result<Receipt, StoreError> {
         let head = self.view.head.clone();
         let head_seq = head.as_ref().map_or(0, |h| h.seq);
-        // The caller validated the batch: every event is new. Check it all the same, a
-        // chunk of ids per query (the unique index on `id` would refuse one anyway).
-        if head_seq > 0 {
-            let events = self.view.store.table("events");
-            for chunk in batch.chunks(10_000) {
-                let ids: Vec<&str> = chunk.iter().map(|e| e.id).collect();
-                let sql = format!("SELECT id FROM {events} WHERE id = ANY($1) LIMIT 1");
-                if let Some(row) = self.view.with(|c| c.query_opt(&sql, &[&ids]))? {
-                    let id: String = row.get(0);
-                    let index = batch.iter().position(|e| e.id == id).unwrap_or(0);
-                    return Err(StoreError::InvalidEvent {
-                        index,
-                        detail: format!("event id {id:?} is already recorded"),
-                    });
-                }
-            }
-        }
+        // The caller validated the batch against this transaction's view: every event is
+        // new (and the unique index on `id` would refuse one that is not).
         if batch.is_empty() {
             // A valid append of nothing: a ledger this transaction created is kept.
             if self.unindexed {
