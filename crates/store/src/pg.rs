@@ -596,13 +596,17 @@ struct View<'s> {
     cache: Option<Mutex<ReadCache>>,
 }
 
+/// A range of keys asked for: from (included), to (excluded).
+type KeyRange = (Vec<u8>, Vec<u8>);
+
 /// What a write transaction has read (see `View::cache`).
 #[derive(Default)]
 struct ReadCache {
     ids: std::collections::HashMap<String, Option<u64>>,
     aux: std::collections::HashMap<Vec<u8>, Option<Vec<u8>>>,
+    /// By range and "the last entry only".
     ranges: std::collections::HashMap<(Vec<u8>, Vec<u8>, bool), AuxEntries>,
-    keys: std::collections::HashMap<(Vec<u8>, Vec<u8>), Vec<Vec<u8>>>,
+    keys: std::collections::HashMap<KeyRange, Vec<Vec<u8>>>,
 }
 
 impl ReadCache {
