@@ -107,19 +107,42 @@ impl Engine {
         if let Some(p) = progress {
             p.phase("written", total);
         }
-        let aux = crate::checkpoints::maintain(&*txn, &log.events, 0, &self.config)?;
-        drop(log.events);
         if let Some(p) = progress {
             p.advance(total);
             p.committing(total);
         }
-        txn.commit_records(&log.records, &aux)
+        // The target is empty, so its keys are worked out against an empty log; the store
+        // writes the records meanwhile.
+        let events = log.events;
+        let mut failed = None;
+        let written = txn
+            .commit_records_then(&log.records, &mut || match crate::checkpoints::maintain(
+                &store::EmptyLog,
+                &events,
+                0,
+                &self.config,
+            ) {
+                Ok(aux) => Some(aux),
+                Err(e) => {
+                    failed = Some(e);
+                    None
+                }
+            })
             .map_err(|e| match e {
                 StoreError::InvalidEvent { detail, .. } => {
                     Error::failed(format!("the log cannot be copied: {detail}"))
                 }
                 other => other.into(),
             })?;
+        if let Some(e) = failed {
+            return Err(e);
+        }
+        if written.is_none() {
+            return Err(Error::failed(
+                "the log's query keys could not be worked out",
+            ));
+        }
+        drop(events);
         drop(txn);
         if let Some(p) = progress {
             p.committed();

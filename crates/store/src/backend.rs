@@ -61,6 +61,43 @@ pub trait Snapshot: Sync {
     fn verify(&self) -> Result<Option<Head>, StoreError>;
 }
 
+/// An empty log: no record and no key (what the keys of a log are worked out against when it
+/// is written into a store that must be empty).
+pub struct EmptyLog;
+
+impl Snapshot for EmptyLog {
+    fn head(&self) -> Option<Head> {
+        None
+    }
+    fn seq_of(&self, _id: &str) -> Result<Option<u64>, StoreError> {
+        Ok(None)
+    }
+    fn records_at(&self, seqs: &[u64]) -> Result<Vec<Record>, StoreError> {
+        match seqs.first() {
+            None => Ok(Vec::new()),
+            Some(&seq) => Err(StoreError::Corrupt {
+                seq: Some(seq),
+                detail: "asked for a seq past the head".into(),
+            }),
+        }
+    }
+    fn records_after(&self, _after: u64) -> RecordIter<'_> {
+        Box::new(std::iter::empty())
+    }
+    fn aux_get(&self, _key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(None)
+    }
+    fn aux_range(&self, _from: &[u8], _to: &[u8], _last: bool) -> Result<AuxEntries, StoreError> {
+        Ok(Vec::new())
+    }
+    fn aux_keys(&self, _from: &[u8], _to: &[u8]) -> Result<Vec<Vec<u8>>, StoreError> {
+        Ok(Vec::new())
+    }
+    fn verify(&self) -> Result<Option<Head>, StoreError> {
+        Ok(None)
+    }
+}
+
 /// A write: everything read through it stays as read until `commit`, which appends a batch
 /// after the head it read, with the caller's key writes, atomically and durably. A transaction
 /// may commit several batches one after the other (an import writes each file as its own
@@ -85,6 +122,20 @@ pub trait Transaction: Snapshot {
         records: &[Record],
         aux: &[AuxWrite],
     ) -> Result<Receipt, StoreError>;
+
+    /// `commit_records`, with the key writes worked out by `aux` (on this thread) while the
+    /// store is already writing the records where it can (the PostgreSQL store's `COPY`
+    /// runs meanwhile). `aux` returning `None` writes nothing and gives `Ok(None)`.
+    fn commit_records_then(
+        &mut self,
+        records: &[Record],
+        aux: &mut dyn FnMut() -> Option<Vec<AuxWrite>>,
+    ) -> Result<Option<Receipt>, StoreError> {
+        match aux() {
+            Some(aux) => self.commit_records(records, &aux).map(Some),
+            None => Ok(None),
+        }
+    }
 
     /// Group commit: from now on each `commit` is applied at once (the next one validates
     /// against it) but made durable only by `flush`, which makes every batch of the group

@@ -198,6 +198,8 @@ pub struct PgStore {
     idle: Mutex<Vec<Conn>>,
     /// The schema is known to exist (it never goes away once made).
     exists: std::sync::atomic::AtomicBool,
+    /// The server exports snapshots (`pg_export_snapshot`): asked once.
+    exports: std::sync::OnceLock<bool>,
 }
 
 impl PgStore {
@@ -211,6 +213,7 @@ impl PgStore {
             shown,
             idle: Mutex::new(Vec::new()),
             exists: std::sync::atomic::AtomicBool::new(false),
+            exports: std::sync::OnceLock::new(),
         };
         let mut client = store.connect()?;
         // (`to_regclass` reads the catalog's cache; `information_schema` would cost a few ms.)
@@ -256,6 +259,21 @@ impl PgStore {
         Ok(Conn {
             client,
             prepared: std::collections::HashMap::new(),
+        })
+    }
+
+    /// Whether the server can share a snapshot between connections: PostgreSQL can;
+    /// CockroachDB, which speaks its protocol, cannot.
+    fn exports_snapshots(&self) -> bool {
+        *self.exports.get_or_init(|| {
+            self.connect()
+                .ok()
+                .and_then(|mut c| {
+                    let v: String = c.query_one("SELECT version()", &[]).ok()?.get(0);
+                    self.give_back(c);
+                    Some(v.starts_with("PostgreSQL"))
+                })
+                .unwrap_or(false)
         })
     }
 
@@ -496,10 +514,45 @@ fn without_password(url: &str) -> String {
     }
 }
 
+/// `COPY`s records into `events` (with `FREEZE` into a table made by this transaction, which
+/// then gets its indexes).
+fn copy_records(
+    c: &mut Conn,
+    events: &str,
+    records: &[Record],
+    unindexed: bool,
+) -> Result<(), postgres::Error> {
+    let sink = c.client.copy_in(&format!(
+        "COPY {events} (seq, recorded, hash, id, body) FROM STDIN WITH (FORMAT binary{})",
+        if unindexed { ", FREEZE" } else { "" }
+    ))?;
+    let types = [
+        postgres::types::Type::INT8,
+        postgres::types::Type::TEXT,
+        postgres::types::Type::BYTEA,
+        postgres::types::Type::TEXT,
+        postgres::types::Type::BYTEA,
+    ];
+    let mut writer = postgres::binary_copy::BinaryCopyInWriter::new(sink, &types);
+    for r in records {
+        let seq = r.seq as i64;
+        let hash: &[u8] = &r.hash;
+        let body: &[u8] = &r.body;
+        writer.write(&[&seq, &r.recorded, &hash, &r.id, &body])?;
+    }
+    writer.finish()?;
+    if unindexed {
+        c.batch_execute(&index_events(events))?;
+    }
+    Ok(())
+}
+
 /// The constraints of `events`, added once its first rows are in (the same as declaring
 /// them in `CREATE TABLE`).
 fn index_events(events: &str) -> String {
-    format!("ALTER TABLE {events} ADD PRIMARY KEY (seq), ADD UNIQUE (id)")
+    // Statistics too: a table the planner knows nothing of gets plans made for a few rows
+    // (a page of the log would sort the whole table) until autovacuum comes by.
+    format!("ALTER TABLE {events} ADD PRIMARY KEY (seq), ADD UNIQUE (id); ANALYZE {events}")
 }
 
 /// A serialization failure or a deadlock: the transaction may simply be tried again.
@@ -659,7 +712,7 @@ impl ReadCache {
     }
 }
 
-impl View<'_> {
+impl<'s> View<'s> {
     fn cached<T>(&self, f: impl FnOnce(&mut ReadCache) -> Option<T>) -> Option<T> {
         let cache = self.cache.as_ref()?;
         f(&mut cache.lock().unwrap_or_else(|p| p.into_inner()))
@@ -742,13 +795,16 @@ impl View<'_> {
             .collect()
     }
 
+    /// The records after `after`, `PAGE` seqs at most. (A range of seqs, not a `LIMIT`: seqs
+    /// are gapless, and whatever plan the database picks, it only ever sorts one page.)
     fn page(&self, after: u64) -> Result<Vec<Record>, StoreError> {
         let sql = format!(
-            "SELECT seq, recorded, hash, id, body FROM {} WHERE seq > $1 AND seq <= $2 ORDER BY seq LIMIT $3",
+            "SELECT seq, recorded, hash, id, body FROM {} WHERE seq > $1 AND seq <= $2 ORDER BY seq",
             self.store.table("events")
         );
-        let (after, len) = (after as i64, self.len() as i64);
-        let rows = self.with(|c| c.query(&sql, &[&after, &len, &PAGE]))?;
+        let until = (after + PAGE as u64).min(self.len());
+        let (after, until) = (after as i64, until as i64);
+        let rows = self.with(|c| c.query(&sql, &[&after, &until]))?;
         rows.iter().map(|r| self.row(r)).collect()
     }
 
@@ -855,6 +911,45 @@ impl View<'_> {
         if self.empty {
             return Ok(None);
         }
+        // A read checks the chain on a connection of its own in the very same snapshot, so
+        // that the check runs beside the other reads of this snapshot (`accord verify`
+        // decodes every event meanwhile) instead of taking turns with them.
+        if let Some(side) = self.attach() {
+            let checked = side.check_chain();
+            side.end(true);
+            return checked;
+        }
+        self.check_chain()
+    }
+
+    /// A second connection reading this read's snapshot (`pg_export_snapshot`), when the
+    /// database has them (PostgreSQL does; a write transaction's view is its own).
+    fn attach(&self) -> Option<View<'s>> {
+        if self.cache.is_some() || !self.store.exports_snapshots() {
+            return None;
+        }
+        let id: String = self
+            .with(|c| c.query_one("SELECT pg_export_snapshot()", &[]))
+            .ok()?
+            .get(0);
+        if !id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
+            return None;
+        }
+        let mut conn = self.store.connect().ok()?;
+        conn.batch_execute(&format!(
+            "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET TRANSACTION SNAPSHOT '{id}'"
+        ))
+        .ok()?;
+        Some(View {
+            store: self.store,
+            client: Mutex::new(Some(conn)),
+            head: self.head.clone(),
+            empty: false,
+            cache: None,
+        })
+    }
+
+    fn check_chain(&self) -> Result<Option<Head>, StoreError> {
         let mut prev = [0u8; 32];
         let mut last: Option<Record> = None;
         for r in self.records_after(0) {
@@ -981,6 +1076,56 @@ pg_snapshot!(PgRead);
 pg_snapshot!(PgWrite);
 
 impl PgWrite<'_> {
+    /// Records that keep their seq, time and hash must follow the head: the next seq, a
+    /// recorded time not before the head's, a hash chained from the one before.
+    fn check_records(&self, records: &[Record]) -> Result<(), StoreError> {
+        let head = &self.view.head;
+        let mut prev = head.as_ref().map_or([0u8; 32], |h| h.hash);
+        let first = head.as_ref().map_or(0, |h| h.seq) + 1;
+        let mut last_recorded = head.as_ref().map(|h| h.recorded.as_str());
+        for (expected, (index, r)) in (first..).zip(records.iter().enumerate()) {
+            let bad = |detail: String| StoreError::InvalidEvent { index, detail };
+            if r.seq != expected {
+                return Err(bad(format!(
+                    "seq {} does not follow seq {}",
+                    r.seq,
+                    expected - 1
+                )));
+            }
+            if last_recorded.is_some_and(|l| r.recorded.as_str() < l) {
+                return Err(bad("its recorded time goes back".into()));
+            }
+            if chain_hash(&prev, r.seq, &r.recorded, &r.id, &r.body) != r.hash {
+                return Err(bad("its hash does not chain from the one before".into()));
+            }
+            prev = r.hash;
+            last_recorded = Some(r.recorded.as_str());
+        }
+        Ok(())
+    }
+
+    /// The receipt of an empty batch.
+    fn nothing(&self) -> Receipt {
+        Receipt {
+            appended: 0,
+            skipped: 0,
+            first_seq: None,
+            last_seq: None,
+            head: self.view.head.clone(),
+        }
+    }
+
+    /// The receipt of `records`, just written.
+    fn receipt(&self, records: &[Record]) -> Receipt {
+        Receipt {
+            appended: records.len() as u64,
+            skipped: 0,
+            first_seq: records.first().map(|r| r.seq),
+            last_seq: records.last().map(|r| r.seq),
+            head: self.view.head.clone(),
+        }
+    }
+
     /// Reopens the SQL transaction after a commit: the lock is taken again, and the head must
     /// be the one this transaction left (else another writer got in between, and what was
     /// validated against the old head no longer holds).
@@ -1007,7 +1152,14 @@ impl PgWrite<'_> {
         Ok(())
     }
 
-    fn write_batch(&mut self, records: &[Record], aux: &[AuxWrite]) -> Result<(), StoreError> {
+    /// Writes a batch and its keys (the records already there when `copied`, by
+    /// `copy_records`), then commits unless grouped.
+    fn write_batch(
+        &mut self,
+        records: &[Record],
+        aux: &[AuxWrite],
+        copied: bool,
+    ) -> Result<(), StoreError> {
         self.reopen()?;
         let store = self.view.store;
         let events = store.table("events");
@@ -1082,27 +1234,8 @@ impl PgWrite<'_> {
                 }
                 return Ok(());
             }
-            let sink = c.client.copy_in(&format!(
-                "COPY {events} (seq, recorded, hash, id, body) FROM STDIN WITH (FORMAT binary{})",
-                if unindexed { ", FREEZE" } else { "" }
-            ))?;
-            let types = [
-                postgres::types::Type::INT8,
-                postgres::types::Type::TEXT,
-                postgres::types::Type::BYTEA,
-                postgres::types::Type::TEXT,
-                postgres::types::Type::BYTEA,
-            ];
-            let mut writer = postgres::binary_copy::BinaryCopyInWriter::new(sink, &types);
-            for r in records {
-                let seq = r.seq as i64;
-                let hash: &[u8] = &r.hash;
-                let body: &[u8] = &r.body;
-                writer.write(&[&seq, &r.recorded, &hash, &r.id, &body])?;
-            }
-            writer.finish()?;
-            if unindexed {
-                c.batch_execute(&index_events(&events))?;
+            if !copied {
+                copy_records(c, &events, records, unindexed)?;
             }
             let upsert = format!(
                 "INSERT INTO {aux_table} (key, value) SELECT * FROM unnest($1::bytea[], $2::bytea[]) \
@@ -1236,7 +1369,7 @@ impl crate::Transaction for PgWrite<'_> {
                 }
             })
             .collect();
-        self.write_batch(&records, aux)?;
+        self.write_batch(&records, aux, false)?;
         Ok(Receipt {
             appended: records.len() as u64,
             skipped: 0,
@@ -1251,50 +1384,47 @@ impl crate::Transaction for PgWrite<'_> {
         records: &[Record],
         aux: &[AuxWrite],
     ) -> Result<Receipt, StoreError> {
-        let head = self.view.head.clone();
-        let mut prev = head.as_ref().map_or([0u8; 32], |h| h.hash);
-        let mut expected = head.as_ref().map_or(0, |h| h.seq) + 1;
-        let mut last_recorded = head.as_ref().map(|h| h.recorded.clone());
-        for (index, r) in records.iter().enumerate() {
-            let bad = |detail: String| StoreError::InvalidEvent { index, detail };
-            if r.seq != expected {
-                return Err(bad(format!(
-                    "seq {} does not follow seq {}",
-                    r.seq,
-                    expected - 1
-                )));
-            }
-            if last_recorded
-                .as_deref()
-                .is_some_and(|l| r.recorded.as_str() < l)
-            {
-                return Err(bad("its recorded time goes back".into()));
-            }
-            if chain_hash(&prev, r.seq, &r.recorded, &r.id, &r.body) != r.hash {
-                return Err(bad("its hash does not chain from the one before".into()));
-            }
-            prev = r.hash;
-            expected += 1;
-            last_recorded = Some(r.recorded.clone());
-        }
+        self.check_records(records)?;
         if records.is_empty() {
-            return Ok(Receipt {
-                appended: 0,
-                skipped: 0,
-                first_seq: None,
-                last_seq: None,
-                head,
-            });
+            return Ok(self.nothing());
         }
-        let first = records[0].seq;
-        self.write_batch(records, aux)?;
-        Ok(Receipt {
-            appended: records.len() as u64,
-            skipped: 0,
-            first_seq: Some(first),
-            last_seq: Some(expected - 1),
-            head: self.view.head.clone(),
-        })
+        self.write_batch(records, aux, false)?;
+        Ok(self.receipt(records))
+    }
+
+    fn commit_records_then(
+        &mut self,
+        records: &[Record],
+        aux: &mut dyn FnMut() -> Option<Vec<AuxWrite>>,
+    ) -> Result<Option<Receipt>, StoreError> {
+        self.check_records(records)?;
+        if records.len() <= SMALL_ROWS {
+            return match aux() {
+                Some(aux) => self.commit_records(records, &aux).map(Some),
+                None => Ok(None),
+            };
+        }
+        self.reopen()?;
+        // The records stream into `COPY` on a second thread while `aux` works out the keys.
+        let events = self.view.store.table("events");
+        let (view, unindexed) = (&self.view, self.unindexed);
+        let (copied, aux) = std::thread::scope(|scope| {
+            let copy = scope.spawn(|| view.with(|c| copy_records(c, &events, records, unindexed)));
+            let aux = aux();
+            (copy.join(), aux)
+        });
+        copied.unwrap_or_else(|_| {
+            Err(StoreError::Backend {
+                path: self.view.store.shown.clone().into(),
+                detail: "writing the records panicked".into(),
+            })
+        })?;
+        let Some(aux) = aux else {
+            return Ok(None);
+        };
+        self.unindexed = false;
+        self.write_batch(records, &aux, true)?;
+        Ok(Some(self.receipt(records)))
     }
 
     fn group(&mut self) {
