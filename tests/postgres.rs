@@ -594,3 +594,33 @@ fn first_appends_race_to_create_the_ledger() {
         .get(0);
     assert_eq!(found, None, "a refused first append left its schema");
 }
+
+/// The layout is versioned: a ledger written by a later accord (a newer layout) is refused
+/// with exit 4 and left as it is, for reads and writes alike; a version no accord wrote too.
+#[test]
+fn a_ledger_of_another_layout_is_refused_and_left_alone() {
+    let Some(pg) = Cluster::start() else { return };
+    let url = pg.url("layout");
+    ok_stdin(store(&url), &["append", "-"], &parties_and_big());
+    let before = ok(store(&url), &["log", "--format", "json"]);
+    let mut c = pg.client();
+    for (version, words) in [(2, "upgrade accord"), (0, "no accord wrote")] {
+        c.batch_execute(&format!("UPDATE layout.meta SET version = {version}"))
+            .unwrap();
+        for args in [vec!["head"], vec!["append", "-"]] {
+            let o = testkit::accord(store(&url))
+                .args(&args)
+                .write_stdin(settlement("late"))
+                .output()
+                .unwrap();
+            let stderr = text(&o.stderr);
+            assert_eq!(o.status.code(), Some(4), "{args:?}: {stderr}");
+            assert!(stderr.contains(words), "{args:?}: {stderr}");
+            assert_eq!(stderr.lines().count(), 1, "{stderr}");
+        }
+    }
+    c.batch_execute("UPDATE layout.meta SET version = 1")
+        .unwrap();
+    assert_eq!(ok(store(&url), &["log", "--format", "json"]), before);
+    assert!(ok(store(&url), &["verify"]).starts_with("ok: 7 events"));
+}

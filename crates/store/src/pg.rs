@@ -27,6 +27,11 @@ use crate::{
 
 /// The layout this accord writes.
 const LAYOUT: i32 = 1;
+/// How a ledger of an older layout is brought to `LAYOUT`: `(from, SQL)` takes version
+/// `from` to `from + 1` (`{schema}` stands for the ledger's schema). A later accord that
+/// changes the layout adds its step here and bumps `LAYOUT`; opening an older ledger then
+/// applies the missing steps in order (see `PgStore::migrate`). Layout 1 is the first.
+const MIGRATIONS: &[(i32, &str)] = &[];
 /// Records read per query when iterating.
 const PAGE: i64 = 10_000;
 /// Keys written per statement.
@@ -237,16 +242,56 @@ impl PgStore {
                 .map_err(|e| store.failed(&e))?
                 .get(0);
             if version != LAYOUT {
-                return Err(StoreError::Backend {
-                    path: store.shown.clone().into(),
-                    detail: format!(
-                        "the ledger's layout is version {version}, this accord knows version {LAYOUT}"
-                    ),
-                });
+                store.migrate(&mut client, version)?;
             }
         }
         store.give_back(client);
         Ok(store)
+    }
+
+    /// Brings a ledger of an older layout to `LAYOUT`, one step after the other, in one
+    /// transaction that holds the head lock (so no append runs meanwhile, and a failure
+    /// leaves the ledger as it was). A ledger of a newer layout, written by a later accord,
+    /// is refused: this one would not know how to keep it whole.
+    fn migrate(&self, client: &mut Conn, version: i32) -> Result<(), StoreError> {
+        let refuse = |detail: String| StoreError::Backend {
+            path: self.shown.clone().into(),
+            detail,
+        };
+        if version > LAYOUT {
+            return Err(refuse(format!(
+                "the ledger's layout is version {version}, written by a later accord; this one \
+                 knows versions up to {LAYOUT}: upgrade accord"
+            )));
+        }
+        let steps: Vec<&(i32, &str)> = MIGRATIONS
+            .iter()
+            .filter(|(from, _)| *from >= version)
+            .collect();
+        if version < 1 || steps.len() != (LAYOUT - version) as usize {
+            return Err(refuse(format!(
+                "the ledger's layout is version {version}, which no accord wrote"
+            )));
+        }
+        let meta = self.table("meta");
+        let run = |client: &mut Conn| -> Result<(), postgres::Error> {
+            client.batch_execute("BEGIN")?;
+            let now: i32 = client
+                .query_one(&format!("SELECT version FROM {meta} FOR UPDATE"), &[])?
+                .get(0);
+            for (from, sql) in MIGRATIONS.iter().filter(|(from, _)| *from >= now) {
+                client.batch_execute(&sql.replace("{schema}", &self.schema))?;
+                client.execute(&format!("UPDATE {meta} SET version = $1"), &[&(from + 1)])?;
+            }
+            client.batch_execute("COMMIT")
+        };
+        run(client).map_err(|e| {
+            let _ = client.batch_execute("ROLLBACK");
+            refuse(format!(
+                "bringing the ledger's layout from version {version} to {LAYOUT} failed: {}",
+                reason(&e)
+            ))
+        })
     }
 
     fn connect(&self) -> Result<Conn, StoreError> {
@@ -291,16 +336,9 @@ impl PgStore {
     }
 
     fn failed(&self, e: &postgres::Error) -> StoreError {
-        let reason = match e.as_db_error() {
-            Some(db) => db.message().to_string(),
-            None => match std::error::Error::source(e) {
-                Some(cause) => format!("{e}: {cause}"),
-                None => e.to_string(),
-            },
-        };
         StoreError::Backend {
             path: self.shown.clone().into(),
-            detail: reason,
+            detail: reason(e),
         }
     }
 
@@ -498,6 +536,17 @@ fn parse_url(url: &str) -> Result<(postgres::Config, String, String), StoreError
     }
     config.connect_timeout(std::time::Duration::from_secs(5));
     Ok((config, schema, without_password(url)))
+}
+
+/// The server's reason for an error (its message), or the client's.
+fn reason(e: &postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => db.message().to_string(),
+        None => match std::error::Error::source(e) {
+            Some(cause) => format!("{e}: {cause}"),
+            None => e.to_string(),
+        },
+    }
 }
 
 /// The URL with its password (if any) replaced, for messages.
