@@ -456,11 +456,20 @@ fn corrections(
     max_corrections: usize,
 ) -> Result<Vec<AuxWrite>, Error> {
     let mut writes = Vec::new();
+    // The corrections of every checkpoint from the first date on, in one read (a database
+    // store answers each read with a round trip).
+    let all: Vec<Vec<u8>> = match slices.iter().map(|(d, _)| *d).min() {
+        Some(first) => store.aux_keys(format!("ov/{first}/").as_bytes(), b"ov0")?,
+        None => Vec::new(),
+    };
     for (date, slice) in slices {
         let date = *date;
         let prefix = format!("ov/{date}/").into_bytes();
-        let end = format!("ov/{date}0").into_bytes();
-        let existing = store.aux_keys(&prefix, &end)?;
+        let existing: Vec<Vec<u8>> = all
+            .iter()
+            .filter(|k| k.starts_with(&prefix))
+            .cloned()
+            .collect();
         let fresh = touched
             .iter()
             .filter(|a| !existing.contains(&overlay_key(date, a)))
