@@ -287,3 +287,56 @@ fn comments_and_figures_are_read_as_meant() {
         vec!["27 %".to_string(), "135,000,000,000".to_string()]
     );
 }
+
+/// The PostgreSQL section, pasted twice against a throwaway cluster (its URL in place of
+/// `localhost`, free ports in place of 8081 and 8082): every command exits 0 and shows
+/// what its comment says. Without PostgreSQL it says so and passes, unless `CI=true`.
+#[test]
+fn the_postgresql_section_works_when_pasted_twice() {
+    let Some(pg) = testkit::pg::Cluster::start() else {
+        return;
+    };
+    let free = || {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
+            .to_string()
+    };
+    let (a, b) = (free(), free());
+    let base = format!("postgres://postgres@127.0.0.1:{}/postgres", pg.port);
+    let steps: Vec<Step> = section("## One ledger in PostgreSQL")
+        .into_iter()
+        .map(|mut s| {
+            s.command = s
+                .command
+                .replace("postgres://postgres@localhost/postgres", &base)
+                .replace("8081", &a)
+                .replace("8082", &b);
+            s
+        })
+        .collect();
+    assert!(
+        steps.len() >= 10,
+        "only {} commands: {steps:?}",
+        steps.len()
+    );
+    assert!(steps.iter().any(|s| s.command.contains(&base)));
+    let dir = tempfile::tempdir().unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    copy_dir(&root().join("events"), &dir.path().join("events"));
+    copy_dir(&root().join("examples"), &dir.path().join("examples"));
+    std::fs::create_dir(dir.path().join("home")).unwrap();
+    let mut failures = Vec::new();
+    for round in ["first", "second"] {
+        failures.extend(check(round, dir.path(), tmp.path(), &steps));
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+    // The copy out holds the database's very log.
+    let url = format!("{base}?schema=deals");
+    assert_eq!(
+        testkit::ok(Path::new(&url), &["head"]),
+        testkit::ok(&tmp.path().join("deals.db"), &["head"])
+    );
+}

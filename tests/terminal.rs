@@ -224,3 +224,36 @@ fn steps_drawn(text: &str) -> Vec<(usize, u64)> {
     out.sort_by_key(|(_, _, at)| *at);
     out.into_iter().map(|(s, n, _)| (s, n)).collect()
 }
+
+/// `accord copy` into PostgreSQL draws the same bar on a terminal (reading, then writing),
+/// and the copy holds every event.
+#[test]
+fn on_a_terminal_a_slow_copy_into_postgresql_draws_its_bar() {
+    let Some(pg) = testkit::pg::Cluster::start() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let file = big_file(dir.path(), 3 * BIG);
+    let store = dir.path().join("store");
+    let o = accord(&store).arg("append").arg(&file).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let url = pg.url("copied");
+    let started = Instant::now();
+    let Some(text) = on_a_terminal(&store, &["copy", store.to_str().unwrap(), &url], None) else {
+        return;
+    };
+    let took = started.elapsed();
+    assert!(
+        text.contains(&format!("copied {} events", 3 * BIG + 2)),
+        "{text}"
+    );
+    if took > Duration::from_millis(1500) {
+        let drawn = steps_drawn(&text);
+        assert!(
+            !drawn.is_empty(),
+            "a copy of {took:?} drew no bar: {text:?}"
+        );
+    } else {
+        eprintln!("the copy took {took:?}: too quick for the bar");
+    }
+}

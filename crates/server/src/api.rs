@@ -295,7 +295,7 @@ fn cached(
         return Ok(None);
     }
     // The head is read off the async threads' duty: a database store asks its server.
-    let Some(head) = tokio::task::block_in_place(|| ledger.head())? else {
+    let Some(head) = ledger.head_from_async()? else {
         return Ok(None);
     };
     let key = (ledger.name.clone(), head.seq, question.to_string());

@@ -136,6 +136,23 @@ impl Ledger {
         }
     }
 
+    /// `head`, from an async task: a database ledger asks its server, so the wait is taken
+    /// off the async threads (`block_in_place`); an embedded one answers from memory, and is
+    /// asked directly (moving a worker to a new thread on every request grew the server by
+    /// a thread and its allocator arena each time).
+    pub fn head_from_async(&self) -> Result<Option<Head>, engine::Error> {
+        if self.in_database() {
+            tokio::task::block_in_place(|| self.head())
+        } else {
+            self.head()
+        }
+    }
+
+    /// The ledger lives in a database (a `postgres://` URL), not in a directory.
+    pub fn in_database(&self) -> bool {
+        self.path.to_str().is_some_and(engine::is_database_url)
+    }
+
     /// Hands a parsed batch to the writer and waits until it is durable or refused.
     pub async fn append(
         &self,

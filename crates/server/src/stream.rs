@@ -55,7 +55,7 @@ pub async fn stream(
         pending: VecDeque::new(),
         stopping: app.stopping.clone(),
     };
-    let head = tokio::task::block_in_place(|| cursor.ledger.head().ok().flatten());
+    let head = cursor.ledger.head_from_async().ok().flatten();
     let events = futures_util::stream::unfold(cursor, next);
     let mut response = Sse::new(events)
         .keep_alive(
