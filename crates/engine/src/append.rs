@@ -339,6 +339,17 @@ fn write_planned(
                 txn.commit(&[], config.now(), &[])?;
             }
             None
+        } else if range.start == 0 && txn.is_empty() {
+            // The first batch of an empty log (an import): its keys are worked out against
+            // the empty log on a second thread, while this one encodes the events and the
+            // store starts writing them.
+            Some(first_batch(
+                txn,
+                &log[..range.end],
+                &events,
+                config,
+                options,
+            )?)
         } else {
             // The query indexes and checkpoints change in the same atomic batch. They are
             // worked out on a second thread while this one encodes the events.
@@ -389,6 +400,63 @@ fn write_planned(
         });
     }
     Ok(receipts)
+}
+
+/// Writes the first batch of an empty log, its keys worked out meanwhile (see
+/// `write_planned`).
+fn first_batch(
+    txn: &mut dyn Transaction,
+    log: &[RecordedEvent],
+    events: &[&Event],
+    config: &Config,
+    options: &Options<'_>,
+) -> Result<store::Receipt, Error> {
+    std::thread::scope(|scope| {
+        let keys = scope.spawn(|| crate::checkpoints::maintain(&store::EmptyLog, log, 0, config));
+        let mut bodies: Vec<Vec<u8>> = Vec::with_capacity(events.len());
+        for chunk in events.chunks(domain::TICK_EVERY as usize) {
+            bodies.extend(chunk.iter().map(|e| e.canonical_bytes()));
+            options.advance(chunk.len() as u64);
+        }
+        let batch: Vec<NewEvent<'_>> = events
+            .iter()
+            .zip(&bodies)
+            .map(|(e, b)| NewEvent {
+                id: e.id.as_str(),
+                body: b,
+            })
+            .collect();
+        if let Some(p) = options.progress {
+            p.committing(batch.len() as u64);
+        }
+        let mut keys = Some(keys);
+        let mut failed = None;
+        let receipt = txn.commit_then(&batch, config.now(), &mut || {
+            let outcome = keys.take()?.join().unwrap_or_else(|_| {
+                Err(Error::failed("maintaining the query checkpoints panicked"))
+            });
+            match outcome {
+                Ok(aux) => Some(aux),
+                Err(e) => {
+                    failed = Some(e);
+                    None
+                }
+            }
+        });
+        // The keys' thread is joined by the closure, or here when the store failed first.
+        if let Some(k) = keys.take() {
+            let _ = k.join();
+        }
+        if let Some(e) = failed {
+            return Err(e);
+        }
+        let receipt =
+            receipt?.ok_or_else(|| Error::failed("the batch's keys were not worked out"))?;
+        if let Some(p) = options.progress {
+            p.committed();
+        }
+        Ok(receipt)
+    })
 }
 
 /// Of a file's `ids`, those skipped as already recorded (not among the new events from

@@ -1153,6 +1153,73 @@ impl PgWrite<'_> {
         Ok(())
     }
 
+    /// The records of a new batch after the head: the next seqs, one recorded time (never
+    /// before the head's), the chain continued.
+    fn new_records(
+        &self,
+        batch: &[NewEvent<'_>],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Record>, StoreError> {
+        let head = &self.view.head;
+        let head_seq = head.as_ref().map_or(0, |h| h.seq);
+        let last_recorded = match head {
+            Some(h) => DateTime::parse_from_rfc3339(&h.recorded)
+                .map(|t| t.with_timezone(&Utc))
+                .map_err(|e| StoreError::Corrupt {
+                    seq: Some(h.seq),
+                    detail: format!("its recorded time does not parse: {e}"),
+                })?,
+            None => now,
+        };
+        let recorded = recorded_string(now.max(last_recorded));
+        let mut prev = head.as_ref().map_or([0u8; 32], |h| h.hash);
+        Ok(batch
+            .iter()
+            .zip(head_seq + 1..)
+            .map(|(e, seq)| {
+                let hash = chain_hash(&prev, seq, &recorded, e.id, e.body);
+                prev = hash;
+                Record {
+                    seq,
+                    recorded: recorded.clone(),
+                    hash,
+                    id: e.id.to_string(),
+                    body: e.body.to_vec(),
+                }
+            })
+            .collect())
+    }
+
+    /// Writes big `records`: they stream into `COPY` (and a new table gets its indexes) on a
+    /// second thread while `aux` works out their keys on this one; then the keys and the
+    /// head, and the commit unless grouped.
+    fn copy_then(
+        &mut self,
+        records: &[Record],
+        aux: &mut dyn FnMut() -> Option<Vec<AuxWrite>>,
+    ) -> Result<Option<Receipt>, StoreError> {
+        self.reopen()?;
+        let events = self.view.store.table("events");
+        let (view, unindexed) = (&self.view, self.unindexed);
+        let (copied, aux) = std::thread::scope(|scope| {
+            let copy = scope.spawn(|| view.with(|c| copy_records(c, &events, records, unindexed)));
+            let aux = aux();
+            (copy.join(), aux)
+        });
+        copied.unwrap_or_else(|_| {
+            Err(StoreError::Backend {
+                path: self.view.store.shown.clone().into(),
+                detail: "writing the records panicked".into(),
+            })
+        })?;
+        let Some(aux) = aux else {
+            return Ok(None);
+        };
+        self.unindexed = false;
+        self.write_batch(records, &aux, true)?;
+        Ok(Some(self.receipt(records)))
+    }
+
     /// The receipt of an empty batch.
     fn nothing(&self) -> Receipt {
         Receipt {
@@ -1373,7 +1440,6 @@ impl crate::Transaction for PgWrite<'_> {
         aux: &[AuxWrite],
     ) -> Result<Receipt, StoreError> {
         let head = self.view.head.clone();
-        let head_seq = head.as_ref().map_or(0, |h| h.seq);
         // The caller validated the batch against this transaction's view: every event is
         // new (and the unique index on `id` would refuse one that is not).
         if batch.is_empty() {
@@ -1392,40 +1458,25 @@ impl crate::Transaction for PgWrite<'_> {
                 head,
             });
         }
-        let last_recorded = match &head {
-            Some(h) => DateTime::parse_from_rfc3339(&h.recorded)
-                .map(|t| t.with_timezone(&Utc))
-                .map_err(|e| StoreError::Corrupt {
-                    seq: Some(h.seq),
-                    detail: format!("its recorded time does not parse: {e}"),
-                })?,
-            None => now,
-        };
-        let recorded = recorded_string(now.max(last_recorded));
-        let mut prev = head.as_ref().map_or([0u8; 32], |h| h.hash);
-        let records: Vec<Record> = batch
-            .iter()
-            .zip(head_seq + 1..)
-            .map(|(e, seq)| {
-                let hash = chain_hash(&prev, seq, &recorded, e.id, e.body);
-                prev = hash;
-                Record {
-                    seq,
-                    recorded: recorded.clone(),
-                    hash,
-                    id: e.id.to_string(),
-                    body: e.body.to_vec(),
-                }
-            })
-            .collect();
+        let records = self.new_records(batch, now)?;
         self.write_batch(&records, aux, false)?;
-        Ok(Receipt {
-            appended: records.len() as u64,
-            skipped: 0,
-            first_seq: Some(head_seq + 1),
-            last_seq: Some(head_seq + records.len() as u64),
-            head: self.view.head.clone(),
-        })
+        Ok(self.receipt(&records))
+    }
+
+    fn commit_then(
+        &mut self,
+        batch: &[NewEvent<'_>],
+        now: DateTime<Utc>,
+        aux: &mut dyn FnMut() -> Option<Vec<AuxWrite>>,
+    ) -> Result<Option<Receipt>, StoreError> {
+        if batch.len() <= SMALL_ROWS {
+            return match aux() {
+                Some(aux) => self.commit(batch, now, &aux).map(Some),
+                None => Ok(None),
+            };
+        }
+        let records = self.new_records(batch, now)?;
+        self.copy_then(&records, aux)
     }
 
     fn commit_records(
@@ -1453,27 +1504,7 @@ impl crate::Transaction for PgWrite<'_> {
                 None => Ok(None),
             };
         }
-        self.reopen()?;
-        // The records stream into `COPY` on a second thread while `aux` works out the keys.
-        let events = self.view.store.table("events");
-        let (view, unindexed) = (&self.view, self.unindexed);
-        let (copied, aux) = std::thread::scope(|scope| {
-            let copy = scope.spawn(|| view.with(|c| copy_records(c, &events, records, unindexed)));
-            let aux = aux();
-            (copy.join(), aux)
-        });
-        copied.unwrap_or_else(|_| {
-            Err(StoreError::Backend {
-                path: self.view.store.shown.clone().into(),
-                detail: "writing the records panicked".into(),
-            })
-        })?;
-        let Some(aux) = aux else {
-            return Ok(None);
-        };
-        self.unindexed = false;
-        self.write_batch(records, &aux, true)?;
-        Ok(Some(self.receipt(records)))
+        self.copy_then(records, aux)
     }
 
     fn group(&mut self) {
