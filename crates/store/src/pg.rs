@@ -132,9 +132,39 @@ fn small_write(events: &str, aux: &str, meta: &str) -> String {
 struct Conn {
     client: Client,
     prepared: std::collections::HashMap<String, postgres::Statement>,
+    /// How often each statement not prepared yet was sent (see `rows`).
+    sent: std::collections::HashMap<String, u32>,
 }
 
 impl Conn {
+    /// The rows of a query with these parameters of these types. Its first use on this
+    /// connection sends it with its types (one round trip); from the second on it is
+    /// prepared and kept, so a fresh process (a CLI command) pays no round trip to prepare
+    /// what it asks once, and a long-lived one (a server) parses each statement once.
+    fn rows(
+        &mut self,
+        sql: &str,
+        params: &[&(dyn postgres::types::ToSql + Sync)],
+        types: &[postgres::types::Type],
+    ) -> Result<Vec<postgres::Row>, postgres::Error> {
+        if let Some(s) = self.prepared.get(sql) {
+            let s = s.clone();
+            return self.client.query(&s, params);
+        }
+        let sent = self.sent.entry(sql.to_string()).or_insert(0);
+        *sent += 1;
+        if *sent > 1 {
+            let s = self.statement(sql)?;
+            return self.client.query(&s, params);
+        }
+        let typed: Vec<(&(dyn postgres::types::ToSql + Sync), postgres::types::Type)> = params
+            .iter()
+            .zip(types)
+            .map(|(p, t)| (*p, t.clone()))
+            .collect();
+        self.client.query_typed(sql, &typed)
+    }
+
     fn statement(&mut self, sql: &str) -> Result<postgres::Statement, postgres::Error> {
         if let Some(s) = self.prepared.get(sql) {
             return Ok(s.clone());
@@ -142,24 +172,6 @@ impl Conn {
         let s = self.client.prepare(sql)?;
         self.prepared.insert(sql.to_string(), s.clone());
         Ok(s)
-    }
-
-    fn query(
-        &mut self,
-        sql: &str,
-        params: &[&(dyn postgres::types::ToSql + Sync)],
-    ) -> Result<Vec<postgres::Row>, postgres::Error> {
-        let s = self.statement(sql)?;
-        self.client.query(&s, params)
-    }
-
-    fn query_opt(
-        &mut self,
-        sql: &str,
-        params: &[&(dyn postgres::types::ToSql + Sync)],
-    ) -> Result<Option<postgres::Row>, postgres::Error> {
-        let s = self.statement(sql)?;
-        self.client.query_opt(&s, params)
     }
 
     fn query_one(
@@ -224,10 +236,14 @@ impl PgStore {
         // (`to_regclass` reads the catalog's cache; `information_schema` would cost a few ms.)
         let meta = store.table("meta");
         let exists = client
-            .query_one("SELECT to_regclass($1)::text", &[&meta])
+            .rows(
+                "SELECT to_regclass($1)::text",
+                &[&meta],
+                &[postgres::types::Type::TEXT],
+            )
             .map_err(|e| store.failed(&e))?
-            .get::<_, Option<String>>(0)
-            .is_some();
+            .first()
+            .is_some_and(|r| r.get::<_, Option<String>>(0).is_some());
         store
             .exists
             .store(exists, std::sync::atomic::Ordering::Relaxed);
@@ -238,9 +254,14 @@ impl PgStore {
         }
         if exists {
             let version: i32 = client
-                .query_one(&format!("SELECT version FROM {}.meta", store.schema), &[])
+                .rows(
+                    &format!("SELECT version FROM {}.meta", store.schema),
+                    &[],
+                    &[],
+                )
                 .map_err(|e| store.failed(&e))?
-                .get(0);
+                .first()
+                .map_or(0, |r| r.get(0));
             if version != LAYOUT {
                 store.migrate(&mut client, version)?;
             }
@@ -304,6 +325,7 @@ impl PgStore {
         Ok(Conn {
             client,
             prepared: std::collections::HashMap::new(),
+            sent: std::collections::HashMap::new(),
         })
     }
 
@@ -810,8 +832,14 @@ impl<'s> View<'s> {
             return Ok(seq);
         }
         let len = self.len() as i64;
-        let row = self.with(|c| c.query_opt(&sql, &[&id, &len]))?;
-        let seq = row.map(|r| r.get::<_, i64>(0) as u64);
+        let rows = self.with(|c| {
+            c.rows(
+                &sql,
+                &[&id, &len],
+                &[postgres::types::Type::TEXT, postgres::types::Type::INT8],
+            )
+        })?;
+        let seq = rows.first().map(|r| r.get::<_, i64>(0) as u64);
         self.cached(|c| c.ids.insert(id.to_string(), seq));
         Ok(seq)
     }
@@ -828,7 +856,7 @@ impl<'s> View<'s> {
             "SELECT seq, recorded, hash, id, body FROM {} WHERE seq = ANY($1)",
             self.store.table("events")
         );
-        let rows = self.with(|c| c.query(&sql, &[&wanted]))?;
+        let rows = self.with(|c| c.rows(&sql, &[&wanted], &[postgres::types::Type::INT8_ARRAY]))?;
         let mut by_seq = std::collections::HashMap::with_capacity(rows.len());
         for r in &rows {
             let rec = self.row(r)?;
@@ -853,7 +881,13 @@ impl<'s> View<'s> {
         );
         let until = (after + PAGE as u64).min(self.len());
         let (after, until) = (after as i64, until as i64);
-        let rows = self.with(|c| c.query(&sql, &[&after, &until]))?;
+        let rows = self.with(|c| {
+            c.rows(
+                &sql,
+                &[&after, &until],
+                &[postgres::types::Type::INT8, postgres::types::Type::INT8],
+            )
+        })?;
         rows.iter().map(|r| self.row(r)).collect()
     }
 
@@ -911,8 +945,8 @@ impl<'s> View<'s> {
         if let Some(value) = self.cached(|c| c.aux.get(key).cloned()) {
             return Ok(value);
         }
-        let row = self.with(|c| c.query_opt(&sql, &[&key]))?;
-        let value: Option<Vec<u8>> = row.map(|r| r.get(0));
+        let rows = self.with(|c| c.rows(&sql, &[&key], &[postgres::types::Type::BYTEA]))?;
+        let value: Option<Vec<u8>> = rows.first().map(|r| r.get(0));
         self.cached(|c| c.aux.insert(key.to_vec(), value.clone()));
         Ok(value)
     }
@@ -930,7 +964,13 @@ impl<'s> View<'s> {
         if let Some(entries) = self.cached(|c| c.ranges.get(&at).cloned()) {
             return Ok(entries);
         }
-        let rows = self.with(|c| c.query(&sql, &[&from, &to]))?;
+        let rows = self.with(|c| {
+            c.rows(
+                &sql,
+                &[&from, &to],
+                &[postgres::types::Type::BYTEA, postgres::types::Type::BYTEA],
+            )
+        })?;
         let entries: AuxEntries = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
         self.cached(|c| c.ranges.insert(at, entries.clone()));
         Ok(entries)
@@ -948,7 +988,13 @@ impl<'s> View<'s> {
         if let Some(keys) = self.cached(|c| c.keys.get(&at).cloned()) {
             return Ok(keys);
         }
-        let rows = self.with(|c| c.query(&sql, &[&from, &to]))?;
+        let rows = self.with(|c| {
+            c.rows(
+                &sql,
+                &[&from, &to],
+                &[postgres::types::Type::BYTEA, postgres::types::Type::BYTEA],
+            )
+        })?;
         let keys: Vec<Vec<u8>> = rows.iter().map(|r| r.get(0)).collect();
         self.cached(|c| c.keys.insert(at, keys.clone()));
         Ok(keys)
