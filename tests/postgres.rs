@@ -624,3 +624,60 @@ fn a_ledger_of_another_layout_is_refused_and_left_alone() {
     assert_eq!(ok(store(&url), &["log", "--format", "json"]), before);
     assert!(ok(store(&url), &["verify"]).starts_with("ok: 7 events"));
 }
+
+/// A deadlock that the database breaks by aborting accord's write: another session holds
+/// the keys accord is about to update, then asks for the head row that accord holds. The
+/// append is tried again whole (validation included), lands once, and the ledger verifies.
+#[test]
+fn a_write_the_database_aborts_in_a_deadlock_is_tried_again() {
+    let Some(pg) = Cluster::start() else { return };
+    let url = pg.url("deadlock");
+    ok_stdin(store(&url), &["append", "-"], &parties_and_big());
+    // The other session waits long before it looks for a deadlock, so that accord's
+    // backend (one second, the default) is the one that finds it and gives up.
+    let mut other = pg.client();
+    other
+        .batch_execute(
+            "SET deadlock_timeout = '30s'; BEGIN; SELECT key FROM deadlock.aux FOR UPDATE",
+        )
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("one.jsonl");
+    std::fs::write(&file, settlement("after-deadlock")).unwrap();
+    let child = std::process::Command::new(testkit::bin())
+        .env_remove("ACCORD_STORE")
+        .args(["--store", &url, "append", file.to_str().unwrap()])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // accord now holds the head row and waits for a key the other session holds.
+    std::thread::sleep(std::time::Duration::from_millis(600));
+    let mut waiting = pg.client();
+    let blocked: i64 = waiting
+        .query_one(
+            "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%aux%'",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(
+        blocked, 1,
+        "accord is not waiting for the other session's keys"
+    );
+    // The other session asks for the head row: a deadlock, which accord's backend breaks.
+    other
+        .batch_execute("SELECT head_seq FROM deadlock.meta FOR UPDATE; COMMIT")
+        .unwrap();
+    let o = child.wait_with_output().unwrap();
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert!(
+        text(&o.stdout).starts_with("appended 1 event"),
+        "{}",
+        text(&o.stdout)
+    );
+    let rows = log_of(&url);
+    assert_eq!(rows.len(), 8);
+    assert_eq!(rows.iter().filter(|r| r.1 == "after-deadlock").count(), 1);
+    assert!(ok(store(&url), &["verify"]).starts_with("ok: 8 events"));
+}

@@ -140,8 +140,29 @@ impl Engine {
             return plan_files(log, head.as_ref(), parsed, &self.config, options)
                 .map(|planned| planned.receipts());
         }
-        let mut txn = self.store.write()?;
-        append_in(&mut *txn, parsed, &self.config, options)
+        // A write the database gave up on (a serialization failure or a deadlock) wrote
+        // nothing: it is tried again whole, validation included, against the log as it is
+        // then. The batch is kept for that when it is small enough to copy.
+        let mut tries = 0;
+        let mut parsed = parsed;
+        loop {
+            let again = (tries < CONFLICT_TRIES
+                && parsed.iter().map(|(_, e)| e.len()).sum::<usize>() <= RETRY_EVENTS)
+                .then(|| parsed.clone());
+            let mut txn = self.store.write()?;
+            match append_in(&mut *txn, parsed, &self.config, options) {
+                Err(Error::Unavailable {
+                    reason: crate::Unavailable::Conflict,
+                    ..
+                }) if again.is_some() => {
+                    drop(txn);
+                    tries += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(20 << tries));
+                    parsed = again.unwrap_or_default();
+                }
+                done => return done,
+            }
+        }
     }
 
     /// Group commit: appends each request (its files, its `expect_head`) one after the other
@@ -183,6 +204,11 @@ impl Engine {
         answers
     }
 }
+
+/// How many times a write the database gave up on is tried again, and up to how many events
+/// a batch is kept (copied) for that.
+const CONFLICT_TRIES: u32 = 5;
+const RETRY_EVENTS: usize = 100_000;
 
 /// Appends validated files inside the caller's transaction (see `Engine::append`).
 fn append_in(

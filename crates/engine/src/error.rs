@@ -39,6 +39,9 @@ pub enum Unavailable {
     Missing,
     /// Another process holds it.
     Locked,
+    /// The database gave up on a write to resolve a conflict with another (nothing of it
+    /// was written); trying the whole write again may well succeed.
+    Conflict,
     /// Anything else: damage found while reading, an I/O failure.
     Failed,
 }
@@ -133,6 +136,10 @@ impl From<store::StoreError> for Error {
             },
             S::Locked { .. } => Error::Unavailable {
                 reason: Unavailable::Locked,
+                message: e.to_string(),
+            },
+            S::Conflict { .. } => Error::Unavailable {
+                reason: Unavailable::Conflict,
                 message: e.to_string(),
             },
             other => Error::failed(other.to_string()),

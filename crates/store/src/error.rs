@@ -43,6 +43,14 @@ pub enum StoreError {
     #[error("the storage engine failed on {path}: {detail}")]
     Backend { path: PathBuf, detail: String },
 
+    /// The database gave up on the transaction to resolve a conflict with another one (a
+    /// serialization failure or a deadlock): nothing of it was written, and the whole write,
+    /// validation included, may simply be tried again.
+    #[error(
+        "the database {path} gave up on the write to resolve a conflict with another: {detail}"
+    )]
+    Conflict { path: PathBuf, detail: String },
+
     /// The id is already recorded (or appears earlier in the same batch) with a different body.
     #[error("event id {id:?} is already recorded at seq {seq} with a different body")]
     IdConflict { id: String, seq: u64 },
@@ -89,7 +97,8 @@ impl StoreError {
             | StoreError::Locked { .. }
             | StoreError::Corrupt { .. }
             | StoreError::Io { .. }
-            | StoreError::Backend { .. } => true,
+            | StoreError::Backend { .. }
+            | StoreError::Conflict { .. } => true,
             StoreError::IdConflict { .. } | StoreError::InvalidEvent { .. } => false,
         }
     }

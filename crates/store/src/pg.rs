@@ -358,6 +358,12 @@ impl PgStore {
     }
 
     fn failed(&self, e: &postgres::Error) -> StoreError {
+        if retryable(e) {
+            return StoreError::Conflict {
+                path: self.shown.clone().into(),
+                detail: reason(e),
+            };
+        }
         StoreError::Backend {
             path: self.shown.clone().into(),
             detail: reason(e),
