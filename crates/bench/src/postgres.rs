@@ -8,6 +8,8 @@
 //! - single appends, after the last date and backdated, each a fresh process;
 //! - verify;
 //! - `accord copy` of the embedded store (after its own appends) into a new schema;
+//! - before the import and before the copy, a `CHECKPOINT`, so that neither pays for
+//!   flushing what came before it;
 //! - single-event appends from 8 writers across 2 `accord serve` processes on the one
 //!   ledger (4 keep-alive connections each), every acknowledged event then checked to be in
 //!   the log exactly once.
@@ -77,6 +79,10 @@ pub fn bench(plan: &Plan<'_>) -> Result<PgResult, String> {
         ..PgResult::default()
     };
 
+    // Each size starts from a quiet cluster: what the sizes before it wrote is flushed
+    // (a checkpoint) before the import, as the embedded store's runs start from a new
+    // directory.
+    checkpoint(plan.cluster)?;
     say("PostgreSQL: import");
     let events = plan.events.display().to_string();
     let import = accord_run(&["append", &events, "--format", "json"]).measure_ok()?;
@@ -155,6 +161,7 @@ pub fn bench(plan: &Plan<'_>) -> Result<PgResult, String> {
     r.verify_rss_kib = verify.max_rss_kib;
     say(&format!("PostgreSQL: verify {:.0} ms", r.verify_ms));
 
+    checkpoint(plan.cluster)?;
     say("PostgreSQL: copy from the embedded store");
     let target = plan.cluster.url(&format!("bench_{n}_copy"));
     let embedded = plan.embedded.display().to_string();
@@ -248,6 +255,14 @@ fn writers(plan: &Plan<'_>, url: &str, r: &mut PgResult) -> Result<(), String> {
     ));
     drop(servers);
     Ok(())
+}
+
+/// Flushes what the cluster holds in memory to its files (`CHECKPOINT`).
+fn checkpoint(cluster: &testkit::pg::Cluster) -> Result<(), String> {
+    cluster
+        .client()
+        .batch_execute("CHECKPOINT")
+        .map_err(|e| format!("CHECKPOINT: {e}"))
 }
 
 /// The bytes of the tables and indexes of `schema`.
