@@ -447,6 +447,7 @@ impl PgStore {
                         head: None,
                         empty: true,
                         cache: None,
+                        broken: Mutex::new(None),
                     },
                 });
             }
@@ -466,6 +467,7 @@ impl PgStore {
                 head,
                 empty: false,
                 cache: None,
+                broken: Mutex::new(None),
             },
         })
     }
@@ -483,6 +485,7 @@ impl PgStore {
                     head: None,
                     empty: false,
                     cache: Some(Mutex::default()),
+                    broken: Mutex::new(None),
                 },
                 grouped: false,
                 open: true,
@@ -513,6 +516,7 @@ impl PgStore {
                 head,
                 empty: false,
                 cache: Some(Mutex::default()),
+                broken: Mutex::new(None),
             },
             grouped: false,
             open: true,
@@ -724,6 +728,9 @@ struct View<'s> {
     /// the head lock, and its own writes update or drop what they change. (A group of
     /// appends validates each against mostly the same keys.)
     cache: Option<Mutex<ReadCache>>,
+    /// The first failure of a statement in this transaction, which the database then
+    /// aborted.
+    broken: Mutex<Option<String>>,
 }
 
 /// A range of keys asked for: from (included), to (excluded).
@@ -804,7 +811,16 @@ impl<'s> View<'s> {
             path: self.store.shown.clone().into(),
             detail: "the transaction is over".into(),
         })?;
-        f(client).map_err(|e| self.store.failed(&e))
+        f(client).map_err(|e| {
+            // The database has aborted the transaction: nothing of it may be committed (a
+            // `COMMIT` now would quietly roll it back), see `PgWrite::finish`.
+            let failed = self.store.failed(&e);
+            self.broken
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .get_or_insert_with(|| failed.to_string());
+            failed
+        })
     }
 
     fn len(&self) -> u64 {
@@ -1047,6 +1063,7 @@ impl<'s> View<'s> {
             head: self.head.clone(),
             empty: false,
             cache: None,
+            broken: Mutex::new(None),
         })
     }
 
@@ -1460,6 +1477,22 @@ impl PgWrite<'_> {
     fn finish(&mut self) -> Result<(), StoreError> {
         if !self.open {
             return Ok(());
+        }
+        let broken = self
+            .view
+            .broken
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        if let Some(why) = broken {
+            // A statement of the transaction failed, so the database aborted all of it: the
+            // batches applied before it are gone too, and none may be acknowledged.
+            self.open = false;
+            let _ = self.view.with(|c| c.batch_execute("ROLLBACK"));
+            return Err(StoreError::Backend {
+                path: self.view.store.shown.clone().into(),
+                detail: format!("nothing of the transaction was committed, as one of its statements failed: {why}"),
+            });
         }
         if self.unindexed {
             if !self.keep {
