@@ -6,7 +6,7 @@
 
 use std::path::Path;
 
-use store::{Access, NewEvent, Opening, Snapshot};
+use store::{Access, NewEvent, Opening};
 
 fn open(url: &str) -> Box<dyn store::Backend> {
     store::open_with(
