@@ -681,3 +681,83 @@ fn a_write_the_database_aborts_in_a_deadlock_is_tried_again() {
     assert_eq!(rows.iter().filter(|r| r.1 == "after-deadlock").count(), 1);
     assert!(ok(store(&url), &["verify"]).starts_with("ok: 8 events"));
 }
+
+/// A password in a URL (`user:PASSWORD@` or `password=`) is never shown, in any message or
+/// output; `copy` names a target that already holds the log, or the same ledger twice; a
+/// URL accord cannot use is exit 4 saying why; a served ledger not created yet is 503.
+#[test]
+fn messages_never_show_a_password_and_say_what_they_mean() {
+    let Some(pg) = Cluster::start() else { return };
+    let secret = "s3cr3t-pw";
+    let with_password = |schema: &str| {
+        format!(
+            "postgres://postgres:{secret}@127.0.0.1:{}/postgres?schema={schema}",
+            pg.port
+        )
+    };
+    let refused = |args: &[&str]| {
+        let o = testkit::command().args(args).output().unwrap();
+        let all = format!("{}{}", text(&o.stdout), text(&o.stderr));
+        assert!(!all.contains(secret), "{args:?} shows the password: {all}");
+        (o.status.code(), all)
+    };
+    // A read of a ledger that does not exist.
+    let missing = with_password("missing");
+    let (code, all) = refused(&["--store", &missing, "head"]);
+    assert_eq!(code, Some(4), "{all}");
+    assert!(
+        all.contains("no store at postgres://postgres:***@"),
+        "{all}"
+    );
+    // An unreachable server, the password as a parameter.
+    let param = format!("postgres://postgres@127.0.0.1:1/postgres?password={secret}&schema=x");
+    let (code, all) = refused(&["--store", &param, "head"]);
+    assert_eq!(code, Some(4), "{all}");
+    assert!(all.contains("password=***"), "{all}");
+    // demo shows its store.
+    let demo = with_password("demo");
+    let (code, all) = refused(&["--store", &demo, "demo"]);
+    assert_eq!(code, Some(0), "{all}");
+    // The same ledger served twice.
+    let (code, all) = refused(&[
+        "serve",
+        "--ledger",
+        &format!("a={demo}"),
+        "--ledger",
+        &format!("b={demo}"),
+    ]);
+    assert_eq!(code, Some(2), "{all}");
+    assert!(all.contains("already served"), "{all}");
+    // copy: onto the same ledger, onto a ledger that holds this very log.
+    let (code, all) = refused(&["copy", &demo, &demo]);
+    assert_eq!(code, Some(1), "{all}");
+    assert!(all.contains("are the same store"), "{all}");
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out.db");
+    ok(store(&demo), &["copy", &demo, out.to_str().unwrap()]);
+    let again = with_password("demo");
+    let (code, all) = refused(&["copy", out.to_str().unwrap(), &again]);
+    assert_eq!(code, Some(1), "{all}");
+    assert!(all.contains("already holds this very log"), "{all}");
+    // A URL accord cannot use.
+    let twice = format!(
+        "postgres://postgres@127.0.0.1:{}/postgres?schema=a&schema=b",
+        pg.port
+    );
+    let (code, all) = refused(&["--store", &twice, "head"]);
+    assert_eq!(code, Some(4), "{all}");
+    assert!(all.contains("`schema` is given twice"), "{all}");
+    // A served ledger whose first append has not come yet: 503, as for a directory.
+    let later = pg.url("later");
+    let served = testkit::http::Served::start(None, &["--ledger", &format!("l={later}")]);
+    let r = served.get("/v1/ledgers/l/obligations?as_of=2026-01-01");
+    assert_eq!(r.status, 503, "{}", r.text());
+    let parties = std::fs::read_to_string(testkit::events_dir().join("01-parties.jsonl")).unwrap();
+    assert_eq!(served.post("/v1/ledgers/l/events", &parties).status, 200);
+    assert_eq!(
+        served
+            .get("/v1/ledgers/l/obligations?as_of=2026-01-01")
+            .status,
+        200
+    );
+}

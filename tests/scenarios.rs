@@ -194,7 +194,11 @@ fn parse_case(text: &str) -> Result<Vec<Step>, String> {
 /// Replaces what varies between runs: the store path, recording times
 /// (RFC 3339 with microseconds) and SHA-256 hex hashes.
 fn normalize(text: &str, store: &Path) -> String {
-    let text = text.replace(&store.display().to_string(), "<STORE>");
+    // A store shown quoted for a shell (a URL holds `?`) is the same store.
+    let shown = store.display().to_string();
+    let text = text
+        .replace(&format!("'{shown}'"), "<STORE>")
+        .replace(&shown, "<STORE>");
     let chars: Vec<char> = text.chars().collect();
     let mut out = String::with_capacity(text.len());
     let mut i = 0;

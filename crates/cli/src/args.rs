@@ -187,7 +187,8 @@ Examples:
 #[derive(Parser, Debug)]
 #[command(name = "accord", version, about, after_help = EXAMPLES)]
 pub struct Cli {
-    /// The store (a directory). Default: $ACCORD_STORE, else ./accord.db.
+    /// The store: a directory, or a PostgreSQL URL (postgres://USER@HOST/DB?schema=NAME).
+    /// Default: $ACCORD_STORE, else ./accord.db.
     // The environment is read by the command, not by clap: clap would show a value it took
     // from there in usage lines as if it were a required flag.
     #[arg(long, global = true, value_name = "PATH")]
@@ -384,9 +385,10 @@ pub enum Command {
     /// Copy every record of the store FROM into the empty store TO, keeping seqs, times and hashes.
     #[command(after_help = COPY_EXAMPLES)]
     Copy {
-        /// The store to copy (it must exist).
+        /// The store to copy (a directory or a postgres:// URL; it must exist).
         from: PathBuf,
-        /// The store to copy into: missing (it is created) or empty.
+        /// The store to copy into (a directory or a postgres:// URL): missing (it is
+        /// created) or empty.
         to: PathBuf,
         #[arg(long, value_enum, default_value_t)]
         format: WriteFormat,

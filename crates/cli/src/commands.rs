@@ -238,19 +238,22 @@ pub fn execute(cli: Cli, out: Out) -> Result<(), Failure> {
 /// (or is FROM itself) is refused (exit 1) before FROM is read.
 fn copy(from: &Path, to: &Path) -> Result<engine::Verified, Failure> {
     let source = open_for_read(from)?;
+    let in_database = |p: &Path| p.to_str().is_some_and(engine::is_database_url);
     let same = match (std::fs::canonicalize(from), std::fs::canonicalize(to)) {
         (Ok(a), Ok(b)) => a == b,
-        _ => false,
+        // Two database URLs: the same ledger when they are the same URL.
+        _ => in_database(from) && from == to,
     };
     if same {
         return Err(Failure::Refused(format!(
             "{} and {} are the same store: copy needs another target",
-            from.display(),
-            to.display()
+            engine::shown_location(from),
+            engine::shown_location(to)
         )));
     }
     let config = crate::ledger::config();
-    let target = if to.exists() {
+    // A database ledger may exist without a path on this machine: asked like a directory.
+    let target = if to.exists() || (in_database(to) && target_exists(to, &config)) {
         let target = engine::Engine::open(to, engine::Access::Write, config.clone())?;
         if let Err(refusal) = target.check_empty() {
             // Refused (exit 1) as CLI.md says; a target that already holds this very log (the
@@ -258,7 +261,7 @@ fn copy(from: &Path, to: &Path) -> Result<engine::Verified, Failure> {
             return match (source.head()?, target.head()?) {
                 (Some(a), Some(b)) if a == b => Err(Failure::Refused(format!(
                     "{} already holds this very log ({} events, head {}:{}): nothing to copy",
-                    to.display(),
+                    engine::shown_location(to),
                     b.seq,
                     b.seq,
                     b.hash_hex()
@@ -295,6 +298,11 @@ fn copy(from: &Path, to: &Path) -> Result<engine::Verified, Failure> {
         crate::ledger::remove_created(to);
     }
     Ok(copied?)
+}
+
+/// Whether a database ledger exists (its schema is there): a read open succeeds.
+fn target_exists(to: &Path, config: &engine::Config) -> bool {
+    engine::Engine::open(to, engine::Access::Read, config.clone()).is_ok()
 }
 
 /// The projection a report command asks for. With `with`, the events of that file count as

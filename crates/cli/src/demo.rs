@@ -55,7 +55,7 @@ pub(crate) fn run(path: &Path, format: WriteFormat, out: &mut dyn Write) -> Resu
         }
         present::render::json(
             out,
-            &json!({"store": path.display().to_string(), "appended": appended, "skipped": skipped, "days": days}),
+            &json!({"store": engine::shown_location(path), "appended": appended, "skipped": skipped, "days": days}),
         )?;
         return Ok(());
     }
@@ -63,7 +63,7 @@ pub(crate) fn run(path: &Path, format: WriteFormat, out: &mut dyn Write) -> Resu
         out,
         "accord demo: the Microsoft-OpenAI agreement of 28 October 2025 and its amendment of 27 April 2026 ({} events in {}; {appended} appended, {skipped} already there)",
         events.len(),
-        path.display()
+        engine::shown_location(path)
     )?;
     let look = style::tables();
     for d in dates {
@@ -77,8 +77,9 @@ pub(crate) fn run(path: &Path, format: WriteFormat, out: &mut dyn Write) -> Resu
         present::reports::rights(out, Format::Table, &p.rights(None, Scope::All), look)?;
     }
     let (accord, on_path) = invoked_as();
-    let store = path.display().to_string();
-    let store = if store.contains(|c: char| c.is_whitespace() || "'\"$`\\".contains(c)) {
+    let store = engine::shown_location(path);
+    let store = if store.contains(|c: char| c.is_whitespace() || "'\"$`\\?*&;|<>()[]{}".contains(c))
+    {
         format!("'{}'", store.replace('\'', r"'\''"))
     } else {
         store
@@ -151,7 +152,7 @@ fn refuse_foreign(path: &Path, files: &[EventFile]) -> Result<(), Failure> {
         None => Ok(()),
         Some(first) => Err(Failure::Refused(format!(
             "the store {} holds events that are not the sample's ({}; the first: `{first}`): `accord demo` loads the sample only into a new store or one that holds it; try `accord --store demo.db demo`",
-            path.display(),
+            engine::shown_location(path),
             foreign.len()
         ))),
     }

@@ -89,7 +89,7 @@ pub(crate) fn read_failure(path: &Path, e: engine::Error) -> Failure {
             ..
         } => Failure::Unavailable(format!(
             "no store at {} (create one with `accord append FILE` or `accord demo`, or pass --store)",
-            path.display()
+            engine::shown_location(path)
         )),
         other => other.into(),
     }

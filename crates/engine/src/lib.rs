@@ -49,6 +49,8 @@ pub use query::{project_events, DiffReport, Query};
 pub use receipt::{FileReceipt, Receipt};
 /// Whether a store location names a database (`postgres://...`) rather than a directory.
 pub use store::pg::is_url as is_database_url;
+/// A store's location as it may be shown: a database URL without its password.
+pub use store::pg::shown as shown_location;
 pub use store::{Access, Head};
 pub use time::{parse_known_at, ExpectedHead};
 pub use verify::Verified;
@@ -153,5 +155,11 @@ impl Engine {
     /// The last event's seq, hash and recorded time; `None` for an empty log.
     pub fn head(&self) -> Result<Option<store::Head>, Error> {
         Ok(self.store.read()?.head())
+    }
+
+    /// Whether the store has been created (a database ledger opened for its first append
+    /// may not exist yet).
+    pub fn exists(&self) -> Result<bool, Error> {
+        Ok(self.store.exists()?)
     }
 }

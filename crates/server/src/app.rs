@@ -107,14 +107,23 @@ impl Ledger {
 
     /// The engine, for a read; a store not created yet is unavailable, as for the CLI.
     pub fn reader(&self) -> Result<Arc<Engine>, Problem> {
-        self.engine_if_open().ok_or_else(|| {
+        let missing = || {
             Problem::unavailable(format!(
                 "no store at {} yet: ledger {} is created by its first append (POST /v1/ledgers/{}/events)",
-                self.path.display(),
+                engine::shown_location(&self.path),
                 self.name,
                 self.name
             ))
-        })
+        };
+        let engine = self.engine_if_open().ok_or_else(missing)?;
+        // A database ledger is open from the start, but exists only from its first append.
+        if self.in_database() {
+            let exists = tokio::task::block_in_place(|| engine.exists());
+            if !exists.map_err(|e| Problem::unavailable(e.to_string()))? {
+                return Err(missing());
+            }
+        }
+        Ok(engine)
     }
 
     pub fn engine_if_open(&self) -> Option<Arc<Engine>> {

@@ -208,7 +208,7 @@ impl Server {
             if let Some((_, other)) = stores.iter().find(|(p, _)| *p == same) {
                 return Err(StartError::Usage(format!(
                     "--ledger {name}: {} is already served as ledger {other}",
-                    path.display()
+                    engine::shown_location(path)
                 )));
             }
             stores.push((same, name));
@@ -257,7 +257,10 @@ impl Server {
             let mut config = settings.config.clone();
             config.holder = Some(format!("accord serve on http://{addr}"));
             let ledger = Ledger::open(name.clone(), path.clone(), config).map_err(|e| {
-                StartError::Unavailable(format!("ledger {name} ({}): {e}", path.display()))
+                StartError::Unavailable(format!(
+                    "ledger {name} ({}): {e}",
+                    engine::shown_location(path)
+                ))
             })?;
             ledgers.push(ledger);
         }

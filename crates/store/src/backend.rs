@@ -173,6 +173,11 @@ pub trait Backend: Send + Sync {
     fn write(&self) -> Result<Box<dyn Transaction + '_>, StoreError>;
     /// Where the store is, for messages.
     fn location(&self) -> String;
+    /// Whether the store has been created (a database ledger may be opened for its first
+    /// append before it exists). An opened directory store always has.
+    fn exists(&self) -> Result<bool, StoreError> {
+        Ok(true)
+    }
 }
 
 /// How a store is opened.

@@ -527,22 +527,25 @@ impl PgStore {
 }
 
 fn parse_url(url: &str) -> Result<(postgres::Config, String, String), StoreError> {
-    let bad = |detail: String| StoreError::Backend {
-        path: "postgres".into(),
-        detail,
+    let shown = without_password(url);
+    let bad = |detail: String| StoreError::NotAStore {
+        path: shown.clone().into(),
+        detail: format!("{shown} is not a PostgreSQL URL accord can use: {detail}"),
     };
     let (base, query) = match url.split_once('?') {
         Some((b, q)) => (b, Some(q)),
         None => (url, None),
     };
-    let mut schema = "accord".to_string();
+    let mut schema = None;
     let mut rest = Vec::new();
     for pair in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
         match pair.split_once('=') {
-            Some(("schema", v)) => schema = v.to_string(),
+            Some(("schema", v)) if schema.is_none() => schema = Some(v.to_string()),
+            Some(("schema", _)) => return Err(bad("`schema` is given twice".into())),
             _ => rest.push(pair),
         }
     }
+    let schema = schema.unwrap_or_else(|| "accord".to_string());
     if schema.is_empty()
         || schema.len() > 63
         || !schema
@@ -558,16 +561,14 @@ fn parse_url(url: &str) -> Result<(postgres::Config, String, String), StoreError
     } else {
         format!("{base}?{}", rest.join("&"))
     };
-    let mut config: postgres::Config = cleaned
-        .parse()
-        .map_err(|e| bad(format!("{}: {e}", without_password(url))))?;
+    let mut config: postgres::Config = cleaned.parse().map_err(|e| bad(format!("{e}")))?;
     if config.get_password().is_none() {
         if let Ok(p) = std::env::var("PGPASSWORD") {
             config.password(p);
         }
     }
     config.connect_timeout(std::time::Duration::from_secs(5));
-    Ok((config, schema, without_password(url)))
+    Ok((config, schema, shown))
 }
 
 /// The server's reason for an error (its message), or the client's.
@@ -581,17 +582,47 @@ fn reason(e: &postgres::Error) -> String {
     }
 }
 
-/// The URL with its password (if any) replaced, for messages.
-fn without_password(url: &str) -> String {
+/// The URL with its password (in the user part or as `password=`) replaced, for messages.
+pub fn without_password(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         return url.to_string();
     };
-    match rest.split_once('@') {
+    let end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(end);
+    let authority = match authority.rsplit_once('@') {
         Some((userinfo, host)) if userinfo.contains(':') => {
             let user = userinfo.split(':').next().unwrap_or("");
-            format!("{scheme}://{user}:***@{host}")
+            format!("{user}:***@{host}")
         }
-        _ => url.to_string(),
+        _ => authority.to_string(),
+    };
+    // libpq's `password=` parameter, too.
+    let tail = match tail.split_once('?') {
+        Some((path, query)) => {
+            let pairs: Vec<String> = query
+                .split('&')
+                .map(|pair| {
+                    let key = pair.split('=').next().unwrap_or("");
+                    if key.eq_ignore_ascii_case("password") {
+                        "password=***".to_string()
+                    } else {
+                        pair.to_string()
+                    }
+                })
+                .collect();
+            format!("{path}?{}", pairs.join("&"))
+        }
+        None => tail.to_string(),
+    };
+    format!("{scheme}://{authority}{tail}")
+}
+
+/// A store's location as it may be shown to anyone: a path as it is, a database URL
+/// without its password.
+pub fn shown(location: &std::path::Path) -> String {
+    match location.to_str() {
+        Some(url) if is_url(url) => without_password(url),
+        _ => location.display().to_string(),
     }
 }
 
@@ -1082,15 +1113,17 @@ impl<'s> View<'s> {
             prev = hash;
             last = Some(r);
         }
+        // Rows past the head (inserted behind accord's back) are named by the first of them.
         let count_sql = format!(
-            "SELECT count(*), coalesce(max(seq), 0) FROM {}",
+            "SELECT count(*), coalesce(max(seq), 0), min(seq) FILTER (WHERE seq > $1) FROM {}",
             self.store.table("events")
         );
-        let row = self.with(|c| c.query_one(&count_sql, &[]))?;
-        let (count, max): (i64, i64) = (row.get(0), row.get(1));
+        let len = self.len() as i64;
+        let row = self.with(|c| c.query_one(&count_sql, &[&len]))?;
+        let (count, max, past): (i64, i64, Option<i64>) = (row.get(0), row.get(1), row.get(2));
         if max as u64 > self.len() || count as u64 != self.len() {
             return Err(StoreError::Corrupt {
-                seq: Some(self.len() + 1),
+                seq: Some(past.map_or(self.len() + 1, |s| s as u64)),
                 detail: format!(
                     "the events table holds {count} rows up to seq {max}, but the head is seq {}",
                     self.len()
@@ -1621,5 +1654,27 @@ impl crate::Backend for PgStore {
     }
     fn location(&self) -> String {
         self.shown.clone()
+    }
+    fn exists(&self) -> Result<bool, StoreError> {
+        if self.exists.load(std::sync::atomic::Ordering::Relaxed) {
+            return Ok(true);
+        }
+        let mut client = self.connect()?;
+        let meta = self.table("meta");
+        let found = client
+            .rows(
+                "SELECT to_regclass($1)::text",
+                &[&meta],
+                &[postgres::types::Type::TEXT],
+            )
+            .map_err(|e| self.failed(&e))?
+            .first()
+            .is_some_and(|r| r.get::<_, Option<String>>(0).is_some());
+        self.give_back(client);
+        if found {
+            self.exists
+                .store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+        Ok(found)
     }
 }
