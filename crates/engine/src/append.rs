@@ -384,24 +384,12 @@ fn write_planned(
                 let aux = scope.spawn(|| {
                     crate::checkpoints::maintain(snapshot, &log[..range.end], range.start, config)
                 });
-                let mut bodies: Vec<Vec<u8>> = Vec::with_capacity(events.len());
-                for chunk in events.chunks(domain::TICK_EVERY as usize) {
-                    bodies.extend(chunk.iter().map(|e| e.canonical_bytes()));
-                    options.advance(chunk.len() as u64);
-                }
-                (bodies, aux.join())
+                (encode(&events, options), aux.join())
             });
             let aux = aux.unwrap_or_else(|_| {
                 Err(Error::failed("maintaining the query checkpoints panicked"))
             })?;
-            let batch: Vec<NewEvent<'_>> = events
-                .iter()
-                .zip(&bodies)
-                .map(|(e, b)| NewEvent {
-                    id: e.id.as_str(),
-                    body: b,
-                })
-                .collect();
+            let batch = as_batch(&events, &bodies);
             if let Some(p) = options.progress {
                 p.committing(batch.len() as u64);
             }
@@ -428,6 +416,29 @@ fn write_planned(
     Ok(receipts)
 }
 
+/// The events' canonical bytes (what the store keeps and the chain covers), telling the
+/// progress as it goes.
+fn encode(events: &[&Event], options: &Options<'_>) -> Vec<Vec<u8>> {
+    let mut bodies: Vec<Vec<u8>> = Vec::with_capacity(events.len());
+    for chunk in events.chunks(domain::TICK_EVERY as usize) {
+        bodies.extend(chunk.iter().map(|e| e.canonical_bytes()));
+        options.advance(chunk.len() as u64);
+    }
+    bodies
+}
+
+/// The store's batch of `events` with their `bodies`.
+fn as_batch<'a>(events: &[&'a Event], bodies: &'a [Vec<u8>]) -> Vec<NewEvent<'a>> {
+    events
+        .iter()
+        .zip(bodies)
+        .map(|(e, b)| NewEvent {
+            id: e.id.as_str(),
+            body: b,
+        })
+        .collect()
+}
+
 /// Writes the first batch of an empty log, its keys worked out meanwhile (see
 /// `write_planned`).
 fn first_batch(
@@ -439,19 +450,8 @@ fn first_batch(
 ) -> Result<store::Receipt, Error> {
     std::thread::scope(|scope| {
         let keys = scope.spawn(|| crate::checkpoints::maintain(&store::EmptyLog, log, 0, config));
-        let mut bodies: Vec<Vec<u8>> = Vec::with_capacity(events.len());
-        for chunk in events.chunks(domain::TICK_EVERY as usize) {
-            bodies.extend(chunk.iter().map(|e| e.canonical_bytes()));
-            options.advance(chunk.len() as u64);
-        }
-        let batch: Vec<NewEvent<'_>> = events
-            .iter()
-            .zip(&bodies)
-            .map(|(e, b)| NewEvent {
-                id: e.id.as_str(),
-                body: b,
-            })
-            .collect();
+        let bodies = encode(events, options);
+        let batch = as_batch(events, &bodies);
         if let Some(p) = options.progress {
             p.committing(batch.len() as u64);
         }

@@ -233,17 +233,7 @@ impl PgStore {
             exports: std::sync::OnceLock::new(),
         };
         let mut client = store.connect()?;
-        // (`to_regclass` reads the catalog's cache; `information_schema` would cost a few ms.)
-        let meta = store.table("meta");
-        let exists = client
-            .rows(
-                "SELECT to_regclass($1)::text",
-                &[&meta],
-                &[postgres::types::Type::TEXT],
-            )
-            .map_err(|e| store.failed(&e))?
-            .first()
-            .is_some_and(|r| r.get::<_, Option<String>>(0).is_some());
+        let exists = store.meta_visible(&mut client)?;
         store
             .exists
             .store(exists, std::sync::atomic::Ordering::Relaxed);
@@ -374,6 +364,21 @@ impl PgStore {
         format!("{}.{name}", self.schema)
     }
 
+    /// Whether the ledger's tables are there (committed, as this connection sees them).
+    /// `to_regclass` reads the catalog's cache; `information_schema` would cost a few ms.
+    fn meta_visible(&self, client: &mut Conn) -> Result<bool, StoreError> {
+        let meta = self.table("meta");
+        Ok(client
+            .rows(
+                "SELECT to_regclass($1)::text",
+                &[&meta],
+                &[postgres::types::Type::TEXT],
+            )
+            .map_err(|e| self.failed(&e))?
+            .first()
+            .is_some_and(|r| r.get::<_, Option<String>>(0).is_some()))
+    }
+
     /// Opens the write transaction of a ledger whose tables are not there yet: the schema (if
     /// missing) and the tables are created inside it, so that nobody sees them before the
     /// first batch is committed, and `events` gets its indexes after that batch's `COPY`
@@ -382,15 +387,7 @@ impl PgStore {
     /// them meanwhile: the caller then locks the head as usual.
     fn begin_fresh(&self, client: &mut Conn) -> Result<bool, StoreError> {
         let s = &self.schema;
-        let meta = self.table("meta");
-        let visible = |client: &mut Conn| -> Result<bool, StoreError> {
-            let found: Option<String> = client
-                .query_one("SELECT to_regclass($1)::text", &[&meta])
-                .map_err(|e| self.failed(&e))?
-                .get(0);
-            Ok(found.is_some())
-        };
-        if visible(client)? {
+        if self.meta_visible(client)? {
             return Ok(false);
         }
         let ddl = format!(
@@ -419,7 +416,7 @@ impl PgStore {
             Err(e) => {
                 // A creator racing this one committed first (its schema or tables): use them.
                 let _ = client.batch_execute("ROLLBACK");
-                if visible(client)? {
+                if self.meta_visible(client)? {
                     Ok(false)
                 } else {
                     Err(self.failed(&e))
@@ -433,12 +430,7 @@ impl PgStore {
         let mut client = self.connect()?;
         // A ledger opened for writing whose first append has not come yet reads as empty.
         if !self.exists.load(std::sync::atomic::Ordering::Relaxed) {
-            let meta = self.table("meta");
-            let found: Option<String> = client
-                .query_one("SELECT to_regclass($1)::text", &[&meta])
-                .map_err(|e| self.failed(&e))?
-                .get(0);
-            if found.is_none() {
+            if !self.meta_visible(&mut client)? {
                 self.give_back(client);
                 return Ok(PgRead {
                     view: View {
@@ -1660,16 +1652,7 @@ impl crate::Backend for PgStore {
             return Ok(true);
         }
         let mut client = self.connect()?;
-        let meta = self.table("meta");
-        let found = client
-            .rows(
-                "SELECT to_regclass($1)::text",
-                &[&meta],
-                &[postgres::types::Type::TEXT],
-            )
-            .map_err(|e| self.failed(&e))?
-            .first()
-            .is_some_and(|r| r.get::<_, Option<String>>(0).is_some());
+        let found = self.meta_visible(&mut client)?;
         self.give_back(client);
         if found {
             self.exists
