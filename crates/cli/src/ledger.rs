@@ -43,8 +43,8 @@ pub(crate) fn today() -> Date {
 
 /// The engine's configuration: the system clock, `--wait`, and the checkpoint interval
 /// (`ACCORD_CHECKPOINT_EVERY`), correction limit (`ACCORD_MAX_CORRECTIONS`) and full-path
-/// appends (`ACCORD_FULL_APPEND=1`) that tests use to reach checkpoints on small logs and to
-/// compare the two write paths.
+/// appends (`ACCORD_FULL_APPEND=1`) and full-replay queries (`ACCORD_FULL_REPLAY=1`) that
+/// tests use to reach checkpoints on small logs and to compare the two paths of each.
 pub(crate) fn config() -> Config {
     let mut config = Config::new(Utc::now);
     if let Some((wait, holder)) = OPENING.get() {
@@ -58,6 +58,7 @@ pub(crate) fn config() -> Config {
         config.max_corrections = n;
     }
     config.full_append = std::env::var_os("ACCORD_FULL_APPEND").is_some_and(|v| v != "0");
+    config.full_replay = std::env::var_os("ACCORD_FULL_REPLAY").is_some_and(|v| v != "0");
     config
 }
 

@@ -56,7 +56,32 @@ pub(crate) fn try_append(
     events: &[(usize, Event)],
     config: &Config,
 ) -> Result<Option<Receipt>, Error> {
-    let store: &dyn Snapshot = txn;
+    let Some(p) = try_plan(txn, name, events, config)? else {
+        return Ok(None);
+    };
+    commit(txn, &p.base, &p.part, &p.batch, p.plan, &p.reversed, config).map(Some)
+}
+
+/// A batch validated against the part of the log it touches.
+pub(crate) struct FastPlan {
+    /// The touched aggregates' states it was validated from (the common case), or nothing.
+    base: Ledger,
+    /// The recorded events it was validated against.
+    part: Vec<RecordedEvent>,
+    pub(crate) batch: Vec<BatchEvent>,
+    /// Which batch events are new, which were recorded already.
+    pub(crate) plan: Plan,
+    reversed: Reversed,
+}
+
+/// Validates one file's events as `try_append` does, writing nothing (`Ok(None)`: the batch
+/// needs the full path). What-if projections use it too.
+pub(crate) fn try_plan(
+    store: &dyn Snapshot,
+    name: &str,
+    events: &[(usize, Event)],
+    config: &Config,
+) -> Result<Option<FastPlan>, Error> {
     if events.is_empty() || events.len() > MAX_EVENTS || config.full_append || !keys_current(store)?
     {
         return Ok(None);
@@ -108,7 +133,13 @@ pub(crate) fn try_append(
         if let Some(base) = tails(store, events, &touched)? {
             let plan =
                 plan_batch_on(&base, &[], head + 1, &batch).map_err(|e| Error::batch(name, &e))?;
-            return commit(txn, &base, &[], &batch, plan, &reversed, config).map(Some);
+            return Ok(Some(FastPlan {
+                base,
+                part: Vec::new(),
+                batch,
+                plan,
+                reversed,
+            }));
         }
     }
 
@@ -135,7 +166,13 @@ pub(crate) fn try_append(
 
     let part: Vec<RecordedEvent> = part.into_values().collect();
     let plan = plan_batch_at(&part, head + 1, &batch).map_err(|e| Error::batch(name, &e))?;
-    commit(txn, &Ledger::new(), &part, &batch, plan, &reversed, config).map(Some)
+    Ok(Some(FastPlan {
+        base: Ledger::new(),
+        part,
+        batch,
+        plan,
+        reversed,
+    }))
 }
 
 /// The state of every aggregate the batch reads (its own and the parties its

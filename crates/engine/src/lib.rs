@@ -27,6 +27,7 @@ mod copy;
 mod error;
 mod export;
 mod fast_append;
+mod known_at;
 mod ledger_codec;
 mod load;
 mod query;
@@ -69,6 +70,9 @@ pub struct Config {
     /// Validate every append against the whole log, never against only what it touches
     /// (tests compare the two paths).
     pub full_append: bool,
+    /// Answer every question by a replay of the whole log, never from the keys (tests
+    /// compare the two).
+    pub full_replay: bool,
     /// How long opening waits for a store that another process holds (default: not at all).
     pub wait: std::time::Duration,
     /// What this process says of itself to those who wait for a store it holds
@@ -89,6 +93,7 @@ impl Config {
             checkpoint_every: CHECKPOINT_EVERY,
             max_corrections: MAX_CORRECTIONS,
             full_append: false,
+            full_replay: false,
             wait: std::time::Duration::ZERO,
             holder: None,
         }
@@ -120,6 +125,7 @@ impl std::fmt::Debug for Config {
             .field("checkpoint_every", &self.checkpoint_every)
             .field("max_corrections", &self.max_corrections)
             .field("full_append", &self.full_append)
+            .field("full_replay", &self.full_replay)
             .field("wait", &self.wait)
             .field("holder", &self.holder)
             .finish_non_exhaustive()

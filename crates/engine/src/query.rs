@@ -8,6 +8,7 @@ use domain::values::{Date, Slug};
 use domain::{KnownAt, Payload, RecordedEvent};
 use projector::{project, Projection, Restatement, TimelineReport};
 
+use crate::known_at::{last_seq, ledger_in_view};
 use crate::load::load_events;
 use crate::{Engine, Error, WhatIf};
 
@@ -50,23 +51,33 @@ impl Engine {
         with: Option<&WhatIf>,
     ) -> Result<Projection, Error> {
         let snapshot = self.store.read()?;
-        // As known now and without a what-if file, checkpoints answer without a replay.
-        if with.is_none() && query.known_at == KnownAt::Everything {
-            let known = match party {
-                Some(p) => crate::checkpoints::party_registered(&*snapshot, p)?,
-                None => Some(true),
+        // The keys answer without a replay (`known_at`), unless the store's keys are not
+        // current or the what-if file needs the whole log; what-if with a past transaction
+        // time is left to the replay.
+        if !self.config.full_replay && (with.is_none() || query.known_at == KnownAt::Everything) {
+            let extra = match with {
+                Some(file) => file.plan_fast(&*snapshot, &self.config)?,
+                None => Some(Vec::new()),
             };
-            if known == Some(false) {
-                if let Some(party) = party {
-                    return Err(unknown_party(party));
+            if let Some(extra) = extra {
+                let known = match party {
+                    Some(p) => crate::checkpoints::party_registered(&*snapshot, p)?
+                        .map(|k| k || registers(&extra, p)),
+                    None => Some(true),
+                };
+                if known == Some(false) {
+                    if let Some(party) = party {
+                        return Err(unknown_party(party));
+                    }
                 }
-            }
-            if known.is_some() {
-                if let Some(ledger) = crate::checkpoints::ledger_as_of(&*snapshot, query.as_of)? {
-                    return Ok(Projection {
-                        as_of: query.as_of,
-                        ledger,
-                    });
+                if known.is_some() {
+                    let seq = last_seq(&*snapshot, query.known_at)?;
+                    if let Some(ledger) = ledger_in_view(&*snapshot, query.as_of, seq, &extra)? {
+                        return Ok(Projection {
+                            as_of: query.as_of,
+                            ledger,
+                        });
+                    }
                 }
             }
         }

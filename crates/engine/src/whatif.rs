@@ -11,6 +11,8 @@
 use domain::event::Event;
 use domain::RecordedEvent;
 
+use store::Snapshot;
+
 use crate::append::{parse_file, plan_file};
 use crate::{Config, Error, EventFile};
 
@@ -40,5 +42,32 @@ impl WhatIf {
         config: &Config,
     ) -> Result<(), Error> {
         plan_file(log, &self.name, self.events.clone(), config.now()).map(|_| ())
+    }
+
+    /// The file's new events, recorded now after the head of `store`, validated as a fast
+    /// append validates them (reading only what they touch); `None` when the file needs the
+    /// whole log (then `extend` does it).
+    pub(crate) fn plan_fast(
+        &self,
+        store: &dyn Snapshot,
+        config: &Config,
+    ) -> Result<Option<Vec<RecordedEvent>>, Error> {
+        let Some(p) = crate::fast_append::try_plan(store, &self.name, &self.events, config)? else {
+            return Ok(None);
+        };
+        let head = store.len();
+        let now = config.now();
+        Ok(Some(
+            p.plan
+                .new
+                .iter()
+                .enumerate()
+                .map(|(k, &i)| RecordedEvent {
+                    seq: head + 1 + k as u64,
+                    recorded: now,
+                    event: p.batch[i].event.clone(),
+                })
+                .collect(),
+        ))
     }
 }

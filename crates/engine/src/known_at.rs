@@ -1,0 +1,298 @@
+//! Bitemporal questions without a replay of the log: the ledger as of a date, as known at a
+//! seq, with or without a what-if file's events.
+//!
+//! The ledger is a product of aggregates (`domain::aggregate`): an aggregate's state depends
+//! on its own events only (given the party registrations they need, which a valid log
+//! always has). So the view "as of D, as known at seq s, plus the extra events E" differs
+//! from the ledger as of D as known now only in the aggregates that some event *changes*
+//! between the two: an event recorded after s, an extra event, or the target of a reversal
+//! recorded after s or among E, dated on or before D. Every other aggregate is taken from
+//! the present answer (`checkpoints::ledger_as_of`), and each changed aggregate is folded
+//! again from the last checkpoint dated before the first event that changes it, with the
+//! events of its own stream that the view sees.
+//!
+//! The cost is the events recorded after s (they are read to find what they change) and the
+//! changed aggregates' streams since their checkpoints, not the log's length; when s is
+//! early in the log, folding the log up to s is cheaper, and that is what is done.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use chrono::{DateTime, Utc};
+use domain::event::{Event, Payload};
+use domain::ledger::Ledger;
+use domain::values::Date;
+use domain::{order, Aggregate, KnownAt, RecordedEvent};
+use store::Snapshot;
+
+use crate::checkpoints::{
+    checkpoint_dates, corrupt, decode_seqs, keys_current, ledger_as_of, load_checkpoint,
+    read_stream, replay, RV,
+};
+use crate::load::{decode, decode_records, DecodeFailure};
+use crate::Error;
+
+/// The last seq that `known_at` sees in a log of `store.len()` events (0: none). Recorded
+/// times never go backwards along the log, so a time is found by bisection.
+pub(crate) fn last_seq(store: &dyn Snapshot, known_at: KnownAt) -> Result<u64, Error> {
+    let head = store.len();
+    match known_at {
+        KnownAt::Everything => Ok(head),
+        KnownAt::Seq(s) => Ok(s.min(head)),
+        KnownAt::Time(t) => {
+            // Invariant: recorded(lo) <= t (lo = 0 stands for "before the log"), recorded(hi) > t.
+            let (mut lo, mut hi) = (0u64, head + 1);
+            while hi - lo > 1 {
+                let mid = lo + (hi - lo) / 2;
+                if recorded_at(store, mid)? <= t {
+                    lo = mid;
+                } else {
+                    hi = mid;
+                }
+            }
+            Ok(lo)
+        }
+    }
+}
+
+fn recorded_at(store: &dyn Snapshot, seq: u64) -> Result<DateTime<Utc>, Error> {
+    let record = store
+        .records_at(&[seq])?
+        .pop()
+        .ok_or_else(|| corrupt("log record"))?;
+    DateTime::parse_from_rfc3339(&record.recorded)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|_| Error::corrupt_at(seq, &format!("bad recorded time {:?}", record.recorded)))
+}
+
+/// Decodes the records with seqs in `after+1 ..= upto`.
+pub(crate) fn decode_range(
+    store: &dyn Snapshot,
+    after: u64,
+    upto: u64,
+) -> Result<Vec<RecordedEvent>, Error> {
+    if upto <= after {
+        return Ok(Vec::new());
+    }
+    let records = Box::new(store.records_after(after).take((upto - after) as usize));
+    decode_records(records, |_| {}).map_err(|e| match e {
+        DecodeFailure::Store(e) => Error::from(e),
+        DecodeFailure::Event(seq, m) => Error::corrupt_at(seq, &m),
+    })
+}
+
+/// What a view sees of the log: the events up to `known` (a seq), not reversed by a reversal
+/// it sees, then `extra` (a what-if file's events, seqs after the head).
+pub(crate) struct View<'a> {
+    pub known: u64,
+    /// The events recorded after `known`, decoded (empty when `known` is the head).
+    pub late: Vec<RecordedEvent>,
+    pub extra: &'a [RecordedEvent],
+    /// The seqs (of the log) the view does not count because a reversal it sees removes them.
+    pub reversed: BTreeSet<u64>,
+    /// The aggregates whose state differs from the log as known now, each with the date of
+    /// the earliest event that makes it differ.
+    changed: BTreeMap<Aggregate, Date>,
+}
+
+impl<'a> View<'a> {
+    /// The view of `store` as known at seq `known` (at most the head) with `extra` added
+    /// (only when `known` is the head), for a question as of `as_of`.
+    pub(crate) fn read(
+        store: &dyn Snapshot,
+        known: u64,
+        extra: &'a [RecordedEvent],
+        as_of: Date,
+    ) -> Result<View<'a>, Error> {
+        let head = store.len();
+        let late = decode_range(store, known, head)?;
+        let mut reversed = match store.aux_get(RV)? {
+            Some(v) => decode_seqs(&v).ok_or_else(|| corrupt("reversed set"))?,
+            None => BTreeSet::new(),
+        };
+        let mut changed: BTreeMap<Aggregate, Date> = BTreeMap::new();
+        let mut change = |a: Option<Aggregate>, date: Date| {
+            if let Some(a) = a {
+                if date <= as_of {
+                    let d = changed.entry(a).or_insert(date);
+                    *d = (*d).min(date);
+                }
+            }
+        };
+        // Events of the log the view lacks, and the extra ones it adds.
+        for r in late.iter().chain(extra) {
+            change(Aggregate::of(&r.event), r.event.effective);
+        }
+        // Reversals: one recorded after `known` gives its target back to the view; an extra
+        // one takes its target away. A target that is itself late or extra is already
+        // counted above (and the view never sees it).
+        let by_id: BTreeMap<&str, &RecordedEvent> = late
+            .iter()
+            .chain(extra)
+            .map(|r| (r.event.id.as_str(), r))
+            .collect();
+        for (r, restores) in late
+            .iter()
+            .map(|r| (r, true))
+            .chain(extra.iter().map(|r| (r, false)))
+        {
+            let Payload::EventReversed(p) = &r.event.payload else {
+                continue;
+            };
+            if by_id.contains_key(p.reverses.as_str()) {
+                continue;
+            }
+            let Some(seq) = store.seq_of(p.reverses.as_str())? else {
+                continue;
+            };
+            let target = fetch_one(store, seq)?;
+            change(Aggregate::of(&target.event), target.event.effective);
+            if restores {
+                reversed.remove(&seq);
+            } else {
+                reversed.insert(seq);
+            }
+        }
+        Ok(View {
+            known,
+            late,
+            extra,
+            reversed,
+            changed,
+        })
+    }
+
+    /// Whether the view counts the log's event `seq` (extra events are counted apart).
+    fn counts(&self, seq: u64) -> bool {
+        seq <= self.known && !self.reversed.contains(&seq)
+    }
+
+    /// The extra events the view counts: not reversals, not reversed by another extra one.
+    fn extra_counted(&self) -> impl Iterator<Item = &RecordedEvent> {
+        let reversed: BTreeSet<&str> = self
+            .extra
+            .iter()
+            .filter_map(|r| match &r.event.payload {
+                Payload::EventReversed(p) => Some(p.reverses.as_str()),
+                _ => None,
+            })
+            .collect();
+        self.extra.iter().filter(move |r| {
+            !matches!(r.event.payload, Payload::EventReversed(_))
+                && !reversed.contains(r.event.id.as_str())
+        })
+    }
+}
+
+fn fetch_one(store: &dyn Snapshot, seq: u64) -> Result<RecordedEvent, Error> {
+    let record = store
+        .records_at(&[seq])?
+        .pop()
+        .ok_or_else(|| corrupt("log record"))?;
+    decode(&record).map_err(|m| Error::corrupt_at(seq, &m))
+}
+
+/// The ledger as of `as_of` as the view of `store` at `known` (plus `extra`) sees it;
+/// `None` when the store's keys are not current (the caller replays the log).
+pub(crate) fn ledger_in_view(
+    store: &dyn Snapshot,
+    as_of: Date,
+    known: u64,
+    extra: &[RecordedEvent],
+) -> Result<Option<Ledger>, Error> {
+    let head = store.len();
+    let known = known.min(head);
+    if store.is_empty() || !(0..=9999).contains(&as_of.year()) || !keys_current(store)? {
+        return Ok(None);
+    }
+    if known == head && extra.is_empty() {
+        return ledger_as_of(store, as_of);
+    }
+    // Early in the log, the fold of what the view sees is the cheaper way.
+    if extra.is_empty() && known <= head - known {
+        let log = decode_range(store, 0, known)?;
+        let mut ledger = Ledger::new();
+        for (seq, event) in order(log.iter().map(|r| (r.seq, &r.event)).collect()) {
+            if event.effective > as_of {
+                break;
+            }
+            replay(&mut ledger, seq, event)?;
+        }
+        return Ok(Some(ledger));
+    }
+    let view = View::read(store, known, extra, as_of)?;
+    let Some(mut ledger) = ledger_as_of(store, as_of)? else {
+        return Ok(None);
+    };
+    if view.changed.is_empty() {
+        return Ok(Some(ledger));
+    }
+    refold(store, &view, as_of, &mut ledger)?;
+    Ok(Some(ledger))
+}
+
+/// Replaces, in `ledger` (the ledger as of `as_of` as known now), the state of every
+/// aggregate the view changes with its state in the view.
+fn refold(
+    store: &dyn Snapshot,
+    view: &View<'_>,
+    as_of: Date,
+    ledger: &mut Ledger,
+) -> Result<(), Error> {
+    // Each changed aggregate starts from the last checkpoint dated before the first event
+    // that changes it (nothing before that date differs), or from nothing.
+    let dates = checkpoint_dates(store, None)?;
+    let mut start: BTreeMap<&Aggregate, Option<Date>> = BTreeMap::new();
+    let mut by_checkpoint: BTreeMap<Option<Date>, Vec<&Aggregate>> = BTreeMap::new();
+    for (a, first) in &view.changed {
+        let c = dates.iter().rev().find(|d| *d < first).copied();
+        start.insert(a, c);
+        by_checkpoint.entry(c).or_default().push(a);
+    }
+    for (c, aggregates) in &by_checkpoint {
+        let base = match c {
+            Some(date) => {
+                let value = store
+                    .aux_get(format!("cp/{date}").as_bytes())?
+                    .ok_or_else(|| corrupt("checkpoint"))?;
+                load_checkpoint(store, *date, &value)?
+            }
+            None => Ledger::new(),
+        };
+        ledger.overlay(aggregates.iter().copied(), &base);
+    }
+
+    // Their events that the view counts, dated after their start and on or before `as_of`.
+    let mut seqs: Vec<u64> = Vec::new();
+    for a in view.changed.keys() {
+        seqs.extend(
+            read_stream(store, a)?
+                .into_iter()
+                .filter(|s| view.counts(*s)),
+        );
+    }
+    seqs.sort_unstable();
+    seqs.dedup();
+    let mut events: Vec<(u64, Event)> = Vec::with_capacity(seqs.len());
+    let wanted = |e: &Event| -> bool {
+        Aggregate::of(e).is_some_and(|a| match start.get(&a) {
+            Some(from) => e.effective <= as_of && from.is_none_or(|f| e.effective > f),
+            None => false,
+        })
+    };
+    for record in store.records_at(&seqs)? {
+        let r = decode(&record).map_err(|m| Error::corrupt_at(record.seq, &m))?;
+        if wanted(&r.event) {
+            events.push((r.seq, r.event));
+        }
+    }
+    for r in view.extra_counted() {
+        if wanted(&r.event) {
+            events.push((r.seq, r.event.clone()));
+        }
+    }
+    events.sort_by_key(|(seq, e)| (e.effective, *seq));
+    for (seq, event) in &events {
+        replay(ledger, *seq, event)?;
+    }
+    Ok(())
+}
