@@ -10,7 +10,8 @@
 //! and the seqs either side of it, random seqs, each batch's recorded time and the instant
 //! before it, the ledger from the keys must equal `project_events` over the decoded log; and
 //! what-if files (a backdated settlement, a reversal, an over-settlement that is refused)
-//! must answer as the replay path does, refusals included.
+//! must answer as the replay path does, refusals included; so must restatements (`diff`)
+//! between pairs of those transaction times and timelines of one entity.
 
 use std::path::Path;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -18,7 +19,7 @@ use std::sync::Arc;
 
 use accord_bench::workload::{self, Rng};
 use chrono::{DateTime, TimeZone, Utc};
-use domain::values::Date;
+use domain::values::{Date, Slug};
 use domain::KnownAt;
 use engine::{Access, Config, Engine, EventFile, Options, Parsed, Query, WhatIf};
 use proptest::prelude::*;
@@ -161,9 +162,28 @@ proptest! {
             // More than the obligation: refused.
             w.probe_settlement("what-if-big", last / 4).replace("\"1.00\"", "\"100000000000.00\""),
         ];
+        let entities: Vec<Slug> = (0..3).map(|p| Slug::parse(&workload::party_id(p)).unwrap()).collect();
         let mut answers = Vec::new();
+        let mut reports = Vec::new();
         for full_replay in [false, true] {
             let engine = Engine::open(&path, Access::Read, config(seconds.clone(), full_replay)).unwrap();
+            // Restatements between pairs of transaction times, and one entity's timeline.
+            let mut these = Vec::new();
+            for day in [days[1], last / 2, last] {
+                let as_of = Date::parse(&workload::date_str(day)).unwrap();
+                for pair in knowns.windows(2).step_by(3) {
+                    let diff = engine.diff(as_of, pair[0], pair[1]).map_err(|e| e.to_string());
+                    these.push(format!("diff as of {as_of} from {:?} to {:?}: {diff:?}", pair[0], pair[1]));
+                }
+                for known_at in knowns.iter().step_by(4) {
+                    for e in &entities {
+                        let query = Query { as_of, known_at: *known_at };
+                        let t = engine.timeline(&query, Some(e)).map_err(|e| e.to_string());
+                        these.push(format!("timeline of {e} as of {as_of} known at {known_at:?}: {t:?}"));
+                    }
+                }
+            }
+            reports.push(these);
             let mut these = Vec::new();
             for text in &files {
                 let what_if = WhatIf::parse(&EventFile::new("what-if.jsonl", text.clone() + "\n")).unwrap();
@@ -174,6 +194,9 @@ proptest! {
                 }
             }
             answers.push(these);
+        }
+        for (fast, slow) in reports[0].iter().zip(&reports[1]) {
+            prop_assert!(fast == slow, "from the keys:\n{fast}\nby a replay:\n{slow}");
         }
         for (fast, slow) in answers[0].iter().zip(&answers[1]) {
             prop_assert!(fast == slow, "what-if {} as of day {}: {:?} / {:?}", fast.0, fast.1, fast.2.as_ref().err(), slow.2.as_ref().err());

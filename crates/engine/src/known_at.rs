@@ -20,8 +20,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use chrono::{DateTime, Utc};
 use domain::event::{Event, Payload};
 use domain::ledger::Ledger;
-use domain::values::Date;
+use domain::values::{Date, PartyId};
 use domain::{order, Aggregate, KnownAt, RecordedEvent};
+use projector::{Projection, Restatement};
 use store::Snapshot;
 
 use crate::checkpoints::{
@@ -183,6 +184,51 @@ impl<'a> View<'a> {
     }
 }
 
+/// The events a timeline of `entity` needs, as the view at `known` sees them: the entity's
+/// ownership stream and the streams of every party those events name (their registrations
+/// and names), in seq order, with nothing reversed among them. `None` when the keys are not
+/// current.
+pub(crate) fn entity_events(
+    store: &dyn Snapshot,
+    entity: &PartyId,
+    as_of: Date,
+    known: u64,
+) -> Result<Option<Vec<RecordedEvent>>, Error> {
+    if store.is_empty() || !keys_current(store)? {
+        return Ok(None);
+    }
+    let view = View::read(store, known.min(store.len()), &[], as_of)?;
+    let stream = |a: &Aggregate| -> Result<Vec<u64>, Error> {
+        Ok(read_stream(store, a)?
+            .into_iter()
+            .filter(|s| view.counts(*s))
+            .collect())
+    };
+    let mut events = fetch(store, &stream(&Aggregate::Issuer(entity.clone()))?)?;
+    let mut parties: BTreeSet<PartyId> = events
+        .iter()
+        .flat_map(|r| r.event.referenced_parties())
+        .cloned()
+        .collect();
+    parties.insert(entity.clone());
+    let mut seqs = Vec::new();
+    for p in parties {
+        seqs.extend(stream(&Aggregate::Party(p))?);
+    }
+    events.extend(fetch(store, &seqs)?);
+    events.sort_by_key(|r| r.seq);
+    events.dedup_by_key(|r| r.seq);
+    Ok(Some(events))
+}
+
+fn fetch(store: &dyn Snapshot, seqs: &[u64]) -> Result<Vec<RecordedEvent>, Error> {
+    store
+        .records_at(seqs)?
+        .iter()
+        .map(|record| decode(record).map_err(|m| Error::corrupt_at(record.seq, &m)))
+        .collect()
+}
+
 fn fetch_one(store: &dyn Snapshot, seq: u64) -> Result<RecordedEvent, Error> {
     let record = store
         .records_at(&[seq])?
@@ -220,14 +266,99 @@ pub(crate) fn ledger_in_view(
         return Ok(Some(ledger));
     }
     let view = View::read(store, known, extra, as_of)?;
+    ledger_of_view(store, as_of, &view)
+}
+
+/// The ledger as of `as_of` as `view` sees it (the keys are current).
+fn ledger_of_view(
+    store: &dyn Snapshot,
+    as_of: Date,
+    view: &View<'_>,
+) -> Result<Option<Ledger>, Error> {
     let Some(mut ledger) = ledger_as_of(store, as_of)? else {
         return Ok(None);
     };
-    if view.changed.is_empty() {
-        return Ok(Some(ledger));
+    if !view.changed.is_empty() {
+        refold(store, view, as_of, &mut ledger)?;
     }
-    refold(store, &view, as_of, &mut ledger)?;
     Ok(Some(ledger))
+}
+
+/// What changed on `as_of` between the views at seqs `from` and `to`; `None` when the keys
+/// are not current.
+pub(crate) fn restatement(
+    store: &dyn Snapshot,
+    as_of: Date,
+    from: u64,
+    to: u64,
+) -> Result<Option<Restatement>, Error> {
+    let head = store.len();
+    if store.is_empty() || !(0..=9999).contains(&as_of.year()) || !keys_current(store)? {
+        return Ok(None);
+    }
+    let views = [
+        View::read(store, from.min(head), &[], as_of)?,
+        View::read(store, to.min(head), &[], as_of)?,
+    ];
+    let mut sides = Vec::with_capacity(2);
+    for view in &views {
+        match ledger_of_view(store, as_of, view)? {
+            Some(ledger) => sides.push(Projection { as_of, ledger }),
+            None => return Ok(None),
+        }
+    }
+    // The events one side knows and the other does not: those between the two seqs, which
+    // the earlier view has decoded.
+    let (lo, hi) = (from.min(to).min(head), from.max(to).min(head));
+    let early = if from <= to { &views[0] } else { &views[1] };
+    let differing: Vec<&RecordedEvent> = early.late.iter().filter(|r| r.seq <= hi).collect();
+    debug_assert!(differing.iter().all(|r| r.seq > lo));
+    let by_id: BTreeMap<&str, &RecordedEvent> = differing
+        .iter()
+        .map(|r| (r.event.id.as_str(), *r))
+        .collect();
+    let mut targets: BTreeMap<String, RecordedEvent> = BTreeMap::new();
+    for r in &differing {
+        if let Payload::EventReversed(p) = &r.event.payload {
+            if !by_id.contains_key(p.reverses.as_str()) {
+                if let Some(seq) = store.seq_of(p.reverses.as_str())? {
+                    targets.insert(p.reverses.to_string(), fetch_one(store, seq)?);
+                }
+            }
+        }
+    }
+    // The valuations in force on either side, for the entities whose valuations differ.
+    let entities: BTreeSet<PartyId> = differing
+        .iter()
+        .map(|r| &r.event)
+        .chain(targets.values().map(|r| &r.event))
+        .filter_map(|e| match &e.payload {
+            Payload::ValuationRecorded(p) => Some(p.entity.clone()),
+            _ => None,
+        })
+        .collect();
+    let mut in_force: Vec<String> = Vec::new();
+    for entity in entities {
+        let stream = read_stream(store, &Aggregate::Valuation(entity))?;
+        let valuations = fetch(store, &stream)?;
+        for view in &views {
+            let latest = valuations
+                .iter()
+                .filter(|r| view.counts(r.seq) && r.event.effective <= as_of)
+                .max_by_key(|r| (r.event.effective, r.seq));
+            in_force.extend(latest.map(|r| r.event.id.to_string()));
+        }
+    }
+    let in_force: BTreeSet<&str> = in_force.iter().map(String::as_str).collect();
+    let target_of = |id: &str| -> Option<&Event> {
+        by_id
+            .get(id)
+            .map(|r| &r.event)
+            .or_else(|| targets.get(id).map(|r| &r.event))
+    };
+    Ok(Some(projector::restatement::restate(
+        &sides[0], &sides[1], &differing, target_of, &in_force,
+    )))
 }
 
 /// Replaces, in `ledger` (the ledger as of `as_of` as known now), the state of every

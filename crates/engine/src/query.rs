@@ -8,7 +8,7 @@ use domain::values::{Date, Slug};
 use domain::{KnownAt, Payload, RecordedEvent};
 use projector::{project, Projection, Restatement, TimelineReport};
 
-use crate::known_at::{last_seq, ledger_in_view};
+use crate::known_at::{entity_events, last_seq, ledger_in_view};
 use crate::load::load_events;
 use crate::{Engine, Error, WhatIf};
 
@@ -97,6 +97,24 @@ impl Engine {
     /// Each holder's percent of every entity (or of `entity` alone) at every date on which it
     /// changed, up to `query.as_of`.
     pub fn timeline(&self, query: &Query, entity: Option<&Slug>) -> Result<TimelineReport, Error> {
+        // One entity's timeline reads its ownership stream and the parties it names.
+        if let (Some(e), false) = (entity, self.config.full_replay) {
+            let snapshot = self.store.read()?;
+            if crate::checkpoints::party_registered(&*snapshot, e)? == Some(false) {
+                return Err(unknown_party(e));
+            }
+            let known = last_seq(&*snapshot, query.known_at)?;
+            if let Some(part) = entity_events(&*snapshot, e, query.as_of, known)? {
+                drop(snapshot);
+                return projector::ownership_timeline(
+                    &part,
+                    query.as_of,
+                    KnownAt::Everything,
+                    Some(e),
+                )
+                .map_err(|e| Error::replay(&e));
+            }
+        }
         let events = self.events()?;
         if let Some(e) = entity {
             if !registers(&events, e) {
@@ -110,6 +128,17 @@ impl Engine {
     /// What changed on `as_of` between what was known at `from` and at `to`, row by row, with
     /// the events responsible.
     pub fn diff(&self, as_of: Date, from: KnownAt, to: KnownAt) -> Result<DiffReport, Error> {
+        if !self.config.full_replay {
+            let snapshot = self.store.read()?;
+            let (from, to) = (last_seq(&*snapshot, from)?, last_seq(&*snapshot, to)?);
+            if let Some(restatement) = crate::known_at::restatement(&*snapshot, as_of, from, to)? {
+                return Ok(DiffReport {
+                    restatement,
+                    from_seq: (from > 0).then_some(from),
+                    to_seq: (to > 0).then_some(to),
+                });
+            }
+        }
         let events = self.events()?;
         let restatement =
             projector::restatement(&events, as_of, from, to).map_err(|e| Error::replay(&e))?;

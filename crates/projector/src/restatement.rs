@@ -17,7 +17,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::timeline::ownership_issuer;
-use crate::{project, Scope};
+use crate::{project, Projection, Scope};
 
 /// What changed on `as_of` between known-at `from` and known-at `to`.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -58,8 +58,7 @@ pub struct Responsible {
 }
 
 /// The rows of one side, keyed by (area, key).
-fn rows(log: &[RecordedEvent], as_of: Date, known_at: KnownAt) -> Result<Rows, FoldError> {
-    let p = project(log, as_of, known_at)?;
+fn rows(p: &Projection) -> Rows {
     let mut rows = Rows::new();
     for e in p.ownership(None).entities {
         for h in &e.holders {
@@ -82,7 +81,7 @@ fn rows(log: &[RecordedEvent], as_of: Date, known_at: KnownAt) -> Result<Rows, F
     for r in p.rights(None, Scope::All).rights {
         rows.insert(("rights", r.right.clone()), json(&r));
     }
-    Ok(rows)
+    rows
 }
 
 type Rows = BTreeMap<(&'static str, String), Value>;
@@ -220,8 +219,44 @@ pub fn restatement(
     from: KnownAt,
     to: KnownAt,
 ) -> Result<Restatement, FoldError> {
-    let before = rows(log, as_of, from)?;
-    let after = rows(log, as_of, to)?;
+    let before = project(log, as_of, from)?;
+    let after = project(log, as_of, to)?;
+    let in_force: Vec<String> = valuations_in_force(log, as_of, from)
+        .into_iter()
+        .chain(valuations_in_force(log, as_of, to))
+        .collect();
+    let in_force: BTreeSet<&str> = in_force.iter().map(String::as_str).collect();
+    let by_id: HashMap<&str, &Event> = log
+        .iter()
+        .map(|r| (r.event.id.as_str(), &r.event))
+        .collect();
+    let differing: Vec<&RecordedEvent> = log
+        .iter()
+        .filter(|r| from.includes(r) != to.includes(r))
+        .collect();
+    Ok(restate(
+        &before,
+        &after,
+        &differing,
+        |id| by_id.get(id).copied(),
+        &in_force,
+    ))
+}
+
+/// The restatement between two projections of one date: `differing` are the events one side
+/// knows and the other does not (in seq order), `target_of` finds the event a reversal among
+/// them reverses, and `in_force` holds the ids of the valuations in force on the date on
+/// either side (at least those among `differing` and their targets).
+pub fn restate<'a>(
+    before: &Projection,
+    after: &Projection,
+    differing: &[&'a RecordedEvent],
+    target_of: impl Fn(&str) -> Option<&'a Event>,
+    in_force: &BTreeSet<&str>,
+) -> Restatement {
+    let as_of = after.as_of;
+    let before = rows(before);
+    let after = rows(after);
 
     // Rights waiting for a milestone, on either side.
     let mut rights_by_milestone: HashMap<String, Vec<String>> = HashMap::new();
@@ -238,21 +273,12 @@ pub fn restatement(
 
     // The events one side knows and the other does not, that can affect
     // `as_of`: effective on or before it, or reversing an event that is.
-    let in_force: Vec<String> = valuations_in_force(log, as_of, from)
-        .into_iter()
-        .chain(valuations_in_force(log, as_of, to))
-        .collect();
-    let in_force: BTreeSet<&str> = in_force.iter().map(String::as_str).collect();
-    let by_id: HashMap<&str, &Event> = log
-        .iter()
-        .map(|r| (r.event.id.as_str(), &r.event))
-        .collect();
     let mut responsible = Vec::new();
     let mut touched: Vec<(String, Vec<(&'static str, String)>)> = Vec::new();
-    for r in log.iter().filter(|r| from.includes(r) != to.includes(r)) {
+    for r in differing.iter().copied() {
         let (target, reverses) = match &r.event.payload {
-            Payload::EventReversed(p) => match by_id.get(p.reverses.as_str()) {
-                Some(e) => (*e, Some(p.reverses.to_string())),
+            Payload::EventReversed(p) => match target_of(p.reverses.as_str()) {
+                Some(e) => (e, Some(p.reverses.to_string())),
                 None => continue,
             },
             _ => (&r.event, None),
@@ -269,7 +295,7 @@ pub fn restatement(
         });
         touched.push((
             r.event.id.to_string(),
-            touches(target, &rights_by_milestone, &in_force),
+            touches(target, &rights_by_milestone, in_force),
         ));
     }
 
@@ -305,9 +331,9 @@ pub fn restatement(
             Some(change)
         })
         .collect();
-    Ok(Restatement {
+    Restatement {
         as_of,
         changes,
         events: responsible,
-    })
+    }
 }
