@@ -761,3 +761,56 @@ fn messages_never_show_a_password_and_say_what_they_mean() {
         200
     );
 }
+
+/// The history of checkpoints (what each was as known before each batch that changed it)
+/// is checked by `verify` too: an entry deleted, or holding another entry's state, is an
+/// integrity failure (exit 3) that names the checkpoint.
+#[test]
+fn verify_finds_a_checkpoint_history_changed_behind_accords_back() {
+    let Some(pg) = Cluster::start() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let w = accord_bench::workload::generate(2000, 11).unwrap();
+    let file = dir.path().join("w.jsonl");
+    let mut text_w = Vec::new();
+    w.write_jsonl(&mut text_w).unwrap();
+    std::fs::write(&file, &text_w).unwrap();
+    let mut client = pg.client();
+    let run = |url: &str, args: &[&str]| {
+        let mut cmd = testkit::accord(Path::new(url));
+        cmd.env("ACCORD_CHECKPOINT_EVERY", "97").args(args);
+        testkit::run(&mut cmd)
+    };
+    for (schema, tamper, says) in [
+        (
+            "deleted",
+            "DELETE FROM deleted.aux WHERE key = (SELECT key FROM deleted.aux WHERE key LIKE 'oh/%' ORDER BY key LIMIT 1)",
+            "has no history",
+        ),
+        (
+            "swapped",
+            "UPDATE swapped.aux SET value = (SELECT value FROM swapped.aux WHERE key LIKE 'oh/%' ORDER BY key DESC LIMIT 1) \
+             WHERE key = (SELECT key FROM swapped.aux WHERE key LIKE 'oh/%' ORDER BY key LIMIT 1)",
+            "differs from the log",
+        ),
+    ] {
+        let url = pg.url(schema);
+        assert_eq!(run(&url, &["append", file.to_str().unwrap()]).code, 0);
+        for (k, day) in [(0, 300), (1, 1200), (2, 2000)] {
+            let probe = dir.path().join(format!("probe{k}.jsonl"));
+            std::fs::write(&probe, w.probe_settlement(&format!("probe-{k}"), day) + "\n").unwrap();
+            let r = run(&url, &["append", probe.to_str().unwrap()]);
+            assert_eq!(r.code, 0, "{}", r.stderr);
+        }
+        let r = run(&url, &["verify"]);
+        assert_eq!(r.code, 0, "{schema}: {}", r.stderr);
+        let entries: i64 = client
+            .query_one(&format!("SELECT count(*) FROM {schema}.aux WHERE key LIKE 'oh/%'"), &[])
+            .unwrap()
+            .get(0);
+        assert!(entries > 3, "{schema}: {entries} history entries");
+        client.batch_execute(tamper).unwrap();
+        let r = run(&url, &["verify"]);
+        assert_eq!(r.code, 3, "{schema}: {}", r.stderr);
+        assert!(r.stderr.contains(says), "{schema}: {}", r.stderr);
+    }
+}

@@ -260,6 +260,8 @@ fn bench_size(
             receipt["appended"]
         ));
     }
+    // A transaction time between the import and the bench's own appends.
+    let after_import = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
     let store_bytes = measure::size_on_disk(&store).map_err(io(&store))?;
     progress(&format!(
         "N = {n}: import {:.0} ms, peak RSS {:.1} MiB, store {store_bytes} bytes",
@@ -271,15 +273,13 @@ fn bench_size(
     let d80 = date_str(LAST_DAY * 4 / 5);
     let last = date_str(LAST_DAY);
     let mut queries = Vec::new();
-    for command in [
-        format!("obligations --as-of {d80} --format json"),
-        format!("obligations --as-of {last} --format json"),
-        format!("ownership --as-of {d80}"),
-        format!("ownership --as-of {last}"),
-    ] {
+    let measure_query = |command: String, out: Option<&Path>| -> Result<Query, String> {
         progress(&format!("N = {n}: {command}"));
         let words: Vec<&str> = command.split(' ').collect();
-        let q = accord_run(&words);
+        let mut q = accord_run(&words);
+        if let Some(out) = out {
+            q = q.stdout_to(out);
+        }
         measure::evict(&store).map_err(|e| format!("evicting {}: {e}", store.display()))?;
         let cold = q.measure_ok()?;
         let mut warm = Vec::new();
@@ -295,12 +295,20 @@ fn bench_size(
             median(&warm),
             max_rss_kib as f64 / 1024.0
         ));
-        queries.push(Query {
+        Ok(Query {
             command,
             cold_ms: cold.millis(),
             warm_ms: median(&warm),
             max_rss_kib,
-        });
+        })
+    };
+    for command in [
+        format!("obligations --as-of {d80} --format json"),
+        format!("obligations --as-of {last} --format json"),
+        format!("ownership --as-of {d80}"),
+        format!("ownership --as-of {last}"),
+    ] {
+        queries.push(measure_query(command, None)?);
     }
 
     // Single appends: a settlement after the last date, and one backdated
@@ -331,6 +339,25 @@ fn bench_size(
         verify.millis(),
         verify.rss_mib()
     ));
+
+    // The bitemporal questions and the linear passes of issue 15, after the single appends:
+    // as known at the import's end, those appends are the corrections not yet known.
+    let head = n + 2 * args.runs;
+    let what_if = dir.join("what-if.jsonl");
+    fs::write(
+        &what_if,
+        w.probe_settlement("bench-what-if", LAST_DAY / 2) + "\n",
+    )
+    .map_err(io(&what_if))?;
+    let exported = dir.join("export.bench");
+    let mut bitemporal = Vec::new();
+    for (label, command, to_file) in
+        accord_bench::bitemporal_commands(n, head, &after_import, &what_if)
+    {
+        let out = to_file.then_some(exported.as_path());
+        bitemporal.push((label, measure_query(command, out)?));
+    }
+    let _ = fs::remove_file(&exported);
 
     let ledger = match ledger {
         Some(bin) => {
@@ -385,6 +412,7 @@ fn bench_size(
         import_rss_kib: import.max_rss_kib,
         store_bytes,
         queries,
+        bitemporal,
         append_normal_ms,
         append_backdated_ms,
         append_rss_kib,

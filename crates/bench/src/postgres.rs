@@ -31,6 +31,9 @@ pub struct PgResult {
     pub db_bytes: u64,
     /// (command, cold ms, warm ms, peak RSS KiB)
     pub queries: Vec<(String, f64, f64, u64)>,
+    /// Issue 15's questions (`crate::bitemporal_commands`): (fresh-process ms, the median,
+    /// and peak RSS KiB).
+    pub bitemporal: Vec<(f64, u64)>,
     pub append_normal_ms: f64,
     pub append_backdated_ms: f64,
     pub verify_ms: f64,
@@ -94,6 +97,7 @@ pub fn bench(plan: &Plan<'_>) -> Result<PgResult, String> {
             receipt["appended"]
         ));
     }
+    let after_import = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
     r.import_ms = import.millis();
     r.import_rss_kib = import.max_rss_kib;
     r.db_bytes = schema_bytes(plan.cluster, &format!("bench_{n}"))?;
@@ -154,6 +158,34 @@ pub fn bench(plan: &Plan<'_>) -> Result<PgResult, String> {
     };
     r.append_normal_ms = single("normal", LAST_DAY + 1)?;
     r.append_backdated_ms = single("backdated", LAST_DAY / 2)?;
+
+    let what_if = plan.dir.join("pg-what-if.jsonl");
+    std::fs::write(
+        &what_if,
+        plan.workload
+            .probe_settlement("pg-bench-what-if", LAST_DAY / 2)
+            + "\n",
+    )
+    .map_err(|e| format!("{}: {e}", what_if.display()))?;
+    let exported = plan.dir.join("pg-export.bench");
+    let head = n + 2 * plan.runs;
+    for (_, command, to_file) in crate::bitemporal_commands(n, head, &after_import, &what_if) {
+        let words: Vec<&str> = command.split(' ').collect();
+        let mut q = accord_run(&words);
+        if to_file {
+            q = q.stdout_to(&exported);
+        }
+        let mut rss = 0;
+        let mut times = Vec::new();
+        for _ in 0..plan.runs {
+            let o = q.measure_ok()?;
+            rss = rss.max(o.max_rss_kib);
+            times.push(o.millis());
+        }
+        say(&format!("PostgreSQL: {command}: {:.1} ms", median(&times)));
+        r.bitemporal.push((median(&times), rss));
+    }
+    let _ = std::fs::remove_file(&exported);
 
     say("PostgreSQL: verify");
     let verify = accord_run(&["verify"]).measure_ok()?;

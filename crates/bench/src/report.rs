@@ -36,6 +36,9 @@ pub struct SizeResult {
     pub import_rss_kib: u64,
     pub store_bytes: u64,
     pub queries: Vec<Query>,
+    /// Issue 15's questions (known-at, what-if, diff, timeline, log tail, export), each
+    /// with the label of its row.
+    pub bitemporal: Vec<(&'static str, Query)>,
     pub append_normal_ms: f64,
     pub append_backdated_ms: f64,
     pub append_rss_kib: u64,
@@ -167,6 +170,31 @@ pub fn render(ctx: &Context, results: &[SizeResult]) -> String {
         &|r| ms(r.append_backdated_ms),
         "≤ 20",
     );
+    if let Some(first) = results.first() {
+        for (q, (label, _)) in first.bitemporal.iter().enumerate() {
+            let cell = move |r: &SizeResult| {
+                r.bitemporal.get(q).map_or("-".into(), |(_, x)| {
+                    format!(
+                        "{} ms (cold {}), {} MiB",
+                        ms(x.warm_ms),
+                        ms(x.cold_ms),
+                        mib(x.max_rss_kib)
+                    )
+                })
+            };
+            let target = match q {
+                0..=3 => "≤ 50 ms",
+                4 | 5 => "≤ 100 ms",
+                6 => "≤ 20 ms",
+                _ => "≤ 3 s, ≤ 256 MB",
+            };
+            row(
+                format!("{label}, warm (median of {}) ms, peak RSS", ctx.runs),
+                &cell,
+                target,
+            );
+        }
+    }
     row(
         "`verify`, events/s (wall)".into(),
         &|r| rate(r.verify_events, r.verify_ms),
@@ -326,6 +354,31 @@ fn render_pg(ctx: &Context, results: &[SizeResult]) -> String {
                 &|_, p| p.queries.get(q).map_or("-".into(), |x| ms(x.2)),
                 &|r| r.queries.get(q).map_or("-".into(), |x| ms(x.warm_ms)),
                 "≤ 50",
+            );
+        }
+    }
+    if let Some((_, first)) = measured.first() {
+        for q in 0..first.bitemporal.len() {
+            let label = results
+                .first()
+                .and_then(|r| r.bitemporal.get(q))
+                .map_or("-", |(label, _)| *label);
+            row(
+                format!(
+                    "{label}, fresh process (median of {}), ms, peak RSS",
+                    ctx.runs
+                ),
+                &|_, p| {
+                    p.bitemporal
+                        .get(q)
+                        .map_or("-".into(), |x| format!("{} ms, {} MiB", ms(x.0), mib(x.1)))
+                },
+                &|r| {
+                    r.bitemporal.get(q).map_or("-".into(), |(_, x)| {
+                        format!("{} ms, {} MiB", ms(x.warm_ms), mib(x.max_rss_kib))
+                    })
+                },
+                "",
             );
         }
     }

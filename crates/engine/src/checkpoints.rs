@@ -39,7 +39,16 @@
 //!   ascending (reversed events and reversals included), in chunks of 1,024 as
 //!   for `ag/`;
 //! - `rv` -> the seqs of reversed events, varints, ascending;
-//! - `pt/PARTY` -> empty: some event registers PARTY.
+//! - `pt/PARTY` -> empty: some event registers PARTY;
+//! - `cs/YYYY-MM-DD` -> the seq (u64 BE) from which that checkpoint answers for the past
+//!   too: the log's head when it was taken. From then on, every batch that changes an
+//!   aggregate's state there leaves its *history* entry first;
+//! - `oh/YYYY-MM-DD/AGGREGATE/FIRST` -> the state of that aggregate at that checkpoint as
+//!   known just before the batch whose first seq is FIRST (16 hex digits), which changed it:
+//!   the batch's last seq (u64 BE), then the state encoded like a correction. So the
+//!   checkpoint as known at any seq s >= `cs` that ends a batch is the checkpoint with, for
+//!   each aggregate, the entry of the first batch after s (`known_at`): corrections are
+//!   keyed by the seq that made them as well as overwritten.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -140,6 +149,65 @@ pub(crate) fn ck_value(head: u64) -> Vec<u8> {
 /// The key of a checkpoint correction.
 pub(crate) fn overlay_key(date: Date, aggregate: &Aggregate) -> Vec<u8> {
     format!("ov/{date}/{aggregate}").into_bytes()
+}
+
+/// The key of the seq from which a checkpoint answers for the past too.
+pub(crate) fn created_key(date: Date) -> Vec<u8> {
+    format!("cs/{date}").into_bytes()
+}
+
+/// The `cs/DATE` write for a checkpoint that describes the log up to `seq`.
+pub(crate) fn created(date: Date, seq: u64) -> AuxWrite {
+    AuxWrite {
+        key: created_key(date),
+        value: Some(seq.to_be_bytes().to_vec()),
+    }
+}
+
+/// The seq stored under `cs/DATE`, if any.
+pub(crate) fn created_seq(store: &dyn Snapshot, date: Date) -> Result<Option<u64>, Error> {
+    match store.aux_get(&created_key(date))? {
+        Some(v) => Ok(Some(u64::from_be_bytes(
+            v.as_slice()
+                .try_into()
+                .map_err(|_| corrupt("checkpoint creation seq"))?,
+        ))),
+        None => Ok(None),
+    }
+}
+
+/// The history entry of `aggregate` at the checkpoint of `date`: its state there (in
+/// `slice`) as known before the batch of seqs `first..=last`.
+pub(crate) fn history(
+    date: Date,
+    aggregate: &Aggregate,
+    (first, last): (u64, u64),
+    slice: &Ledger,
+) -> Result<AuxWrite, Error> {
+    let mut value = last.to_be_bytes().to_vec();
+    value.extend(encode_ledger(&slice.slice([aggregate]))?);
+    Ok(AuxWrite {
+        key: format!("oh/{date}/{aggregate}/{first:016x}").into_bytes(),
+        value: Some(value),
+    })
+}
+
+/// A history entry: (date, aggregate, first seq, last seq, state).
+pub(crate) type HistoryEntry = (Date, Aggregate, u64, u64, Ledger);
+
+/// Decodes a history entry.
+pub(crate) fn parse_history(key: &[u8], value: &[u8]) -> Option<HistoryEntry> {
+    let text = std::str::from_utf8(key.strip_prefix(b"oh/")?).ok()?;
+    let date = Date::parse(text.get(..10)?).ok()?;
+    let rest = text.get(11..)?;
+    let (aggregate, first) = rest.rsplit_once('/')?;
+    if first.len() != 16 {
+        return None;
+    }
+    let first = u64::from_str_radix(first, 16).ok()?;
+    let last = u64::from_be_bytes(value.get(..8)?.try_into().ok()?);
+    let slice = decode_ledger(&value[8..])?;
+    Some((date, Aggregate::parse(aggregate)?, first, last, slice))
 }
 
 /// The key of an aggregate's tail.
@@ -348,6 +416,8 @@ pub(crate) fn maintain(
             (b"ag/", b"ag0"),
             (b"at/", b"at0"),
             (b"dx/", b"dx0"),
+            (b"cs/", b"cs0"),
+            (b"oh/", b"oh0"),
         ] {
             for k in store.aux_keys(start, end)? {
                 writes.push(AuxWrite {
@@ -490,6 +560,44 @@ pub(crate) fn maintain(
         }
     }
     writes.push(checkpoint_list(&dates));
+
+    // History: an existing checkpoint the batch changes keeps, for each aggregate the batch
+    // changes there, its state before the batch; a new checkpoint answers from the new head.
+    let head = log.last().map_or(0, |r| r.seq);
+    let existing: BTreeSet<Date> = existing.into_iter().collect();
+    for d in &dates {
+        if !existing.contains(d) {
+            writes.push(created(*d, head));
+        }
+    }
+    if let Some(first) = new.first().map(|r| r.seq) {
+        let mut changes: Vec<(Date, Aggregate)> = new
+            .iter()
+            .filter_map(|r| Some((r.event.effective, Aggregate::of(&r.event)?)))
+            .collect();
+        for r in log {
+            if reversed_now.contains(&r.seq) {
+                changes.extend(Aggregate::of(&r.event).map(|a| (r.event.effective, a)));
+            }
+        }
+        for d in existing.iter().filter(|d| **d >= from) {
+            let changed: BTreeSet<&Aggregate> = changes
+                .iter()
+                .filter(|(date, _)| date <= d)
+                .map(|(_, a)| a)
+                .collect();
+            if changed.is_empty() {
+                continue;
+            }
+            let value = store
+                .aux_get(&key("cp", &d.to_string()))?
+                .ok_or_else(|| corrupt("checkpoint"))?;
+            let before = load_checkpoint(store, *d, &value)?;
+            for a in changed {
+                writes.push(history(*d, a, (first, head), &before)?);
+            }
+        }
+    }
 
     // Tails.
     let tails: Vec<Aggregate> = match touched {
@@ -691,6 +799,113 @@ fn expected_index(log: &[RecordedEvent], ck: &[u8], checkpoints: &BTreeSet<Date>
     expected
 }
 
+/// Checks every history entry against the log: its aggregate's state at its checkpoint as
+/// known before its batch must be what a fold of the events before the batch gives, and
+/// every event recorded after a checkpoint was taken that changes an aggregate there
+/// (dated on or before it, or reversing an event that is) must fall inside the batch of an
+/// entry of that aggregate, so that no change lacks its history.
+fn check_history(
+    all_keys: &Keys,
+    log: &[RecordedEvent],
+    dates: &BTreeSet<Date>,
+) -> Result<(), String> {
+    let mut entries: BTreeMap<Aggregate, Vec<(Date, u64, u64, Ledger)>> = BTreeMap::new();
+    for (k, v) in all_keys.iter().filter(|(k, _)| k.starts_with(b"oh/")) {
+        let damaged = || {
+            format!(
+                "checkpoint history {:?} is damaged",
+                String::from_utf8_lossy(k)
+            )
+        };
+        let (date, a, first, last, slice) = parse_history(k, v).ok_or_else(damaged)?;
+        let head = log.last().map_or(0, |r| r.seq);
+        if !dates.contains(&date) || first == 0 || first > last || last > head {
+            return Err(damaged());
+        }
+        entries
+            .entry(a)
+            .or_default()
+            .push((date, first, last, slice));
+    }
+    let by_id: ahash::AHashMap<&str, &RecordedEvent> =
+        log.iter().map(|r| (r.event.id.as_str(), r)).collect();
+    // What each event changes: its own aggregate, or for a reversal its target's, at the
+    // target's date.
+    let change = |r: &RecordedEvent| -> Option<(Aggregate, Date)> {
+        match &r.event.payload {
+            Payload::EventReversed(p) => {
+                let t = by_id.get(p.reverses.as_str())?;
+                Some((Aggregate::of(&t.event)?, t.event.effective))
+            }
+            _ => Some((Aggregate::of(&r.event)?, r.event.effective)),
+        }
+    };
+    // Completeness.
+    let mut created: Vec<(Date, u64)> = Vec::new();
+    for (k, v) in all_keys.iter().filter(|(k, _)| k.starts_with(b"cs/")) {
+        if let (Some(d), Ok(b)) = (key_date(k), <[u8; 8]>::try_from(v.as_slice())) {
+            created.push((d, u64::from_be_bytes(b)));
+        }
+    }
+    for (date, since) in &created {
+        for r in log.iter().filter(|r| r.seq > *since) {
+            let Some((a, effective)) = change(r) else {
+                continue;
+            };
+            if effective > *date {
+                continue;
+            }
+            let covered = entries.get(&a).is_some_and(|list| {
+                list.iter()
+                    .any(|(d, first, last, _)| d == date && (*first..=*last).contains(&r.seq))
+            });
+            if !covered {
+                return Err(format!(
+                    "checkpoint {date} has no history of seq {} (aggregate {a})",
+                    r.seq
+                ));
+            }
+        }
+    }
+    // Each entry's state: the aggregate's events, the parties' and the reversals of the
+    // aggregate's events, folded up to the entry's date as known before its batch.
+    for (a, list) in &entries {
+        let part: Vec<&RecordedEvent> = log
+            .iter()
+            .filter(|r| match &r.event.payload {
+                Payload::PartyRegistered(_) | Payload::PartyUpdated(_) => true,
+                Payload::EventReversed(_) => change(r).is_some_and(|(t, _)| t == *a),
+                _ => Aggregate::of(&r.event).as_ref() == Some(a),
+            })
+            .collect();
+        for (date, first, _, slice) in list {
+            let timeline = order(
+                part.iter()
+                    .filter(|r| r.seq < *first)
+                    .map(|r| (r.seq, &r.event))
+                    .collect(),
+            );
+            let mut ledger = Ledger::new();
+            for (seq, event) in timeline {
+                if event.effective > *date {
+                    break;
+                }
+                if ledger.apply(event).is_err() {
+                    return Err(format!(
+                        "checkpoint history of {a} at {date} does not fold (seq {seq})"
+                    ));
+                }
+            }
+            if ledger.slice([a]) != slice.slice([a]) {
+                return Err(format!(
+                    "checkpoint history of {a} at {date} before seq {first} differs from the log"
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Replays the whole log as known now, checking every rule, and compares
 /// every checkpoint and index key with what the replay gives, in one pass.
 /// A rule broken anywhere is reported before a key that differs; a store
@@ -790,8 +1005,20 @@ pub(crate) fn check(store: &dyn Snapshot, log: &[RecordedEvent]) -> Result<(), C
             "the tail of aggregate {a} is missing"
         )));
     }
+    check_history(&all_keys, log, &dates).map_err(CheckFailure::Keys)?;
     for (k, v) in &all_keys {
-        if k.starts_with(b"cp/") || k.starts_with(b"at/") {
+        if k.starts_with(b"cp/") || k.starts_with(b"at/") || k.starts_with(b"oh/") {
+            continue;
+        }
+        if k.starts_with(b"cs/") {
+            let date = key_date(k).filter(|d| dates.contains(d));
+            let seq = <[u8; 8]>::try_from(v.as_slice()).map(u64::from_be_bytes);
+            if date.is_none() || seq.map_or(true, |s| s > store.len()) {
+                return Err(CheckFailure::Keys(format!(
+                    "checkpoint creation key {:?} is damaged or has no checkpoint",
+                    String::from_utf8_lossy(k)
+                )));
+            }
             continue;
         }
         // Corrections were applied to their checkpoint above; one without

@@ -34,10 +34,10 @@ use domain::{order, plan_batch_at, plan_batch_on, Aggregate, BatchEvent, Plan, R
 use store::{AuxWrite, NewEvent, Snapshot, Transaction};
 
 use crate::checkpoints::{
-    checkpoint_dates, checkpoint_list, ck_value, corrupt, date_of_key, date_prefix, decode_seqs,
-    decode_tail, encode_ledger, encode_seqs, encode_tail, extend_list, key, keys_current,
-    ledger_as_of, load_checkpoint, overlay_key, party_writes, read_stream, replay, stream_writes,
-    tail_key, RV,
+    checkpoint_dates, checkpoint_list, ck_value, corrupt, created, date_of_key, date_prefix,
+    decode_seqs, decode_tail, encode_ledger, encode_seqs, encode_tail, extend_list, history, key,
+    keys_current, ledger_as_of, load_checkpoint, overlay_key, party_writes, read_stream, replay,
+    stream_writes, tail_key, RV,
 };
 use crate::load::decode;
 use crate::receipt::Receipt;
@@ -413,6 +413,17 @@ fn writes(
         .collect();
     let dates = checkpoint_dates(store, Some(from))?;
     let folded = fold_touched(base, part, new, &touched, &dates)?;
+    // The history of each checkpoint it corrects: the touched aggregates' states there
+    // before the batch, from the same fold without it.
+    if !dates.is_empty() {
+        let before = fold_touched(base, part, &[], &touched, &dates)?;
+        let batch = (new[0].seq, new[new.len() - 1].seq);
+        for (date, slice) in &before.slices {
+            for a in &touched {
+                writes.push(history(*date, a, batch, slice)?);
+            }
+        }
+    }
     if !dates.is_empty() {
         writes.extend(corrections(
             store,
@@ -574,11 +585,13 @@ fn new_checkpoint(
     let ledger = ledger_as_of(store, date)?.ok_or_else(|| corrupt("checkpoint marker"))?;
     let mut dates = checkpoint_dates(store, None)?;
     dates.push(date);
+    // Taken from the log as it was before the batch, which does not change it.
     Ok(vec![
         AuxWrite {
             key: key("cp", &date.to_string()),
             value: Some(encode_ledger(&ledger)?),
         },
+        created(date, store.len()),
         checkpoint_list(&dates),
     ])
 }

@@ -26,8 +26,8 @@ use projector::{Projection, Restatement};
 use store::Snapshot;
 
 use crate::checkpoints::{
-    checkpoint_dates, corrupt, decode_seqs, keys_current, ledger_as_of, load_checkpoint,
-    read_stream, replay, RV,
+    checkpoint_dates, corrupt, created_seq, decode_seqs, keys_current, ledger_as_of,
+    load_checkpoint, parse_history, read_stream, replay, RV,
 };
 use crate::load::{decode, decode_records, DecodeFailure};
 use crate::Error;
@@ -253,6 +253,15 @@ pub(crate) fn ledger_in_view(
     if known == head && extra.is_empty() {
         return ledger_as_of(store, as_of);
     }
+    // As known at the end of a batch after the checkpoint before `as_of` was taken, its
+    // history answers (the cost of the question as known now, plus the events after `known`).
+    if extra.is_empty() && head - known <= known {
+        let view = View::read(store, known, extra, as_of)?;
+        if let Some(ledger) = ledger_from_history(store, as_of, &view)? {
+            return Ok(Some(ledger));
+        }
+        return ledger_of_view(store, as_of, &view);
+    }
     // Early in the log, the fold of what the view sees is the cheaper way.
     if extra.is_empty() && known <= head - known {
         let log = decode_range(store, 0, known)?;
@@ -267,6 +276,86 @@ pub(crate) fn ledger_in_view(
     }
     let view = View::read(store, known, extra, as_of)?;
     ledger_of_view(store, as_of, &view)
+}
+
+/// The ledger as of `as_of` as `view` (without extra events) sees it, from the last
+/// checkpoint on or before `as_of` and its history; `None` when that checkpoint was taken
+/// after `view.known`, or some batch that changed it ends after `view.known` but starts on or
+/// before it (a seq inside a batch, which no history entry describes).
+fn ledger_from_history(
+    store: &dyn Snapshot,
+    as_of: Date,
+    view: &View<'_>,
+) -> Result<Option<Ledger>, Error> {
+    let dates = checkpoint_dates(store, None)?;
+    let (mut ledger, after) = match dates.iter().rev().find(|d| **d <= as_of) {
+        Some(&date) => {
+            match created_seq(store, date)? {
+                Some(seq) if seq <= view.known => {}
+                _ => return Ok(None),
+            }
+            let value = store
+                .aux_get(format!("cp/{date}").as_bytes())?
+                .ok_or_else(|| corrupt("checkpoint"))?;
+            let mut ledger = load_checkpoint(store, date, &value)?;
+            // For each aggregate, the entry of the first batch after `known`.
+            let from = format!("oh/{date}/").into_bytes();
+            let mut first: BTreeMap<Aggregate, (u64, Ledger)> = BTreeMap::new();
+            for (k, v) in store.aux_range(&from, &list_end(&from), false)? {
+                let (_, a, start, end, slice) =
+                    parse_history(&k, &v).ok_or_else(|| corrupt("checkpoint history"))?;
+                if start <= view.known && view.known < end {
+                    return Ok(None);
+                }
+                if start > view.known && first.get(&a).is_none_or(|(s, _)| start < *s) {
+                    first.insert(a, (start, slice));
+                }
+            }
+            for (a, (_, slice)) in &first {
+                ledger.overlay([a], slice);
+            }
+            (ledger, Some(date))
+        }
+        None => (Ledger::new(), None),
+    };
+    // Then the events dated after the checkpoint that the view counts.
+    let from = match after {
+        Some(d) => {
+            let mut k = format!("dx/{d}").into_bytes();
+            k.push(0xff);
+            k
+        }
+        None => b"dx/".to_vec(),
+    };
+    let mut to = format!("dx/{as_of}").into_bytes();
+    to.push(0xff);
+    let mut seqs = BTreeSet::new();
+    for (_, v) in store.aux_range(&from, &to, false)? {
+        seqs.extend(decode_seqs(&v).ok_or_else(|| corrupt("date index"))?);
+    }
+    seqs.retain(|s| view.counts(*s));
+    let seqs: Vec<u64> = seqs.into_iter().collect();
+    let mut events: Vec<(u64, Event)> = Vec::with_capacity(seqs.len());
+    for record in store.records_at(&seqs)? {
+        let r = decode(&record).map_err(|m| Error::corrupt_at(record.seq, &m))?;
+        if !matches!(r.event.payload, Payload::EventReversed(_)) {
+            events.push((r.seq, r.event));
+        }
+    }
+    events.sort_by_key(|(seq, e)| (e.effective, *seq));
+    for (seq, event) in &events {
+        replay(&mut ledger, *seq, event)?;
+    }
+    Ok(Some(ledger))
+}
+
+/// The key just past every key under `prefix` (which ends with `/`).
+fn list_end(prefix: &[u8]) -> Vec<u8> {
+    let mut end = prefix.to_vec();
+    if let Some(last) = end.last_mut() {
+        *last = b'0';
+    }
+    end
 }
 
 /// The ledger as of `as_of` as `view` sees it (the keys are current).
@@ -302,7 +391,11 @@ pub(crate) fn restatement(
     ];
     let mut sides = Vec::with_capacity(2);
     for view in &views {
-        match ledger_of_view(store, as_of, view)? {
+        let ledger = match ledger_from_history(store, as_of, view)? {
+            Some(ledger) => Some(ledger),
+            None => ledger_of_view(store, as_of, view)?,
+        };
+        match ledger {
             Some(ledger) => sides.push(Projection { as_of, ledger }),
             None => return Ok(None),
         }
