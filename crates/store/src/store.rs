@@ -763,32 +763,65 @@ impl Store {
         self.records_at_upto(seqs, self.len())
     }
 
-    /// `records_at` for a log that ends at `head_seq`.
+    /// `records_at` for a log that ends at `head_seq`. The segment keys from the first wanted
+    /// seq's to the last one's are walked forward once (a lookup per seq would walk sled's
+    /// tree backwards each time), and each segment that holds a wanted seq is read once.
     fn records_at_upto(&self, seqs: &[u64], head_seq: u64) -> Result<Vec<Record>, StoreError> {
         let mut sorted: Vec<u64> = seqs.to_vec();
         sorted.sort_unstable();
         sorted.dedup();
+        if let Some(&seq) = sorted.iter().find(|s| **s == 0 || **s > head_seq) {
+            return Err(StoreError::corrupt(
+                Some(seq),
+                format!("asked for seq {seq} but the log ends at seq {head_seq}"),
+            ));
+        }
         let mut found: HashMap<u64, Record> = HashMap::with_capacity(sorted.len());
-        let mut i = 0;
-        while i < sorted.len() {
-            let seq = sorted[i];
-            if seq == 0 || seq > head_seq {
-                return Err(StoreError::corrupt(
-                    Some(seq),
-                    format!("asked for seq {seq} but the log ends at seq {head_seq}"),
-                ));
-            }
-            // Only the wanted records of each segment are copied out.
-            let (first, value) = self.segment_value_containing(seq)?;
-            let records = codec::decode_segment_where(first, &value, |s| {
-                sorted[i..].binary_search(&s).is_ok()
-            })?;
-            if records.is_empty() {
-                return Err(StoreError::corrupt(Some(seq), "no segment holds this seq"));
-            }
-            for record in records {
-                i += 1;
-                found.insert(record.seq, record);
+        if let (Some(&low), Some(&high)) = (sorted.first(), sorted.last()) {
+            let missing = |seq: u64| StoreError::corrupt(Some(seq), "no segment holds this seq");
+            let low_key = codec::seg_key(low);
+            let (start, _) = self
+                .db
+                .range(SEG_PREFIX..=&low_key[..])
+                .next_back()
+                .transpose()
+                .map_err(sled_error(&self.path))?
+                .ok_or_else(|| missing(low))?;
+            let high_key = codec::seg_key(high);
+            let mut segments = self
+                .db
+                .range(start.to_vec()..=high_key.to_vec())
+                .peekable();
+            let mut i = 0;
+            while i < sorted.len() {
+                let (key, value) = segments
+                    .next()
+                    .transpose()
+                    .map_err(sled_error(&self.path))?
+                    .ok_or_else(|| missing(sorted[i]))?;
+                let first = codec::parse_seg_key(&key)
+                    .ok_or_else(|| StoreError::corrupt(Some(sorted[i]), "malformed segment key"))?;
+                let next = match segments.peek() {
+                    Some(Ok((k, _))) => codec::parse_seg_key(k).unwrap_or(u64::MAX),
+                    _ => u64::MAX,
+                };
+                if sorted[i] < first {
+                    return Err(missing(sorted[i]));
+                }
+                let end = i + sorted[i..].partition_point(|s| *s < next);
+                if end == i {
+                    continue;
+                }
+                // Only the wanted records of the segment are copied out.
+                let bytes = self.segment_bytes(first, &value)?;
+                let wanted = &sorted[i..end];
+                let records = codec::decode_segment_where(first, &bytes, |s| {
+                    wanted.binary_search(&s).is_ok()
+                })?;
+                for record in records {
+                    found.insert(record.seq, record);
+                }
+                i = end;
             }
         }
         seqs.iter()
