@@ -11,7 +11,8 @@
 //! before it, the ledger from the keys must equal `project_events` over the decoded log; and
 //! what-if files (a backdated settlement, a reversal, an over-settlement that is refused)
 //! must answer as the replay path does, refusals included; so must restatements (`diff`)
-//! between pairs of those transaction times and timelines of one entity.
+//! between pairs of those transaction times, timelines of one entity and the ledger journal
+//! of `export --format ledger`.
 
 use std::path::Path;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -181,6 +182,14 @@ proptest! {
                         let t = engine.timeline(&query, Some(e)).map_err(|e| e.to_string());
                         these.push(format!("timeline of {e} as of {as_of} known at {known_at:?}: {t:?}"));
                     }
+                }
+            }
+            // The ledger journal, written in one pass from the keys or from the decoded log.
+            for known_at in knowns.iter().step_by(5) {
+                for as_of in [None, Some(Date::parse(&workload::date_str(last / 2)).unwrap())] {
+                    let mut journal = Vec::new();
+                    let r = engine.export_ledger(as_of, *known_at, &mut journal).map_err(|e| e.to_string());
+                    these.push(format!("journal as of {as_of:?} known at {known_at:?}: {r:?}\n{}", String::from_utf8_lossy(&journal)));
                 }
             }
             reports.push(these);

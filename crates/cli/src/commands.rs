@@ -164,10 +164,15 @@ pub fn execute(cli: Cli, out: Out) -> Result<(), Failure> {
         Command::Export { format, time } => {
             let ledger = open_for_read(&path)?;
             let known_at = time.known_at.unwrap_or_default();
+            // Standard output flushes at every line; an export writes millions of them.
+            let mut buffered = std::io::BufWriter::with_capacity(1 << 16, &mut *out);
             match format {
-                ExportFormat::Jsonl => ledger.export_jsonl(time.as_of, known_at, out)?,
-                ExportFormat::Ledger => ledger.export_ledger(time.as_of, known_at, out)?,
+                ExportFormat::Jsonl => ledger.export_jsonl(time.as_of, known_at, &mut buffered)?,
+                ExportFormat::Ledger => {
+                    ledger.export_ledger(time.as_of, known_at, &mut buffered)?
+                }
             }
+            buffered.flush().map_err(engine::Error::Output)?;
             Ok(())
         }
         Command::Copy { from, to, format } => {

@@ -353,9 +353,14 @@ impl Date {
         if !shape {
             return Err(format!("invalid date {s:?}: write YYYY-MM-DD"));
         }
-        NaiveDate::parse_from_str(s, "%Y-%m-%d")
+        // The shape is checked: the digits are read directly (`parse_from_str` would parse
+        // the format string again for every date of every event read).
+        let number =
+            |r: std::ops::Range<usize>| b[r].iter().fold(0u32, |n, c| n * 10 + u32::from(c - b'0'));
+        let year = i32::try_from(number(0..4)).unwrap_or(0);
+        NaiveDate::from_ymd_opt(year, number(5..7), number(8..10))
             .map(Date)
-            .map_err(|_| format!("impossible date {s:?}: no such day in the calendar"))
+            .ok_or_else(|| format!("impossible date {s:?}: no such day in the calendar"))
     }
     pub fn naive(self) -> NaiveDate {
         self.0
@@ -371,7 +376,15 @@ impl Date {
 
 impl fmt::Display for Date {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.0.format("%Y-%m-%d"))
+        // As `%Y-%m-%d` writes it, without parsing the format each time (dates are written
+        // millions of times by an export and by the keys of checkpoints).
+        use chrono::Datelike;
+        let (y, m, d) = (self.0.year(), self.0.month(), self.0.day());
+        if (0..=9999).contains(&y) {
+            write!(f, "{y:04}-{m:02}-{d:02}")
+        } else {
+            write!(f, "{}", self.0.format("%Y-%m-%d"))
+        }
     }
 }
 

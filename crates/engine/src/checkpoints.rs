@@ -716,6 +716,38 @@ pub(crate) fn party_registered(store: &dyn Snapshot, party: &Slug) -> Result<Opt
     Ok(Some(store.aux_get(&key("pt", party.as_str()))?.is_some()))
 }
 
+/// The first aggregate whose state differs between two ledgers, if one can be named.
+fn differing_aggregate(a: &Ledger, b: &Ledger) -> Option<Aggregate> {
+    fn differing<K: Ord + Clone, V: PartialEq>(
+        x: &BTreeMap<K, V>,
+        y: &BTreeMap<K, V>,
+    ) -> Option<K> {
+        x.keys()
+            .chain(y.keys())
+            .find(|k| x.get(*k) != y.get(*k))
+            .cloned()
+    }
+    if let Some(k) = differing(&a.parties, &b.parties) {
+        return Some(Aggregate::Party(k));
+    }
+    if let Some(k) = differing(&a.holdings, &b.holdings) {
+        return Some(Aggregate::Issuer(k));
+    }
+    if let Some(k) = differing(&a.valuations, &b.valuations) {
+        return Some(Aggregate::Valuation(k));
+    }
+    if a.investments != b.investments {
+        return Some(Aggregate::Investments);
+    }
+    if let Some(k) = differing(&a.obligations, &b.obligations) {
+        return Some(Aggregate::Obligation(k));
+    }
+    if let Some(k) = differing(&a.rights, &b.rights) {
+        return Some(Aggregate::Right(k));
+    }
+    differing(&a.milestones, &b.milestones).map(Aggregate::Milestone)
+}
+
 /// Why `check` failed.
 pub(crate) enum CheckFailure {
     /// Replaying the log breaks a rule at this event.
@@ -827,16 +859,27 @@ fn check_history(
             .or_default()
             .push((date, first, last, slice));
     }
-    let by_id: ahash::AHashMap<&str, &RecordedEvent> =
-        log.iter().map(|r| (r.event.id.as_str(), r)).collect();
+    if entries.is_empty() && !all_keys.keys().any(|k| k.starts_with(b"cs/")) {
+        return Ok(());
+    }
+    // The reversals' targets, found in one pass.
+    let mut targets: ahash::AHashMap<&str, Option<(Aggregate, Date)>> = log
+        .iter()
+        .filter_map(|r| match &r.event.payload {
+            Payload::EventReversed(p) => Some((p.reverses.as_str(), None)),
+            _ => None,
+        })
+        .collect();
+    for r in log {
+        if let Some(t) = targets.get_mut(r.event.id.as_str()) {
+            *t = Aggregate::of(&r.event).map(|a| (a, r.event.effective));
+        }
+    }
     // What each event changes: its own aggregate, or for a reversal its target's, at the
     // target's date.
     let change = |r: &RecordedEvent| -> Option<(Aggregate, Date)> {
         match &r.event.payload {
-            Payload::EventReversed(p) => {
-                let t = by_id.get(p.reverses.as_str())?;
-                Some((Aggregate::of(&t.event)?, t.event.effective))
-            }
+            Payload::EventReversed(p) => targets.get(p.reverses.as_str()).cloned().flatten(),
             _ => Some((Aggregate::of(&r.event)?, r.event.effective)),
         }
     };
@@ -944,7 +987,12 @@ pub(crate) fn check(store: &dyn Snapshot, log: &[RecordedEvent]) -> Result<(), C
         match stored {
             None => *first = Some(format!("checkpoint {d} does not decode")),
             Some(stored) if stored != *ledger => {
-                *first = Some(format!("checkpoint {d} differs from a replay of the log"))
+                *first = Some(format!(
+                    "checkpoint {d} differs from a replay of the log{}",
+                    differing_aggregate(&stored, ledger)
+                        .map(|a| format!(" (aggregate {a})"))
+                        .unwrap_or_default()
+                ))
             }
             Some(_) => {}
         }

@@ -191,11 +191,15 @@ fn tails(
             last.insert(a, date);
         }
     }
-    for (_, e) in events {
-        if let Some(a) = Aggregate::of(e) {
-            if last.get(&a).is_some_and(|d| e.effective < *d) {
-                return Ok(None);
-            }
+    // Every event must be dated on or after the last event of *every* touched aggregate,
+    // not only its own: the checkpoints to correct start at the batch's earliest date, and
+    // a tail is an aggregate's state at a checkpoint only if nothing of it is dated after
+    // that checkpoint. (An event after its own aggregate's tail beside one backdated in
+    // another aggregate took this path and wrote the first one's tail as its state at every
+    // checkpoint since the other's date; tests/known_at.rs found it.)
+    if let Some(newest) = last.values().max() {
+        if events.iter().any(|(_, e)| e.effective < *newest) {
+            return Ok(None);
         }
     }
     let parties: BTreeSet<Aggregate> = events

@@ -163,7 +163,7 @@ impl<'a> View<'a> {
     }
 
     /// Whether the view counts the log's event `seq` (extra events are counted apart).
-    fn counts(&self, seq: u64) -> bool {
+    pub(crate) fn counts(&self, seq: u64) -> bool {
         seq <= self.known && !self.reversed.contains(&seq)
     }
 

@@ -788,10 +788,7 @@ impl Store {
                 .map_err(sled_error(&self.path))?
                 .ok_or_else(|| missing(low))?;
             let high_key = codec::seg_key(high);
-            let mut segments = self
-                .db
-                .range(start.to_vec()..=high_key.to_vec())
-                .peekable();
+            let mut segments = self.db.range(start.to_vec()..=high_key.to_vec()).peekable();
             let mut i = 0;
             while i < sorted.len() {
                 let (key, value) = segments
