@@ -175,6 +175,49 @@ pub(crate) fn try_plan(
     }))
 }
 
+/// The ledger as of `as_of` with a what-if batch `new` (planned by `try_plan` as `plan`)
+/// appended: the ledger as of `as_of` as known now, with the aggregates the batch changes
+/// taken from the fold the plan was validated with, so nothing is read twice. `None` when
+/// the keys are not current.
+pub(crate) fn what_if_ledger(
+    store: &dyn Snapshot,
+    as_of: Date,
+    plan: &FastPlan,
+    new: &[RecordedEvent],
+) -> Result<Option<Ledger>, Error> {
+    let Some(mut ledger) = ledger_as_of(store, as_of)? else {
+        return Ok(None);
+    };
+    // What the batch changes: its events' aggregates and those of the events it reverses.
+    let by_id: BTreeMap<&str, &RecordedEvent> = plan
+        .part
+        .iter()
+        .chain(new)
+        .map(|r| (r.event.id.as_str(), r))
+        .collect();
+    let mut changed: Vec<&RecordedEvent> = Vec::new();
+    for r in new {
+        match &r.event.payload {
+            Payload::EventReversed(p) => changed.extend(by_id.get(p.reverses.as_str())),
+            _ => changed.push(r),
+        }
+    }
+    if changed.iter().all(|r| r.event.effective > as_of) {
+        return Ok(Some(ledger));
+    }
+    let touched: BTreeSet<Aggregate> = changed
+        .iter()
+        .filter_map(|r| Aggregate::of(&r.event))
+        .collect();
+    // From tails (every batch event is dated after every touched aggregate's last event,
+    // and one is on or before `as_of`) or from the aggregates' whole streams, the fold up to
+    // `as_of` is their state there.
+    let folded = fold_touched(&plan.base, &plan.part, new, &touched, &[as_of])?;
+    let at = folded.slices.first().map_or(&folded.end, |(_, slice)| slice);
+    ledger.overlay(&touched, at);
+    Ok(Some(ledger))
+}
+
 /// The state of every aggregate the batch reads (its own and the parties its
 /// events name) from their tails, or `None` when some batch event is dated
 /// before the last event of its aggregate (then the stream must be read).

@@ -55,29 +55,34 @@ impl Engine {
         // current or the what-if file needs the whole log; what-if with a past transaction
         // time is left to the replay.
         if !self.config.full_replay && (with.is_none() || query.known_at == KnownAt::Everything) {
-            let extra = match with {
-                Some(file) => file.plan_fast(&*snapshot, &self.config)?,
-                None => Some(Vec::new()),
-            };
-            if let Some(extra) = extra {
-                let known = match party {
-                    Some(p) => crate::checkpoints::party_registered(&*snapshot, p)?
-                        .map(|k| k || registers(&extra, p)),
-                    None => Some(true),
-                };
-                if known == Some(false) {
-                    if let Some(party) = party {
-                        return Err(unknown_party(party));
-                    }
+            let known = |extra: &[RecordedEvent]| -> Result<Option<bool>, Error> {
+                match party {
+                    Some(p) => Ok(crate::checkpoints::party_registered(&*snapshot, p)?
+                        .map(|k| k || registers(extra, p))),
+                    None => Ok(Some(true)),
                 }
-                if known.is_some() {
+            };
+            let answer = match with {
+                Some(file) => file.ledger_fast(&*snapshot, query.as_of, &self.config)?,
+                None => {
                     let seq = last_seq(&*snapshot, query.known_at)?;
-                    if let Some(ledger) = ledger_in_view(&*snapshot, query.as_of, seq, &extra)? {
+                    ledger_in_view(&*snapshot, query.as_of, seq, &[])?.map(|l| (l, Vec::new()))
+                }
+            };
+            if let Some((ledger, extra)) = answer {
+                match known(&extra)? {
+                    Some(false) => {
+                        if let Some(party) = party {
+                            return Err(unknown_party(party));
+                        }
+                    }
+                    Some(true) => {
                         return Ok(Projection {
                             as_of: query.as_of,
                             ledger,
-                        });
+                        })
                     }
+                    None => {}
                 }
             }
         }

@@ -44,30 +44,32 @@ impl WhatIf {
         plan_file(log, &self.name, self.events.clone(), config.now()).map(|_| ())
     }
 
-    /// The file's new events, recorded now after the head of `store`, validated as a fast
-    /// append validates them (reading only what they touch); `None` when the file needs the
-    /// whole log (then `extend` does it).
-    pub(crate) fn plan_fast(
+    /// The ledger as of `as_of` with the file's new events recorded now after the head of
+    /// `store`, validated as a fast append validates them (reading only what they touch)
+    /// and folded from what that validation read; `None` when the file needs the whole log
+    /// (then `extend` does it).
+    pub(crate) fn ledger_fast(
         &self,
         store: &dyn Snapshot,
+        as_of: domain::values::Date,
         config: &Config,
-    ) -> Result<Option<Vec<RecordedEvent>>, Error> {
+    ) -> Result<Option<(domain::ledger::Ledger, Vec<RecordedEvent>)>, Error> {
         let Some(p) = crate::fast_append::try_plan(store, &self.name, &self.events, config)? else {
             return Ok(None);
         };
         let head = store.len();
         let now = config.now();
-        Ok(Some(
-            p.plan
-                .new
-                .iter()
-                .enumerate()
-                .map(|(k, &i)| RecordedEvent {
-                    seq: head + 1 + k as u64,
-                    recorded: now,
-                    event: p.batch[i].event.clone(),
-                })
-                .collect(),
-        ))
+        let new: Vec<RecordedEvent> = p
+            .plan
+            .new
+            .iter()
+            .enumerate()
+            .map(|(k, &i)| RecordedEvent {
+                seq: head + 1 + k as u64,
+                recorded: now,
+                event: p.batch[i].event.clone(),
+            })
+            .collect();
+        Ok(crate::fast_append::what_if_ledger(store, as_of, &p, &new)?.map(|l| (l, new)))
     }
 }
