@@ -217,12 +217,6 @@ testkit::both_backends! {
             "{accepted} accepted, {refused} refused"
         );
 
-        let seq = ok(&fast, &["head"])
-            .trim()
-            .split(':')
-            .next()
-            .unwrap()
-            .to_string();
         let last = w.last_day();
         for day in [
             0,
@@ -275,12 +269,6 @@ testkit::both_backends! {
             ok(&store, &["append", file.to_str().unwrap()]);
         }
         assert_ne!(ok(&store, &["head"]), before);
-        let seq = ok(&store, &["head"])
-            .trim()
-            .split(':')
-            .next()
-            .unwrap()
-            .to_string();
         for day in (last..last + 32).step_by(3) {
             let d = workload::date_str(day);
             for cmd in [

@@ -213,7 +213,10 @@ pub(crate) fn what_if_ledger(
     // and one is on or before `as_of`) or from the aggregates' whole streams, the fold up to
     // `as_of` is their state there.
     let folded = fold_touched(&plan.base, &plan.part, new, &touched, &[as_of])?;
-    let at = folded.slices.first().map_or(&folded.end, |(_, slice)| slice);
+    let at = folded
+        .slices
+        .first()
+        .map_or(&folded.end, |(_, slice)| slice);
     ledger.overlay(&touched, at);
     Ok(Some(ledger))
 }

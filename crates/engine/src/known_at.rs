@@ -1,12 +1,11 @@
 //! Bitemporal questions without a replay of the log: the ledger as of a date, as known at a
-//! seq, with or without a what-if file's events.
+//! seq; the restatement between two seqs; one entity's ownership events.
 //!
 //! The ledger is a product of aggregates (`domain::aggregate`): an aggregate's state depends
 //! on its own events only (given the party registrations they need, which a valid log
-//! always has). So the view "as of D, as known at seq s, plus the extra events E" differs
-//! from the ledger as of D as known now only in the aggregates that some event *changes*
-//! between the two: an event recorded after s, an extra event, or the target of a reversal
-//! recorded after s or among E, dated on or before D. Every other aggregate is taken from
+//! always has). So the view "as of D, as known at seq s" differs from the ledger as of D as
+//! known now only in the aggregates that some event *changes* between the two: an event
+//! recorded after s, or the target of a reversal recorded after s, dated on or before D. Every other aggregate is taken from
 //! the present answer (`checkpoints::ledger_as_of`), and each changed aggregate is folded
 //! again from the last checkpoint dated before the first event that changes it, with the
 //! events of its own stream that the view sees.
@@ -82,12 +81,11 @@ pub(crate) fn decode_range(
 }
 
 /// What a view sees of the log: the events up to `known` (a seq), not reversed by a reversal
-/// it sees, then `extra` (a what-if file's events, seqs after the head).
-pub(crate) struct View<'a> {
+/// it sees.
+pub(crate) struct View {
     pub known: u64,
     /// The events recorded after `known`, decoded (empty when `known` is the head).
     pub late: Vec<RecordedEvent>,
-    pub extra: &'a [RecordedEvent],
     /// The seqs (of the log) the view does not count because a reversal it sees removes them.
     pub reversed: BTreeSet<u64>,
     /// The aggregates whose state differs from the log as known now, each with the date of
@@ -95,15 +93,10 @@ pub(crate) struct View<'a> {
     changed: BTreeMap<Aggregate, Date>,
 }
 
-impl<'a> View<'a> {
-    /// The view of `store` as known at seq `known` (at most the head) with `extra` added
-    /// (only when `known` is the head), for a question as of `as_of`.
-    pub(crate) fn read(
-        store: &dyn Snapshot,
-        known: u64,
-        extra: &'a [RecordedEvent],
-        as_of: Date,
-    ) -> Result<View<'a>, Error> {
+impl View {
+    /// The view of `store` as known at seq `known` (at most the head), for a question as of
+    /// `as_of`.
+    pub(crate) fn read(store: &dyn Snapshot, known: u64, as_of: Date) -> Result<View, Error> {
         let head = store.len();
         let late = decode_range(store, known, head)?;
         let mut reversed = match store.aux_get(RV)? {
@@ -119,23 +112,15 @@ impl<'a> View<'a> {
                 }
             }
         };
-        // Events of the log the view lacks, and the extra ones it adds.
-        for r in late.iter().chain(extra) {
+        // Events of the log the view lacks.
+        for r in &late {
             change(Aggregate::of(&r.event), r.event.effective);
         }
-        // Reversals: one recorded after `known` gives its target back to the view; an extra
-        // one takes its target away. A target that is itself late or extra is already
-        // counted above (and the view never sees it).
-        let by_id: BTreeMap<&str, &RecordedEvent> = late
-            .iter()
-            .chain(extra)
-            .map(|r| (r.event.id.as_str(), r))
-            .collect();
-        for (r, restores) in late
-            .iter()
-            .map(|r| (r, true))
-            .chain(extra.iter().map(|r| (r, false)))
-        {
+        // Reversals: one recorded after `known` gives its target back to the view. A target
+        // that is itself late is already counted above (and the view never sees it).
+        let by_id: BTreeMap<&str, &RecordedEvent> =
+            late.iter().map(|r| (r.event.id.as_str(), r)).collect();
+        for r in &late {
             let Payload::EventReversed(p) = &r.event.payload else {
                 continue;
             };
@@ -147,40 +132,19 @@ impl<'a> View<'a> {
             };
             let target = fetch_one(store, seq)?;
             change(Aggregate::of(&target.event), target.event.effective);
-            if restores {
-                reversed.remove(&seq);
-            } else {
-                reversed.insert(seq);
-            }
+            reversed.remove(&seq);
         }
         Ok(View {
             known,
             late,
-            extra,
             reversed,
             changed,
         })
     }
 
-    /// Whether the view counts the log's event `seq` (extra events are counted apart).
+    /// Whether the view counts the log's event `seq`.
     pub(crate) fn counts(&self, seq: u64) -> bool {
         seq <= self.known && !self.reversed.contains(&seq)
-    }
-
-    /// The extra events the view counts: not reversals, not reversed by another extra one.
-    fn extra_counted(&self) -> impl Iterator<Item = &RecordedEvent> {
-        let reversed: BTreeSet<&str> = self
-            .extra
-            .iter()
-            .filter_map(|r| match &r.event.payload {
-                Payload::EventReversed(p) => Some(p.reverses.as_str()),
-                _ => None,
-            })
-            .collect();
-        self.extra.iter().filter(move |r| {
-            !matches!(r.event.payload, Payload::EventReversed(_))
-                && !reversed.contains(r.event.id.as_str())
-        })
     }
 }
 
@@ -197,7 +161,7 @@ pub(crate) fn entity_events(
     if store.is_empty() || !keys_current(store)? {
         return Ok(None);
     }
-    let view = View::read(store, known.min(store.len()), &[], as_of)?;
+    let view = View::read(store, known.min(store.len()), as_of)?;
     let stream = |a: &Aggregate| -> Result<Vec<u64>, Error> {
         Ok(read_stream(store, a)?
             .into_iter()
@@ -237,33 +201,23 @@ fn fetch_one(store: &dyn Snapshot, seq: u64) -> Result<RecordedEvent, Error> {
     decode(&record).map_err(|m| Error::corrupt_at(seq, &m))
 }
 
-/// The ledger as of `as_of` as the view of `store` at `known` (plus `extra`) sees it;
-/// `None` when the store's keys are not current (the caller replays the log).
+/// The ledger as of `as_of` as the view of `store` at `known` sees it; `None` when the
+/// store's keys are not current (the caller replays the log).
 pub(crate) fn ledger_in_view(
     store: &dyn Snapshot,
     as_of: Date,
     known: u64,
-    extra: &[RecordedEvent],
 ) -> Result<Option<Ledger>, Error> {
     let head = store.len();
     let known = known.min(head);
     if store.is_empty() || !(0..=9999).contains(&as_of.year()) || !keys_current(store)? {
         return Ok(None);
     }
-    if known == head && extra.is_empty() {
+    if known == head {
         return ledger_as_of(store, as_of);
     }
-    // As known at the end of a batch after the checkpoint before `as_of` was taken, its
-    // history answers (the cost of the question as known now, plus the events after `known`).
-    if extra.is_empty() && head - known <= known {
-        let view = View::read(store, known, extra, as_of)?;
-        if let Some(ledger) = ledger_from_history(store, as_of, &view)? {
-            return Ok(Some(ledger));
-        }
-        return ledger_of_view(store, as_of, &view);
-    }
     // Early in the log, the fold of what the view sees is the cheaper way.
-    if extra.is_empty() && known <= head - known {
+    if known < head - known {
         let log = decode_range(store, 0, known)?;
         let mut ledger = Ledger::new();
         for (seq, event) in order(log.iter().map(|r| (r.seq, &r.event)).collect()) {
@@ -274,18 +228,24 @@ pub(crate) fn ledger_in_view(
         }
         return Ok(Some(ledger));
     }
-    let view = View::read(store, known, extra, as_of)?;
+    // As known at the end of a batch after the checkpoint before `as_of` was taken, its
+    // history answers (the cost of the question as known now, plus the events after
+    // `known`); otherwise the aggregates the later events change are folded again.
+    let view = View::read(store, known, as_of)?;
+    if let Some(ledger) = ledger_from_history(store, as_of, &view)? {
+        return Ok(Some(ledger));
+    }
     ledger_of_view(store, as_of, &view)
 }
 
-/// The ledger as of `as_of` as `view` (without extra events) sees it, from the last
+/// The ledger as of `as_of` as `view` sees it, from the last
 /// checkpoint on or before `as_of` and its history; `None` when that checkpoint was taken
 /// after `view.known`, or some batch that changed it ends after `view.known` but starts on or
 /// before it (a seq inside a batch, which no history entry describes).
 fn ledger_from_history(
     store: &dyn Snapshot,
     as_of: Date,
-    view: &View<'_>,
+    view: &View,
 ) -> Result<Option<Ledger>, Error> {
     let dates = checkpoint_dates(store, None)?;
     let (mut ledger, after) = match dates.iter().rev().find(|d| **d <= as_of) {
@@ -359,11 +319,7 @@ fn list_end(prefix: &[u8]) -> Vec<u8> {
 }
 
 /// The ledger as of `as_of` as `view` sees it (the keys are current).
-fn ledger_of_view(
-    store: &dyn Snapshot,
-    as_of: Date,
-    view: &View<'_>,
-) -> Result<Option<Ledger>, Error> {
+fn ledger_of_view(store: &dyn Snapshot, as_of: Date, view: &View) -> Result<Option<Ledger>, Error> {
     let Some(mut ledger) = ledger_as_of(store, as_of)? else {
         return Ok(None);
     };
@@ -386,8 +342,8 @@ pub(crate) fn restatement(
         return Ok(None);
     }
     let views = [
-        View::read(store, from.min(head), &[], as_of)?,
-        View::read(store, to.min(head), &[], as_of)?,
+        View::read(store, from.min(head), as_of)?,
+        View::read(store, to.min(head), as_of)?,
     ];
     let mut sides = Vec::with_capacity(2);
     for view in &views {
@@ -458,7 +414,7 @@ pub(crate) fn restatement(
 /// aggregate the view changes with its state in the view.
 fn refold(
     store: &dyn Snapshot,
-    view: &View<'_>,
+    view: &View,
     as_of: Date,
     ledger: &mut Ledger,
 ) -> Result<(), Error> {
@@ -507,11 +463,6 @@ fn refold(
         let r = decode(&record).map_err(|m| Error::corrupt_at(record.seq, &m))?;
         if wanted(&r.event) {
             events.push((r.seq, r.event));
-        }
-    }
-    for r in view.extra_counted() {
-        if wanted(&r.event) {
-            events.push((r.seq, r.event.clone()));
         }
     }
     events.sort_by_key(|(seq, e)| (e.effective, *seq));

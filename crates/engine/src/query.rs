@@ -66,7 +66,7 @@ impl Engine {
                 Some(file) => file.ledger_fast(&*snapshot, query.as_of, &self.config)?,
                 None => {
                     let seq = last_seq(&*snapshot, query.known_at)?;
-                    ledger_in_view(&*snapshot, query.as_of, seq, &[])?.map(|l| (l, Vec::new()))
+                    ledger_in_view(&*snapshot, query.as_of, seq)?.map(|l| (l, Vec::new()))
                 }
             };
             if let Some((ledger, extra)) = answer {
