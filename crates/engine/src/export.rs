@@ -12,7 +12,7 @@ use store::{Record, Snapshot};
 
 use crate::checkpoints::{corrupt, date_of_key, decode_seqs};
 use crate::known_at::{last_seq, View};
-use crate::load::{decode_records, DecodeFailure};
+use crate::load::decode;
 use crate::{Engine, Error};
 
 impl Engine {
@@ -90,40 +90,54 @@ fn stream_ledger(
     }
     drop(date_of);
 
-    // One thread reads and decodes (itself on two), this one orders and writes.
+    // A pipeline of three threads: one reads the records (and keeps those the journal may
+    // post), one decodes them, this one orders and writes.
     std::thread::scope(|scope| -> Result<(), Error> {
-        let (send, receive) = std::sync::mpsc::sync_channel::<Result<(u64, Vec<Event>), Error>>(4);
+        type Raw = Result<(u64, Vec<Record>), Error>;
+        let (send_raw, receive_raw) = std::sync::mpsc::sync_channel::<Raw>(2);
+        let (send, receive) = std::sync::mpsc::sync_channel::<Result<(u64, Vec<Event>), Error>>(2);
         let view = &view;
         scope.spawn(move || {
             let mut records = store.records_after(0).take(len);
             loop {
-                let chunk: Result<Vec<Record>, _> = records.by_ref().take(16 * 1024).collect();
-                let chunk = match chunk {
-                    Ok(chunk) => chunk,
-                    Err(e) => {
-                        let _ = send.send(Err(Error::from(e)));
-                        return;
+                let mut kept = Vec::new();
+                let mut last = None;
+                for r in records.by_ref().take(16 * 1024) {
+                    match r {
+                        Ok(r) => {
+                            last = Some(r.seq);
+                            if may_post(&r.body) && view.counts(r.seq) {
+                                kept.push(r);
+                            }
+                        }
+                        Err(e) => {
+                            let _ = send_raw.send(Err(Error::from(e)));
+                            return;
+                        }
                     }
-                };
-                let Some(last) = chunk.last().map(|r| r.seq) else {
+                }
+                let Some(last) = last else {
                     return;
                 };
-                let posted = chunk.into_iter().filter(|r| may_post(&r.body)).map(Ok);
-                let decoded = decode_records(Box::new(posted), |_| {}).map_err(|e| match e {
-                    DecodeFailure::Store(e) => Error::from(e),
-                    DecodeFailure::Event(seq, m) => Error::corrupt_at(seq, &m),
-                });
-                let events = decoded.map(|events| {
-                    events
-                        .into_iter()
-                        .filter(|r| {
-                            posts(&r.event) && view.counts(r.seq) && r.event.effective <= until
-                        })
-                        .map(|r| r.event)
-                        .collect()
+                if send_raw.send(Ok((last, kept))).is_err() {
+                    return;
+                }
+            }
+        });
+        scope.spawn(move || {
+            for raw in receive_raw {
+                let events = raw.and_then(|(last, chunk)| {
+                    let mut events = Vec::with_capacity(chunk.len());
+                    for record in &chunk {
+                        let r = decode(record).map_err(|m| Error::corrupt_at(record.seq, &m))?;
+                        if posts(&r.event) && r.event.effective <= until {
+                            events.push(r.event);
+                        }
+                    }
+                    Ok((last, events))
                 });
                 let failed = events.is_err();
-                if send.send(events.map(|e| (last, e))).is_err() || failed {
+                if send.send(events).is_err() || failed {
                     return;
                 }
             }
@@ -225,7 +239,15 @@ impl Journal {
             writeln!(out, "{} {title}", e.effective)?;
             writeln!(out, "    ; id: {}", e.id)?;
             for (account, amount) in lines {
-                writeln!(out, "    {account:<50}  {amount}")?;
+                // `{account:<50}`, without the formatter writing the padding a character at a time.
+                const SPACES: &[u8; 50] = &[b' '; 50];
+                out.write_all(b"    ")?;
+                out.write_all(account.as_bytes())?;
+                let width = account.chars().count();
+                out.write_all(&SPACES[..50usize.saturating_sub(width)])?;
+                out.write_all(b"  ")?;
+                out.write_all(amount.as_bytes())?;
+                out.write_all(b"\n")?;
             }
             writeln!(out)
         };
