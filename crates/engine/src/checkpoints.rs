@@ -12,7 +12,7 @@
 //!
 //! Keys (all under the store's caller prefix):
 //!
-//! - `ck` -> format byte `6`, the head seq (u64 BE) the keys were written for
+//! - `ck` -> format byte `7`, the head seq (u64 BE) the keys were written for
 //!   (older formats count as not current: the next append rebuilds every
 //!   key);
 //! - `cl` -> the dates of every checkpoint, `YYYY-MM-DD` each, ascending;
@@ -39,6 +39,8 @@
 //!   ascending (reversed events and reversals included), in chunks of 1,024 as
 //!   for `ag/`;
 //! - `rv` -> the seqs of reversed events, varints, ascending;
+//! - `rs` -> each reversal's seq and the seq it reverses, varint pairs, ascending by
+//!   the reversal's seq: the reversed set as known at any seq, without reading the log;
 //! - `pt/PARTY` -> empty: some event registers PARTY;
 //! - `cs/YYYY-MM-DD` -> the seq (u64 BE) from which that checkpoint answers for the past
 //!   too: the log's head when it was taken. From then on, every batch that changes an
@@ -66,14 +68,69 @@ use crate::{Config, Error};
 const END_CHECKPOINT_MIN: usize = 1024;
 
 const CK: &[u8] = b"ck";
-/// The format byte of `ck` (6: `dx/` and `ag/` in chunks of seqs).
-const FORMAT: u8 = 6;
+/// The format byte of `ck` (6: `dx/` and `ag/` in chunks of seqs; 7: `rs`).
+const FORMAT: u8 = 7;
 /// Seqs per chunk of a `dx/` or `ag/` list.
 const CHUNK: usize = 1024;
 /// The list of checkpoint dates, so that finding them reads one small key
 /// and not the checkpoints (a store may read a key's whole page, values included).
 const CL: &[u8] = b"cl";
 pub(crate) const RV: &[u8] = b"rv";
+pub(crate) const RS: &[u8] = b"rs";
+
+/// The `rs` value for (reversal seq, reversed seq) pairs, sorted by the reversal's seq.
+pub(crate) fn encode_pairs(pairs: &[(u64, u64)]) -> Vec<u8> {
+    let mut buf = Vec::new();
+    for (r, t) in pairs {
+        put_varint(&mut buf, *r);
+        put_varint(&mut buf, *t);
+    }
+    buf
+}
+
+/// Decodes `rs`; `None` when damaged.
+pub(crate) fn decode_pairs(bytes: &[u8]) -> Option<Vec<(u64, u64)>> {
+    let mut values = Vec::new();
+    let mut value = 0u64;
+    let mut shift = 0u32;
+    for b in bytes {
+        if shift > 63 {
+            return None;
+        }
+        value |= u64::from(b & 0x7f) << shift;
+        if b & 0x80 == 0 {
+            values.push(value);
+            value = 0;
+            shift = 0;
+        } else {
+            shift += 7;
+        }
+    }
+    if shift != 0 || values.len() % 2 != 0 {
+        return None;
+    }
+    Some(values.chunks(2).map(|p| (p[0], p[1])).collect())
+}
+
+/// The stored pairs with `new` added (all recorded after them).
+pub(crate) fn extend_pairs(
+    store: Option<&dyn Snapshot>,
+    new: &[(u64, u64)],
+) -> Result<AuxWrite, Error> {
+    let mut pairs = match store {
+        Some(s) => match s.aux_get(RS)? {
+            Some(v) => decode_pairs(&v).ok_or_else(|| corrupt("reversal index"))?,
+            None => Vec::new(),
+        },
+        None => Vec::new(),
+    };
+    pairs.extend_from_slice(new);
+    pairs.sort_unstable();
+    Ok(AuxWrite {
+        key: RS.to_vec(),
+        value: Some(encode_pairs(&pairs)),
+    })
+}
 
 pub(crate) fn key(prefix: &str, rest: &str) -> Vec<u8> {
     format!("{prefix}/{rest}").into_bytes()
@@ -197,6 +254,13 @@ pub(crate) type HistoryEntry = (Date, Aggregate, u64, u64, Ledger);
 
 /// Decodes a history entry.
 pub(crate) fn parse_history(key: &[u8], value: &[u8]) -> Option<HistoryEntry> {
+    let (date, aggregate, first, last) = parse_history_key(key, value)?;
+    let slice = decode_ledger(value.get(8..)?)?;
+    Some((date, aggregate, first, last, slice))
+}
+
+/// A history entry's date, aggregate, first and last seq, without decoding its state.
+pub(crate) fn parse_history_key(key: &[u8], value: &[u8]) -> Option<(Date, Aggregate, u64, u64)> {
     let text = std::str::from_utf8(key.strip_prefix(b"oh/")?).ok()?;
     let date = Date::parse(text.get(..10)?).ok()?;
     let rest = text.get(11..)?;
@@ -206,8 +270,7 @@ pub(crate) fn parse_history(key: &[u8], value: &[u8]) -> Option<HistoryEntry> {
     }
     let first = u64::from_str_radix(first, 16).ok()?;
     let last = u64::from_be_bytes(value.get(..8)?.try_into().ok()?);
-    let slice = decode_ledger(&value[8..])?;
-    Some((date, Aggregate::parse(aggregate)?, first, last, slice))
+    Some((date, Aggregate::parse(aggregate)?, first, last))
 }
 
 /// The key of an aggregate's tail.
@@ -410,6 +473,10 @@ pub(crate) fn maintain(
     if !up_to_date {
         // Everything derived is rebuilt: drop what an older head left. The
         // store applies writes in order, so the rebuilt keys that follow win.
+        writes.push(AuxWrite {
+            key: RS.to_vec(),
+            value: None,
+        });
         for (start, end) in [
             (b"cp/", b"cp0"),
             (b"ov/", b"ov0"),
@@ -438,6 +505,7 @@ pub(crate) fn maintain(
         })
         .collect();
     let mut reversed_now: BTreeSet<u64> = BTreeSet::new();
+    let mut target_seq: ahash::AHashMap<&str, u64> = ahash::AHashMap::new();
     // The aggregates whose tails change (all of them when rebuilding).
     let mut touched: Option<BTreeSet<Aggregate>> =
         up_to_date.then(|| new.iter().filter_map(|r| Aggregate::of(&r.event)).collect());
@@ -446,6 +514,7 @@ pub(crate) fn maintain(
         for r in log {
             if wanted.contains(r.event.id.as_str()) {
                 reversed_now.insert(r.seq);
+                target_seq.insert(r.event.id.as_str(), r.seq);
                 let d = r.event.effective;
                 from = Some(from.map_or(d, |f| f.min(d)));
                 if let (Some(t), Some(a)) = (touched.as_mut(), Aggregate::of(&r.event)) {
@@ -470,6 +539,18 @@ pub(crate) fn maintain(
             &date_prefix(date),
             &seqs,
         )?);
+    }
+
+    // Reversals by the seq that recorded them.
+    let pairs: Vec<(u64, u64)> = new
+        .iter()
+        .filter_map(|r| match &r.event.payload {
+            Payload::EventReversed(p) => target_seq.get(p.reverses.as_str()).map(|t| (r.seq, *t)),
+            _ => None,
+        })
+        .collect();
+    if !pairs.is_empty() {
+        writes.push(extend_pairs(up_to_date.then_some(store), &pairs)?);
     }
 
     // Reversed seqs.
@@ -814,6 +895,21 @@ fn expected_index(log: &[RecordedEvent], ck: &[u8], checkpoints: &BTreeSet<Date>
     if !reversed.is_empty() {
         expected.insert(RV.to_vec(), encode_seqs(&reversed));
     }
+    let seq_of: ahash::AHashMap<&str, u64> = log
+        .iter()
+        .filter(|r| targets.contains(r.event.id.as_str()))
+        .map(|r| (r.event.id.as_str(), r.seq))
+        .collect();
+    let pairs: Vec<(u64, u64)> = log
+        .iter()
+        .filter_map(|r| match &r.event.payload {
+            Payload::EventReversed(p) => seq_of.get(p.reverses.as_str()).map(|t| (r.seq, *t)),
+            _ => None,
+        })
+        .collect();
+    if !pairs.is_empty() {
+        expected.insert(RS.to_vec(), encode_pairs(&pairs));
+    }
     let lists = by_date
         .into_iter()
         .map(|(date, seqs)| (date_prefix(date), seqs))
@@ -913,11 +1009,14 @@ fn check_history(
     // Each entry's state: the aggregate's events, the parties' and the reversals of the
     // aggregate's events, folded up to the entry's date as known before its batch.
     for (a, list) in &entries {
+        // Every reversal, so that a reversed party registration is left out as the log
+        // leaves it out (a reversal of an event outside the part changes nothing here).
         let part: Vec<&RecordedEvent> = log
             .iter()
             .filter(|r| match &r.event.payload {
-                Payload::PartyRegistered(_) | Payload::PartyUpdated(_) => true,
-                Payload::EventReversed(_) => change(r).is_some_and(|(t, _)| t == *a),
+                Payload::PartyRegistered(_)
+                | Payload::PartyUpdated(_)
+                | Payload::EventReversed(_) => true,
                 _ => Aggregate::of(&r.event).as_ref() == Some(a),
             })
             .collect();

@@ -69,7 +69,7 @@ fn stream_ledger(
 ) -> Result<(), Error> {
     let known = last_seq(store, known_at)?;
     let until = as_of.unwrap_or(Date(chrono::NaiveDate::MAX));
-    let view = View::read(store, known, until)?;
+    let view = View::cheapest(store, known, until)?;
     // Every seq's effective date, then the earliest date of the seqs after each one.
     let len = usize::try_from(known).map_err(|_| corrupt("log length"))?;
     let mut date_of: Vec<Option<Date>> = vec![None; len];

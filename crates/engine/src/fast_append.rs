@@ -35,9 +35,9 @@ use store::{AuxWrite, NewEvent, Snapshot, Transaction};
 
 use crate::checkpoints::{
     checkpoint_dates, checkpoint_list, ck_value, corrupt, created, date_of_key, date_prefix,
-    decode_seqs, decode_tail, encode_ledger, encode_seqs, encode_tail, extend_list, history, key,
-    keys_current, ledger_as_of, load_checkpoint, overlay_key, party_writes, read_stream, replay,
-    stream_writes, tail_key, RV,
+    decode_seqs, decode_tail, encode_ledger, encode_seqs, encode_tail, extend_list, extend_pairs,
+    history, key, keys_current, ledger_as_of, load_checkpoint, overlay_key, party_writes,
+    read_stream, replay, stream_writes, tail_key, RV,
 };
 use crate::load::decode;
 use crate::receipt::Receipt;
@@ -444,6 +444,16 @@ fn writes(
         // New seqs are above every stored one: they fill the last chunk, then start more.
         writes.extend(extend_list(Some(store), &date_prefix(date), &seqs)?);
     }
+    let pairs: Vec<(u64, u64)> = new
+        .iter()
+        .filter_map(|r| match &r.event.payload {
+            Payload::EventReversed(p) => by_id.get(p.reverses.as_str()).map(|t| (r.seq, t.seq)),
+            _ => None,
+        })
+        .collect();
+    if !pairs.is_empty() {
+        writes.push(extend_pairs(Some(store), &pairs)?);
+    }
     if !reversed_now.is_empty() {
         let mut all = reversed.get()?.clone();
         all.extend(reversed_now.iter().map(|r| r.seq));
@@ -468,9 +478,17 @@ fn writes(
     if !dates.is_empty() {
         let before = fold_touched(base, part, &[], &touched, &dates)?;
         let batch = (new[0].seq, new[new.len() - 1].seq);
+        // An aggregate changes at a checkpoint only through an event dated on or before it.
+        let changes: Vec<(Date, Aggregate)> = new
+            .iter()
+            .chain(reversed_now.iter().copied())
+            .filter_map(|r| Some((r.event.effective, Aggregate::of(&r.event)?)))
+            .collect();
         for (date, slice) in &before.slices {
             for a in &touched {
-                writes.push(history(*date, a, batch, slice)?);
+                if changes.iter().any(|(d, c)| d <= date && c == a) {
+                    writes.push(history(*date, a, batch, slice)?);
+                }
             }
         }
     }

@@ -25,8 +25,8 @@ use projector::{Projection, Restatement};
 use store::Snapshot;
 
 use crate::checkpoints::{
-    checkpoint_dates, corrupt, created_seq, decode_seqs, keys_current, ledger_as_of,
-    load_checkpoint, parse_history, read_stream, replay, RV,
+    checkpoint_dates, corrupt, created_seq, decode_ledger, decode_pairs, decode_seqs, keys_current,
+    ledger_as_of, load_checkpoint, parse_history_key, read_stream, replay, RS, RV,
 };
 use crate::load::{decode, decode_records, DecodeFailure};
 use crate::Error;
@@ -84,8 +84,6 @@ pub(crate) fn decode_range(
 /// it sees.
 pub(crate) struct View {
     pub known: u64,
-    /// The events recorded after `known`, decoded (empty when `known` is the head).
-    pub late: Vec<RecordedEvent>,
     /// The seqs (of the log) the view does not count because a reversal it sees removes them.
     pub reversed: BTreeSet<u64>,
     /// The aggregates whose state differs from the log as known now, each with the date of
@@ -136,10 +134,45 @@ impl View {
         }
         Ok(View {
             known,
-            late,
             reversed,
             changed,
         })
+    }
+
+    /// The view at `known` from the keys alone, nothing of the log decoded: the reversed set
+    /// as known then, from the reversals' index (`rs`). It knows which events count, not
+    /// which aggregates the later events change (`changed` is empty), so it serves the
+    /// checkpoints' history and filtering, not `refold`. `None` when the index is missing.
+    pub(crate) fn at(store: &dyn Snapshot, known: u64) -> Result<Option<View>, Error> {
+        let mut reversed = match store.aux_get(RV)? {
+            Some(v) => decode_seqs(&v).ok_or_else(|| corrupt("reversed set"))?,
+            None => BTreeSet::new(),
+        };
+        match store.aux_get(RS)? {
+            Some(v) => {
+                let pairs = decode_pairs(&v).ok_or_else(|| corrupt("reversal index"))?;
+                for (reversal, target) in pairs {
+                    if reversal > known {
+                        reversed.remove(&target);
+                    }
+                }
+            }
+            None if !reversed.is_empty() => return Ok(None),
+            None => {}
+        }
+        Ok(Some(View {
+            known,
+            reversed,
+            changed: BTreeMap::new(),
+        }))
+    }
+
+    /// `at` when the index is there, else `read`.
+    pub(crate) fn cheapest(store: &dyn Snapshot, known: u64, as_of: Date) -> Result<View, Error> {
+        match View::at(store, known)? {
+            Some(view) => Ok(view),
+            None => View::read(store, known, as_of),
+        }
     }
 
     /// Whether the view counts the log's event `seq`.
@@ -161,7 +194,7 @@ pub(crate) fn entity_events(
     if store.is_empty() || !keys_current(store)? {
         return Ok(None);
     }
-    let view = View::read(store, known.min(store.len()), as_of)?;
+    let view = View::cheapest(store, known.min(store.len()), as_of)?;
     let stream = |a: &Aggregate| -> Result<Vec<u64>, Error> {
         Ok(read_stream(store, a)?
             .into_iter()
@@ -231,10 +264,12 @@ pub(crate) fn ledger_in_view(
     // As known at the end of a batch after the checkpoint before `as_of` was taken, its
     // history answers (the cost of the question as known now, plus the events after
     // `known`); otherwise the aggregates the later events change are folded again.
-    let view = View::read(store, known, as_of)?;
-    if let Some(ledger) = ledger_from_history(store, as_of, &view)? {
-        return Ok(Some(ledger));
+    if let Some(view) = View::at(store, known)? {
+        if let Some(ledger) = ledger_from_history(store, as_of, &view)? {
+            return Ok(Some(ledger));
+        }
     }
+    let view = View::read(store, known, as_of)?;
     ledger_of_view(store, as_of, &view)
 }
 
@@ -260,19 +295,24 @@ fn ledger_from_history(
             let mut ledger = load_checkpoint(store, date, &value)?;
             // For each aggregate, the entry of the first batch after `known`.
             let from = format!("oh/{date}/").into_bytes();
-            let mut first: BTreeMap<Aggregate, (u64, Ledger)> = BTreeMap::new();
+            let mut first: BTreeMap<Aggregate, (u64, Vec<u8>)> = BTreeMap::new();
             for (k, v) in store.aux_range(&from, &list_end(&from), false)? {
-                let (_, a, start, end, slice) =
-                    parse_history(&k, &v).ok_or_else(|| corrupt("checkpoint history"))?;
+                let (_, a, start, end) =
+                    parse_history_key(&k, &v).ok_or_else(|| corrupt("checkpoint history"))?;
                 if start <= view.known && view.known < end {
                     return Ok(None);
                 }
                 if start > view.known && first.get(&a).is_none_or(|(s, _)| start < *s) {
-                    first.insert(a, (start, slice));
+                    first.insert(a, (start, v));
                 }
             }
-            for (a, (_, slice)) in &first {
-                ledger.overlay([a], slice);
+            // Only the entries used are decoded.
+            for (a, (_, value)) in &first {
+                let slice = value
+                    .get(8..)
+                    .and_then(decode_ledger)
+                    .ok_or_else(|| corrupt("checkpoint history"))?;
+                ledger.overlay([a], &slice);
             }
             (ledger, Some(date))
         }
@@ -341,27 +381,33 @@ pub(crate) fn restatement(
     if store.is_empty() || !(0..=9999).contains(&as_of.year()) || !keys_current(store)? {
         return Ok(None);
     }
-    let views = [
-        View::read(store, from.min(head), as_of)?,
-        View::read(store, to.min(head), as_of)?,
-    ];
+    // Each side from the checkpoints' history when it can, else from its decoded view.
+    let mut views = Vec::with_capacity(2);
     let mut sides = Vec::with_capacity(2);
-    for view in &views {
-        let ledger = match ledger_from_history(store, as_of, view)? {
-            Some(ledger) => Some(ledger),
-            None => ledger_of_view(store, as_of, view)?,
-        };
-        match ledger {
-            Some(ledger) => sides.push(Projection { as_of, ledger }),
-            None => return Ok(None),
+    for known in [from.min(head), to.min(head)] {
+        let mut answer = None;
+        if let Some(view) = View::at(store, known)? {
+            if let Some(ledger) = ledger_from_history(store, as_of, &view)? {
+                answer = Some((view, ledger));
+            }
         }
+        let (view, ledger) = match answer {
+            Some(found) => found,
+            None => {
+                let view = View::read(store, known, as_of)?;
+                match ledger_of_view(store, as_of, &view)? {
+                    Some(ledger) => (view, ledger),
+                    None => return Ok(None),
+                }
+            }
+        };
+        views.push(view);
+        sides.push(Projection { as_of, ledger });
     }
-    // The events one side knows and the other does not: those between the two seqs, which
-    // the earlier view has decoded.
+    // The events one side knows and the other does not: those between the two seqs.
     let (lo, hi) = (from.min(to).min(head), from.max(to).min(head));
-    let early = if from <= to { &views[0] } else { &views[1] };
-    let differing: Vec<&RecordedEvent> = early.late.iter().filter(|r| r.seq <= hi).collect();
-    debug_assert!(differing.iter().all(|r| r.seq > lo));
+    let between = decode_range(store, lo, hi)?;
+    let differing: Vec<&RecordedEvent> = between.iter().collect();
     let by_id: BTreeMap<&str, &RecordedEvent> = differing
         .iter()
         .map(|r| (r.event.id.as_str(), *r))
