@@ -19,15 +19,6 @@ fn accord(store: &Path, args: &[&str]) -> String {
     testkit::checked(&mut cmd, args).stdout
 }
 
-/// `accord ARGS` answered by a replay of the whole log.
-fn replayed(store: &Path, args: &[&str]) -> String {
-    let mut cmd = testkit::accord(store);
-    cmd.env("ACCORD_FULL_REPLAY", "1")
-        .env("NO_COLOR", "1")
-        .args(args);
-    testkit::checked(&mut cmd, args).stdout
-}
-
 /// Past transaction times to ask at: in the middle of the import, its last event, and one
 /// event before the head (when the head is past them).
 fn known_seqs(head: &str) -> Vec<String> {
@@ -59,7 +50,7 @@ fn same_answers(store: &Path, dates: &[String]) {
             fast.extend(["--as-of", d]);
             assert_eq!(
                 accord(store, &fast),
-                replayed(store, &fast),
+                testkit::replayed(store, &fast),
                 "{cmd:?} as of {d}"
             );
             // As known at every earlier batch boundary and in the middle of the import.
@@ -68,7 +59,7 @@ fn same_answers(store: &Path, dates: &[String]) {
                 past.extend(["--known-at", &known]);
                 assert_eq!(
                     accord(store, &past),
-                    replayed(store, &past),
+                    testkit::replayed(store, &past),
                     "{cmd:?} as of {d}, known at {known}"
                 );
             }

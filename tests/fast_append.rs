@@ -36,15 +36,6 @@ fn ok(store: &Path, args: &[&str]) -> String {
     r.stdout
 }
 
-/// `accord ARGS` answered by a replay of the whole log (`ACCORD_FULL_REPLAY=1`).
-fn replayed(store: &Path, args: &[&str]) -> String {
-    let mut cmd = testkit::accord(store);
-    cmd.env("ACCORD_FULL_REPLAY", "1")
-        .env("NO_COLOR", "1")
-        .args(args);
-    testkit::checked(&mut cmd, args).stdout
-}
-
 /// Hashes differ between the two stores (their recorded times differ).
 fn mask_hashes(text: &str) -> String {
     text.split(|c: char| c.is_whitespace() || c == ':' || c == '"' || c == ',')
@@ -241,7 +232,7 @@ testkit::both_backends! {
                 assert_eq!(answer, ok(&full, &args), "{args:?}: the two stores differ");
                 assert_eq!(
                     answer,
-                    replayed(&fast, &args),
+                    testkit::replayed(&fast, &args),
                     "{args:?}: checkpoints differ from a replay"
                 );
             }
@@ -277,7 +268,7 @@ testkit::both_backends! {
             ] {
                 let mut args = cmd.clone();
                 args.extend(["--as-of", &d]);
-                assert_eq!(ok(&store, &args), replayed(&store, &args), "{args:?}");
+                assert_eq!(ok(&store, &args), testkit::replayed(&store, &args), "{args:?}");
             }
         }
         assert!(ok(&store, &["verify"]).starts_with("ok"));

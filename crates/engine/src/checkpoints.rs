@@ -60,7 +60,7 @@ use domain::values::{Date, Slug};
 use domain::{order, Aggregate, RecordedEvent};
 use store::{AuxWrite, Snapshot};
 
-use crate::load::decode;
+use crate::load::decode_at;
 use crate::{Config, Error};
 
 /// A batch of at least this many events ends on a checkpoint when at least
@@ -90,23 +90,8 @@ pub(crate) fn encode_pairs(pairs: &[(u64, u64)]) -> Vec<u8> {
 
 /// Decodes `rs`; `None` when damaged.
 pub(crate) fn decode_pairs(bytes: &[u8]) -> Option<Vec<(u64, u64)>> {
-    let mut values = Vec::new();
-    let mut value = 0u64;
-    let mut shift = 0u32;
-    for b in bytes {
-        if shift > 63 {
-            return None;
-        }
-        value |= u64::from(b & 0x7f) << shift;
-        if b & 0x80 == 0 {
-            values.push(value);
-            value = 0;
-            shift = 0;
-        } else {
-            shift += 7;
-        }
-    }
-    if shift != 0 || values.len() % 2 != 0 {
+    let values = decode_varints(bytes)?;
+    if values.len() % 2 != 0 {
         return None;
     }
     Some(values.chunks(2).map(|p| (p[0], p[1])).collect())
@@ -153,7 +138,12 @@ pub(crate) fn encode_seqs<'a>(seqs: impl IntoIterator<Item = &'a u64>) -> Vec<u8
 }
 
 pub(crate) fn decode_seqs(bytes: &[u8]) -> Option<BTreeSet<u64>> {
-    let mut out = BTreeSet::new();
+    decode_varints(bytes).map(|v| v.into_iter().collect())
+}
+
+/// Varints written by `put_varint`, in order; `None` when one is cut short or too long.
+fn decode_varints(bytes: &[u8]) -> Option<Vec<u64>> {
+    let mut out = Vec::new();
     let mut value = 0u64;
     let mut shift = 0u32;
     for b in bytes {
@@ -162,7 +152,7 @@ pub(crate) fn decode_seqs(bytes: &[u8]) -> Option<BTreeSet<u64>> {
         }
         value |= u64::from(b & 0x7f) << shift;
         if b & 0x80 == 0 {
-            out.insert(value);
+            out.push(value);
             value = 0;
             shift = 0;
         } else {
@@ -306,7 +296,7 @@ pub(crate) fn date_of_key(key: &[u8]) -> Option<Date> {
 }
 
 /// The key just past every chunk under `prefix` (which ends with `/`).
-fn list_end(prefix: &[u8]) -> Vec<u8> {
+pub(crate) fn list_end(prefix: &[u8]) -> Vec<u8> {
     let mut end = prefix.to_vec();
     if let Some(last) = end.last_mut() {
         *last = b'0';
@@ -752,40 +742,58 @@ pub(crate) fn ledger_as_of(store: &dyn Snapshot, as_of: Date) -> Result<Option<L
     let day = as_of.to_string();
     let mut upper = key("cp", &day);
     upper.push(0xff);
-    let (mut ledger, from_key) = match store.aux_range(b"cp/", &upper, true)?.pop() {
+    let (mut ledger, after) = match store.aux_range(b"cp/", &upper, true)?.pop() {
         Some((k, v)) => {
             let date = key_date(&k).ok_or_else(|| corrupt("checkpoint key"))?;
-            let ledger = load_checkpoint(store, date, &v)?;
-            let mut from = b"dx/".to_vec();
-            from.extend_from_slice(&k[3..]);
-            from.push(0xff);
-            (ledger, from)
+            (load_checkpoint(store, date, &v)?, Some(date))
         }
-        None => (Ledger::new(), b"dx/".to_vec()),
+        None => (Ledger::new(), None),
     };
-    let mut to = key("dx", &day);
+    let reversed = match store.aux_get(RV)? {
+        Some(v) => decode_seqs(&v).ok_or_else(|| corrupt("reversed set"))?,
+        None => BTreeSet::new(),
+    };
+    fold_dated(store, &mut ledger, after, as_of, |s| !reversed.contains(&s))?;
+    Ok(Some(ledger))
+}
+
+/// Folds into `ledger` (the state at the checkpoint of `after`, or nothing) the events dated
+/// after `after` and on or before `as_of` that `counts`, found through the date index, in
+/// (effective, seq) order.
+pub(crate) fn fold_dated(
+    store: &dyn Snapshot,
+    ledger: &mut Ledger,
+    after: Option<Date>,
+    as_of: Date,
+    counts: impl Fn(u64) -> bool,
+) -> Result<(), Error> {
+    let from = match after {
+        Some(d) => {
+            let mut k = date_prefix(d);
+            k.pop();
+            k.push(0xff);
+            k
+        }
+        None => b"dx/".to_vec(),
+    };
+    let mut to = key("dx", &as_of.to_string());
     to.push(0xff);
     let mut seqs = BTreeSet::new();
-    for (_, v) in store.aux_range(&from_key, &to, false)? {
+    for (_, v) in store.aux_range(&from, &to, false)? {
         seqs.extend(decode_seqs(&v).ok_or_else(|| corrupt("date index"))?);
     }
-    if let Some(v) = store.aux_get(RV)? {
-        let reversed = decode_seqs(&v).ok_or_else(|| corrupt("reversed set"))?;
-        seqs.retain(|s| !reversed.contains(s));
-    }
-    let seqs: Vec<u64> = seqs.into_iter().collect();
+    let seqs: Vec<u64> = seqs.into_iter().filter(|s| counts(*s)).collect();
     let mut events: Vec<(u64, Event)> = Vec::with_capacity(seqs.len());
-    for record in store.records_at(&seqs)? {
-        let r = decode(&record).map_err(|m| Error::corrupt_at(record.seq, &m))?;
+    for r in decode_at(store, &seqs)? {
         if !matches!(r.event.payload, Payload::EventReversed(_)) {
             events.push((r.seq, r.event));
         }
     }
     events.sort_by_key(|(seq, e)| (e.effective, *seq));
     for (seq, event) in &events {
-        replay(&mut ledger, *seq, event)?;
+        replay(ledger, *seq, event)?;
     }
-    Ok(Some(ledger))
+    Ok(())
 }
 
 /// Whether some event registers `party`, from the keys; `None` when they

@@ -39,7 +39,7 @@ use crate::checkpoints::{
     history, key, keys_current, ledger_as_of, load_checkpoint, overlay_key, party_writes,
     read_stream, replay, stream_writes, tail_key, RV,
 };
-use crate::load::decode;
+use crate::load::decode_at;
 use crate::receipt::Receipt;
 use crate::{Config, Error};
 
@@ -59,7 +59,7 @@ pub(crate) fn try_append(
     let Some(p) = try_plan(txn, name, events, config)? else {
         return Ok(None);
     };
-    commit(txn, &p.base, &p.part, &p.batch, p.plan, &p.reversed, config).map(Some)
+    commit(txn, &p, config).map(Some)
 }
 
 /// A batch validated against the part of the log it touches.
@@ -72,6 +72,22 @@ pub(crate) struct FastPlan {
     /// Which batch events are new, which were recorded already.
     pub(crate) plan: Plan,
     reversed: Reversed,
+}
+
+impl FastPlan {
+    /// The batch's new events as they would be recorded after `head` at `now`.
+    pub(crate) fn recorded(&self, head: u64, now: DateTime<Utc>) -> Vec<RecordedEvent> {
+        self.plan
+            .new
+            .iter()
+            .enumerate()
+            .map(|(k, &i)| RecordedEvent {
+                seq: head + 1 + k as u64,
+                recorded: now,
+                event: self.batch[i].event.clone(),
+            })
+            .collect()
+    }
 }
 
 /// Validates one file's events as `try_append` does, writing nothing (`Ok(None)`: the batch
@@ -273,18 +289,10 @@ fn read_tail(store: &dyn Snapshot, a: &Aggregate) -> Result<Option<(Date, Ledger
 
 /// Writes the planned batch with every key it changes; `base` and `part` are
 /// what it was validated against.
-fn commit(
-    txn: &mut dyn Transaction,
-    base: &Ledger,
-    part: &[RecordedEvent],
-    batch: &[BatchEvent],
-    plan: Plan,
-    reversed: &Reversed,
-    config: &Config,
-) -> Result<Receipt, Error> {
+fn commit(txn: &mut dyn Transaction, p: &FastPlan, config: &Config) -> Result<Receipt, Error> {
     let head = txn.len();
-    let skipped = plan.skipped as u64;
-    if plan.new.is_empty() {
+    let skipped = p.plan.skipped as u64;
+    if p.plan.new.is_empty() {
         let head = txn.head();
         return Ok(Receipt {
             appended: 0,
@@ -297,18 +305,8 @@ fn commit(
         });
     }
     let now: DateTime<Utc> = config.now();
-    let new: Vec<RecordedEvent> = plan
-        .new
-        .iter()
-        .enumerate()
-        .map(|(k, &i)| RecordedEvent {
-            seq: head + 1 + k as u64,
-            recorded: now,
-            event: batch[i].event.clone(),
-        })
-        .collect();
-
-    let aux = writes(&*txn, base, part, &new, reversed, config)?;
+    let new = p.recorded(head, now);
+    let aux = writes(&*txn, &p.base, &p.part, &new, &p.reversed, config)?;
     let bodies: Vec<Vec<u8>> = new.iter().map(|r| r.event.canonical_bytes()).collect();
     let to_store: Vec<NewEvent<'_>> = new
         .iter()
@@ -364,15 +362,10 @@ fn fetch(
     seqs: &BTreeSet<u64>,
 ) -> Result<BTreeMap<u64, RecordedEvent>, Error> {
     let seqs: Vec<u64> = seqs.iter().copied().collect();
-    store
-        .records_at(&seqs)?
-        .iter()
-        .map(|record| {
-            decode(record)
-                .map(|r| (r.seq, r))
-                .map_err(|m| Error::corrupt_at(record.seq, &m))
-        })
-        .collect()
+    Ok(decode_at(store, &seqs)?
+        .into_iter()
+        .map(|r| (r.seq, r))
+        .collect())
 }
 
 /// Adds to `part` the events (not reversed) of each aggregate of `which`

@@ -25,10 +25,11 @@ use projector::{Projection, Restatement};
 use store::Snapshot;
 
 use crate::checkpoints::{
-    checkpoint_dates, corrupt, created_seq, decode_ledger, decode_pairs, decode_seqs, keys_current,
-    ledger_as_of, load_checkpoint, parse_history_key, read_stream, replay, RS, RV,
+    checkpoint_dates, corrupt, created_seq, decode_ledger, decode_pairs, decode_seqs, fold_dated,
+    keys_current, ledger_as_of, list_end, load_checkpoint, parse_history_key, read_stream, replay,
+    RS, RV,
 };
-use crate::load::{decode, decode_records, DecodeFailure};
+use crate::load::{decode_at, decode_range};
 use crate::Error;
 
 /// The last seq that `known_at` sees in a log of `store.len()` events (0: none). Recorded
@@ -62,22 +63,6 @@ fn recorded_at(store: &dyn Snapshot, seq: u64) -> Result<DateTime<Utc>, Error> {
     DateTime::parse_from_rfc3339(&record.recorded)
         .map(|t| t.with_timezone(&Utc))
         .map_err(|_| Error::corrupt_at(seq, &format!("bad recorded time {:?}", record.recorded)))
-}
-
-/// Decodes the records with seqs in `after+1 ..= upto`.
-pub(crate) fn decode_range(
-    store: &dyn Snapshot,
-    after: u64,
-    upto: u64,
-) -> Result<Vec<RecordedEvent>, Error> {
-    if upto <= after {
-        return Ok(Vec::new());
-    }
-    let records = Box::new(store.records_after(after).take((upto - after) as usize));
-    decode_records(records, |_| {}).map_err(|e| match e {
-        DecodeFailure::Store(e) => Error::from(e),
-        DecodeFailure::Event(seq, m) => Error::corrupt_at(seq, &m),
-    })
 }
 
 /// What a view sees of the log: the events up to `known` (a seq), not reversed by a reversal
@@ -201,7 +186,7 @@ pub(crate) fn entity_events(
             .filter(|s| view.counts(*s))
             .collect())
     };
-    let mut events = fetch(store, &stream(&Aggregate::Issuer(entity.clone()))?)?;
+    let mut events = decode_at(store, &stream(&Aggregate::Issuer(entity.clone()))?)?;
     let mut parties: BTreeSet<PartyId> = events
         .iter()
         .flat_map(|r| r.event.referenced_parties())
@@ -212,26 +197,16 @@ pub(crate) fn entity_events(
     for p in parties {
         seqs.extend(stream(&Aggregate::Party(p))?);
     }
-    events.extend(fetch(store, &seqs)?);
+    events.extend(decode_at(store, &seqs)?);
     events.sort_by_key(|r| r.seq);
     events.dedup_by_key(|r| r.seq);
     Ok(Some(events))
 }
 
-fn fetch(store: &dyn Snapshot, seqs: &[u64]) -> Result<Vec<RecordedEvent>, Error> {
-    store
-        .records_at(seqs)?
-        .iter()
-        .map(|record| decode(record).map_err(|m| Error::corrupt_at(record.seq, &m)))
-        .collect()
-}
-
 fn fetch_one(store: &dyn Snapshot, seq: u64) -> Result<RecordedEvent, Error> {
-    let record = store
-        .records_at(&[seq])?
+    decode_at(store, &[seq])?
         .pop()
-        .ok_or_else(|| corrupt("log record"))?;
-    decode(&record).map_err(|m| Error::corrupt_at(seq, &m))
+        .ok_or_else(|| corrupt("log record"))
 }
 
 /// The ledger as of `as_of` as the view of `store` at `known` sees it; `None` when the
@@ -319,43 +294,8 @@ fn ledger_from_history(
         None => (Ledger::new(), None),
     };
     // Then the events dated after the checkpoint that the view counts.
-    let from = match after {
-        Some(d) => {
-            let mut k = format!("dx/{d}").into_bytes();
-            k.push(0xff);
-            k
-        }
-        None => b"dx/".to_vec(),
-    };
-    let mut to = format!("dx/{as_of}").into_bytes();
-    to.push(0xff);
-    let mut seqs = BTreeSet::new();
-    for (_, v) in store.aux_range(&from, &to, false)? {
-        seqs.extend(decode_seqs(&v).ok_or_else(|| corrupt("date index"))?);
-    }
-    seqs.retain(|s| view.counts(*s));
-    let seqs: Vec<u64> = seqs.into_iter().collect();
-    let mut events: Vec<(u64, Event)> = Vec::with_capacity(seqs.len());
-    for record in store.records_at(&seqs)? {
-        let r = decode(&record).map_err(|m| Error::corrupt_at(record.seq, &m))?;
-        if !matches!(r.event.payload, Payload::EventReversed(_)) {
-            events.push((r.seq, r.event));
-        }
-    }
-    events.sort_by_key(|(seq, e)| (e.effective, *seq));
-    for (seq, event) in &events {
-        replay(&mut ledger, *seq, event)?;
-    }
+    fold_dated(store, &mut ledger, after, as_of, |s| view.counts(s))?;
     Ok(Some(ledger))
-}
-
-/// The key just past every key under `prefix` (which ends with `/`).
-fn list_end(prefix: &[u8]) -> Vec<u8> {
-    let mut end = prefix.to_vec();
-    if let Some(last) = end.last_mut() {
-        *last = b'0';
-    }
-    end
 }
 
 /// The ledger as of `as_of` as `view` sees it (the keys are current).
@@ -435,7 +375,7 @@ pub(crate) fn restatement(
     let mut in_force: Vec<String> = Vec::new();
     for entity in entities {
         let stream = read_stream(store, &Aggregate::Valuation(entity))?;
-        let valuations = fetch(store, &stream)?;
+        let valuations = decode_at(store, &stream)?;
         for view in &views {
             let latest = valuations
                 .iter()
@@ -505,8 +445,7 @@ fn refold(
             None => false,
         })
     };
-    for record in store.records_at(&seqs)? {
-        let r = decode(&record).map_err(|m| Error::corrupt_at(record.seq, &m))?;
+    for r in decode_at(store, &seqs)? {
         if wanted(&r.event) {
             events.push((r.seq, r.event));
         }

@@ -19,6 +19,20 @@ pub struct LogEntry {
     pub reversed_by: Option<String>,
 }
 
+impl LogEntry {
+    /// A stored record decoded, without its reversal.
+    fn of(r: Record) -> Result<LogEntry, Error> {
+        let e = decode(&r).map_err(|m| Error::corrupt_at(r.seq, &m))?;
+        Ok(LogEntry {
+            seq: r.seq,
+            hash: r.hash_hex(),
+            recorded: r.recorded,
+            event: e.event,
+            reversed_by: None,
+        })
+    }
+}
+
 impl Engine {
     /// The stored events with a seq above `since`, in seq order, each with the reversal that
     /// reversed it. Only the records after `since` are read: a reversal is always recorded
@@ -32,18 +46,11 @@ impl Engine {
             return Ok(entries);
         }
         for r in snapshot.records_after(since) {
-            let r = r?;
-            let e = decode(&r).map_err(|m| Error::corrupt_at(r.seq, &m))?;
-            if let Payload::EventReversed(p) = &e.event.payload {
-                reversals.insert(p.reverses.to_string(), e.event.id.to_string());
+            let entry = LogEntry::of(r?)?;
+            if let Payload::EventReversed(p) = &entry.event.payload {
+                reversals.insert(p.reverses.to_string(), entry.event.id.to_string());
             }
-            entries.push(LogEntry {
-                seq: r.seq,
-                hash: r.hash_hex(),
-                recorded: r.recorded,
-                event: e.event,
-                reversed_by: None,
-            });
+            entries.push(entry);
         }
         for entry in &mut entries {
             entry.reversed_by = reversals.remove(entry.event.id.as_str());
@@ -65,15 +72,7 @@ impl Engine {
         let mut entries = Vec::new();
         if head.as_ref().is_some_and(|h| h.seq > since) {
             for r in snapshot.records_after(since).take(limit) {
-                let r = r?;
-                let e = decode(&r).map_err(|m| Error::corrupt_at(r.seq, &m))?;
-                entries.push(LogEntry {
-                    seq: r.seq,
-                    hash: r.hash_hex(),
-                    recorded: r.recorded,
-                    event: e.event,
-                    reversed_by: None,
-                });
+                entries.push(LogEntry::of(r?)?);
             }
         }
         Ok((entries, head))
@@ -136,10 +135,38 @@ pub(crate) fn decode(r: &Record) -> Result<RecordedEvent, String> {
 
 /// The decoded log of a snapshot.
 pub(crate) fn load_events(snapshot: &dyn Snapshot) -> Result<Vec<RecordedEvent>, Error> {
-    decode_records(snapshot.records(), |_| {}).map_err(|e| match e {
-        DecodeFailure::Store(e) => Error::from(e),
-        DecodeFailure::Event(seq, m) => Error::corrupt_at(seq, &m),
-    })
+    decode_records(snapshot.records(), |_| {}).map_err(Error::from)
+}
+
+/// The records with seqs in `after+1 ..= upto`, decoded.
+pub(crate) fn decode_range(
+    store: &dyn Snapshot,
+    after: u64,
+    upto: u64,
+) -> Result<Vec<RecordedEvent>, Error> {
+    if upto <= after {
+        return Ok(Vec::new());
+    }
+    let records = Box::new(store.records_after(after).take((upto - after) as usize));
+    decode_records(records, |_| {}).map_err(Error::from)
+}
+
+/// The records at `seqs`, decoded, in the order asked.
+pub(crate) fn decode_at(store: &dyn Snapshot, seqs: &[u64]) -> Result<Vec<RecordedEvent>, Error> {
+    store
+        .records_at(seqs)?
+        .iter()
+        .map(|record| decode(record).map_err(|m| Error::corrupt_at(record.seq, &m)))
+        .collect()
+}
+
+impl From<DecodeFailure> for Error {
+    fn from(e: DecodeFailure) -> Error {
+        match e {
+            DecodeFailure::Store(e) => Error::from(e),
+            DecodeFailure::Event(seq, m) => Error::corrupt_at(seq, &m),
+        }
+    }
 }
 
 /// Why `decode_records` stopped.

@@ -57,19 +57,7 @@ impl WhatIf {
         let Some(p) = crate::fast_append::try_plan(store, &self.name, &self.events, config)? else {
             return Ok(None);
         };
-        let head = store.len();
-        let now = config.now();
-        let new: Vec<RecordedEvent> = p
-            .plan
-            .new
-            .iter()
-            .enumerate()
-            .map(|(k, &i)| RecordedEvent {
-                seq: head + 1 + k as u64,
-                recorded: now,
-                event: p.batch[i].event.clone(),
-            })
-            .collect();
+        let new = p.recorded(store.len(), config.now());
         Ok(crate::fast_append::what_if_ledger(store, as_of, &p, &new)?.map(|l| (l, new)))
     }
 }

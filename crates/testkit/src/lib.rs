@@ -118,6 +118,16 @@ pub fn ok(store: &Path, args: &[&str]) -> String {
     checked(accord(store).args(args), args).stdout
 }
 
+/// [`ok`] answered by a replay of the whole log (`ACCORD_FULL_REPLAY=1`), never from the
+/// query keys: what answers from the keys are compared with.
+pub fn replayed(store: &Path, args: &[&str]) -> String {
+    let mut cmd = accord(store);
+    cmd.env("ACCORD_FULL_REPLAY", "1")
+        .env("NO_COLOR", "1")
+        .args(args);
+    checked(&mut cmd, args).stdout
+}
+
 /// [`ok`] with `stdin` as standard input (for `append -`).
 pub fn ok_stdin(store: &Path, args: &[&str], stdin: &str) -> String {
     checked(
