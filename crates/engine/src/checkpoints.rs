@@ -767,6 +767,17 @@ pub(crate) fn fold_dated(
     as_of: Date,
     counts: impl Fn(u64) -> bool,
 ) -> Result<(), Error> {
+    fold_events(ledger, &dated_events(store, after, as_of, counts)?)
+}
+
+/// The events dated after `after` and on or before `as_of` that `counts`, found through the
+/// date index, reversals left out, in (effective, seq) order: what `fold_dated` folds.
+pub(crate) fn dated_events(
+    store: &dyn Snapshot,
+    after: Option<Date>,
+    as_of: Date,
+    counts: impl Fn(u64) -> bool,
+) -> Result<Vec<(u64, Event)>, Error> {
     let from = match after {
         Some(d) => {
             let mut k = date_prefix(d);
@@ -790,7 +801,12 @@ pub(crate) fn fold_dated(
         }
     }
     events.sort_by_key(|(seq, e)| (e.effective, *seq));
-    for (seq, event) in &events {
+    Ok(events)
+}
+
+/// Folds `events` (in (effective, seq) order) into `ledger`.
+pub(crate) fn fold_events(ledger: &mut Ledger, events: &[(u64, Event)]) -> Result<(), Error> {
+    for (seq, event) in events {
         replay(ledger, *seq, event)?;
     }
     Ok(())

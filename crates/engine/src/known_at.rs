@@ -25,7 +25,7 @@ use projector::{Projection, Restatement};
 use store::Snapshot;
 
 use crate::checkpoints::{
-    checkpoint_dates, corrupt, created_seq, decode_ledger, decode_pairs, decode_seqs, fold_dated,
+    checkpoint_dates, corrupt, created_seq, dated_events, decode_ledger, decode_pairs, decode_seqs,
     keys_current, ledger_as_of, list_end, load_checkpoint, parse_history_key, read_stream, replay,
     RS, RV,
 };
@@ -257,45 +257,89 @@ fn ledger_from_history(
     as_of: Date,
     view: &View,
 ) -> Result<Option<Ledger>, Error> {
-    let dates = checkpoint_dates(store, None)?;
-    let (mut ledger, after) = match dates.iter().rev().find(|d| **d <= as_of) {
-        Some(&date) => {
-            match created_seq(store, date)? {
-                Some(seq) if seq <= view.known => {}
-                _ => return Ok(None),
-            }
-            let value = store
-                .aux_get(format!("cp/{date}").as_bytes())?
-                .ok_or_else(|| corrupt("checkpoint"))?;
-            let mut ledger = load_checkpoint(store, date, &value)?;
-            // For each aggregate, the entry of the first batch after `known`.
-            let from = format!("oh/{date}/").into_bytes();
-            let mut first: BTreeMap<Aggregate, (u64, Vec<u8>)> = BTreeMap::new();
-            for (k, v) in store.aux_range(&from, &list_end(&from), false)? {
-                let (_, a, start, end) =
-                    parse_history_key(&k, &v).ok_or_else(|| corrupt("checkpoint history"))?;
-                if start <= view.known && view.known < end {
-                    return Ok(None);
+    HistoryBase::read(store, as_of)?.ledger(view)
+}
+
+/// What the checkpoints' history gives every view of one date: the last checkpoint on or
+/// before it (with the seq it was taken at), its history entries, and the events dated
+/// after it. A restatement reads it once for its two sides.
+struct HistoryBase {
+    /// The checkpoint's ledger (empty without one).
+    ledger: Ledger,
+    /// The seq the checkpoint was taken at (0 without one).
+    created: Option<u64>,
+    /// The history entries of the checkpoint: (aggregate, first seq of the batch, last seq
+    /// of the batch, the entry's value).
+    entries: Vec<(Aggregate, u64, u64, Vec<u8>)>,
+    /// The events dated after the checkpoint, on or before the date, reversals left out, in
+    /// (effective, seq) order; every view counts a subset of them.
+    events: Vec<(u64, Event)>,
+}
+
+impl HistoryBase {
+    fn read(store: &dyn Snapshot, as_of: Date) -> Result<HistoryBase, Error> {
+        let dates = checkpoint_dates(store, None)?;
+        let (ledger, created, entries, after) = match dates.iter().rev().find(|d| **d <= as_of) {
+            Some(&date) => {
+                let created = created_seq(store, date)?;
+                let value = store
+                    .aux_get(format!("cp/{date}").as_bytes())?
+                    .ok_or_else(|| corrupt("checkpoint"))?;
+                let ledger = load_checkpoint(store, date, &value)?;
+                let from = format!("oh/{date}/").into_bytes();
+                let mut entries = Vec::new();
+                for (k, v) in store.aux_range(&from, &list_end(&from), false)? {
+                    let (_, a, start, end) =
+                        parse_history_key(&k, &v).ok_or_else(|| corrupt("checkpoint history"))?;
+                    entries.push((a, start, end, v));
                 }
-                if start > view.known && first.get(&a).is_none_or(|(s, _)| start < *s) {
-                    first.insert(a, (start, v));
-                }
+                (ledger, created, entries, Some(date))
             }
-            // Only the entries used are decoded.
-            for (a, (_, value)) in &first {
-                let slice = value
-                    .get(8..)
-                    .and_then(decode_ledger)
-                    .ok_or_else(|| corrupt("checkpoint history"))?;
-                ledger.overlay([a], &slice);
-            }
-            (ledger, Some(date))
+            None => (Ledger::new(), Some(0), Vec::new(), None),
+        };
+        let events = dated_events(store, after, as_of, |_| true)?;
+        Ok(HistoryBase {
+            ledger,
+            created,
+            entries,
+            events,
+        })
+    }
+
+    /// The ledger as `view` sees it, or `None` when the history cannot tell (the checkpoint
+    /// was taken after the view, or inside the batch the view ends in).
+    fn ledger(&self, view: &View) -> Result<Option<Ledger>, Error> {
+        match self.created {
+            Some(seq) if seq <= view.known => {}
+            _ => return Ok(None),
         }
-        None => (Ledger::new(), None),
-    };
-    // Then the events dated after the checkpoint that the view counts.
-    fold_dated(store, &mut ledger, after, as_of, |s| view.counts(s))?;
-    Ok(Some(ledger))
+        // For each aggregate, the entry of the first batch after `known`.
+        let mut first: BTreeMap<&Aggregate, (u64, &[u8])> = BTreeMap::new();
+        for (a, start, end, v) in &self.entries {
+            if *start <= view.known && view.known < *end {
+                return Ok(None);
+            }
+            if *start > view.known && first.get(a).is_none_or(|(s, _)| start < s) {
+                first.insert(a, (*start, v));
+            }
+        }
+        let mut ledger = self.ledger.clone();
+        // Only the entries used are decoded.
+        for (a, (_, value)) in first {
+            let slice = value
+                .get(8..)
+                .and_then(decode_ledger)
+                .ok_or_else(|| corrupt("checkpoint history"))?;
+            ledger.overlay([a], &slice);
+        }
+        // Then the events dated after the checkpoint that the view counts.
+        for (seq, event) in &self.events {
+            if view.counts(*seq) {
+                replay(&mut ledger, *seq, event)?;
+            }
+        }
+        Ok(Some(ledger))
+    }
 }
 
 /// The ledger as of `as_of` as `view` sees it (the keys are current).
@@ -324,10 +368,19 @@ pub(crate) fn restatement(
     // Each side from the checkpoints' history when it can, else from its decoded view.
     let mut views = Vec::with_capacity(2);
     let mut sides = Vec::with_capacity(2);
+    let mut base = None;
     for known in [from.min(head), to.min(head)] {
         let mut answer = None;
         if let Some(view) = View::at(store, known)? {
-            if let Some(ledger) = ledger_from_history(store, as_of, &view)? {
+            if base.is_none() {
+                base = Some(HistoryBase::read(store, as_of)?);
+            }
+            if let Some(ledger) = base
+                .as_ref()
+                .map(|b| b.ledger(&view))
+                .transpose()?
+                .flatten()
+            {
                 answer = Some((view, ledger));
             }
         }

@@ -57,40 +57,71 @@ pub struct Responsible {
     pub reverses: Option<String>,
 }
 
+/// One row of one side: its JSON text, which is what the two sides compare (a struct
+/// serializes its fields in one order, so equal text is equal JSON), turned into a `Value`
+/// only for the rows that differ.
+struct Row {
+    text: String,
+    /// The entity of a holder row, which its JSON carries but the report row does not.
+    entity: Option<String>,
+    /// The milestone a right waits for.
+    until_milestone: Option<String>,
+}
+
+impl PartialEq for Row {
+    fn eq(&self, other: &Row) -> bool {
+        self.text == other.text && self.entity == other.entity
+    }
+}
+
+impl Row {
+    fn new<T: Serialize>(row: &T) -> Row {
+        Row {
+            // The rows are structs of strings, numbers and options, which serde_json always
+            // serializes.
+            text: serde_json::to_string(row).unwrap_or_else(|_| "null".into()),
+            entity: None,
+            until_milestone: None,
+        }
+    }
+
+    fn value(&self) -> Value {
+        let mut v: Value = serde_json::from_str(&self.text).unwrap_or(Value::Null);
+        if let (Some(entity), Value::Object(m)) = (&self.entity, &mut v) {
+            m.insert("entity".into(), Value::String(entity.clone()));
+        }
+        v
+    }
+}
+
 /// The rows of one side, keyed by (area, key).
 fn rows(p: &Projection) -> Rows {
     let mut rows = Rows::new();
     for e in p.ownership(None).entities {
         for h in &e.holders {
-            let mut v = json(h);
-            if let Value::Object(m) = &mut v {
-                m.insert("entity".into(), Value::String(e.entity.to_string()));
-            }
+            let mut row = Row::new(h);
+            row.entity = Some(e.entity.to_string());
             rows.insert(
                 (
                     "ownership",
                     format!("{}:{}:{}", e.entity, h.holder, h.class),
                 ),
-                v,
+                row,
             );
         }
     }
     for o in p.obligations(None, Scope::All).obligations {
-        rows.insert(("obligations", o.obligation.clone()), json(&o));
+        rows.insert(("obligations", o.obligation.clone()), Row::new(&o));
     }
     for r in p.rights(None, Scope::All).rights {
-        rows.insert(("rights", r.right.clone()), json(&r));
+        let mut row = Row::new(&r);
+        row.until_milestone = r.until_milestone.clone();
+        rows.insert(("rights", r.right.clone()), row);
     }
     rows
 }
 
-type Rows = BTreeMap<(&'static str, String), Value>;
-
-/// A report row as JSON. The rows are structs of strings, numbers and
-/// options, which serde_json always serializes.
-fn json<T: Serialize>(row: &T) -> Value {
-    serde_json::to_value(row).unwrap_or(Value::Null)
-}
+type Rows = BTreeMap<(&'static str, String), Row>;
 
 /// Areas in the order of CLI.md.
 fn area_rank(area: &str) -> u8 {
@@ -260,10 +291,10 @@ pub fn restate<'a>(
 
     // Rights waiting for a milestone, on either side.
     let mut rights_by_milestone: HashMap<String, Vec<String>> = HashMap::new();
-    for ((area, key), v) in before.iter().chain(after.iter()) {
+    for ((area, key), row) in before.iter().chain(after.iter()) {
         if *area == "rights" {
-            if let Some(m) = v.get("until_milestone").and_then(Value::as_str) {
-                let list = rights_by_milestone.entry(m.to_string()).or_default();
+            if let Some(m) = &row.until_milestone {
+                let list = rights_by_milestone.entry(m.clone()).or_default();
                 if !list.contains(key) {
                     list.push(key.clone());
                 }
@@ -308,7 +339,7 @@ pub fn restate<'a>(
 
     let keys: BTreeSet<&(&'static str, String)> = before.keys().chain(after.keys()).collect();
     let mut keys: Vec<_> = keys.into_iter().collect();
-    keys.sort_by_key(|(area, key)| (area_rank(area), key.clone()));
+    keys.sort_by(|(a, k), (b, l)| (area_rank(a), k).cmp(&(area_rank(b), l)));
     let changes = keys
         .into_iter()
         .filter_map(|k| {
@@ -320,8 +351,8 @@ pub fn restate<'a>(
             let mut change = Change {
                 area,
                 key: key.clone(),
-                before: b.cloned(),
-                after: a.cloned(),
+                before: b.map(Row::value),
+                after: a.map(Row::value),
                 events: Vec::new(),
             };
             change.events = responsible_for(&change, &index)
