@@ -1011,7 +1011,9 @@ fn check_history(
         }
     }
     for (date, since) in &created {
-        for r in log.iter().filter(|r| r.seq > *since) {
+        // The log is in seq order: the events after `since` are a suffix of it.
+        let after = log.partition_point(|r| r.seq <= *since);
+        for r in &log[after..] {
             let Some((a, effective)) = change(r) else {
                 continue;
             };
@@ -1032,18 +1034,34 @@ fn check_history(
     }
     // Each entry's state: the aggregate's events, the parties' and the reversals of the
     // aggregate's events, folded up to the entry's date as known before its batch.
-    for (a, list) in &entries {
-        // Every reversal, so that a reversed party registration is left out as the log
-        // leaves it out (a reversal of an event outside the part changes nothing here).
-        let part: Vec<&RecordedEvent> = log
-            .iter()
-            .filter(|r| match &r.event.payload {
+    // Every reversal, so that a reversed party registration is left out as the log leaves it
+    // out (a reversal of an event outside the part changes nothing here); the parties' events
+    // and the reversals are shared by every aggregate, its own events are its own. One pass
+    // over the log sorts them out.
+    let mut shared: Vec<&RecordedEvent> = Vec::new();
+    let mut own: ahash::AHashMap<&Aggregate, Vec<&RecordedEvent>> =
+        entries.keys().map(|a| (a, Vec::new())).collect();
+    if !entries.is_empty() {
+        for r in log {
+            match &r.event.payload {
                 Payload::PartyRegistered(_)
                 | Payload::PartyUpdated(_)
-                | Payload::EventReversed(_) => true,
-                _ => Aggregate::of(&r.event).as_ref() == Some(a),
-            })
+                | Payload::EventReversed(_) => shared.push(r),
+                _ => {
+                    if let Some(list) = Aggregate::of(&r.event).and_then(|a| own.get_mut(&a)) {
+                        list.push(r);
+                    }
+                }
+            }
+        }
+    }
+    for (a, list) in &entries {
+        let mut part: Vec<&RecordedEvent> = shared
+            .iter()
+            .copied()
+            .chain(own.get(a).into_iter().flatten().copied())
             .collect();
+        part.sort_unstable_by_key(|r| r.seq);
         for (date, first, _, slice) in list {
             let timeline = order(
                 part.iter()

@@ -428,6 +428,18 @@ pub(crate) fn decode_segment_where(
     stored: &[u8],
     keep: impl Fn(u64) -> bool,
 ) -> Result<Vec<Record>, StoreError> {
+    decode_segment_upto(first_seq, stored, keep, u64::MAX)
+}
+
+/// `decode_segment_where` for reads of a few records: it stops after seq `upto`, and checks
+/// that the text fields are UTF-8 only in the records it keeps (`verify` decodes every
+/// record of every segment with `decode_segment`).
+pub(crate) fn decode_segment_upto(
+    first_seq: u64,
+    stored: &[u8],
+    keep: impl Fn(u64) -> bool,
+    upto: u64,
+) -> Result<Vec<Record>, StoreError> {
     let plain = plain_segment(first_seq, stored)?;
     let bytes = &plain[..];
     let count = segment_count(first_seq, bytes)?;
@@ -441,13 +453,16 @@ pub(crate) fn decode_segment_where(
     // reserve gigabytes.
     let capacity = (count as usize).min(r.remaining() / MIN_RECORD_LEN + 1);
     let mut out: Vec<Record> = Vec::with_capacity(capacity);
-    let mut previous_recorded: Option<&str> = None;
+    let mut previous_recorded: Option<&[u8]> = None;
     for index in 0..u64::from(count) {
         let seq = first_seq.checked_add(index).ok_or_else(|| {
             StoreError::corrupt(Some(first_seq), "segment runs past the largest seq")
         })?;
+        if seq > upto {
+            return Ok(out);
+        }
         let bad = |e: String| StoreError::corrupt(Some(seq), e);
-        let recorded = r.str_field("recorded").map_err(bad)?;
+        let recorded = r.bytes_field().map_err(bad)?;
         let recorded = if recorded.is_empty() {
             previous_recorded.ok_or_else(|| {
                 bad("first record of a segment repeats a missing timestamp".into())
@@ -459,18 +474,23 @@ pub(crate) fn decode_segment_where(
             return Err(bad("recorded is longer than u32".into()));
         }
         let hash = r.array::<32>().map_err(bad)?;
-        let id = r.str_field("id").map_err(bad)?;
+        let id = r.bytes_field().map_err(bad)?;
         if u32::try_from(id.len()).is_err() {
             return Err(bad("id is longer than u32".into()));
         }
         let body = r.bytes_field().map_err(bad)?;
         previous_recorded = Some(recorded);
         if keep(seq) {
+            let text = |what: &str, b: &[u8]| {
+                std::str::from_utf8(b)
+                    .map(str::to_owned)
+                    .map_err(|e| bad(format!("{what} is not UTF-8: {e}")))
+            };
             out.push(Record {
                 seq,
-                recorded: recorded.to_owned(),
+                recorded: text("recorded", recorded)?,
                 hash,
-                id: id.to_owned(),
+                id: text("id", id)?,
                 body: body.to_vec(),
             });
         }

@@ -812,9 +812,13 @@ impl Store {
                 // Only the wanted records of the segment are copied out.
                 let bytes = self.segment_bytes(first, &value)?;
                 let wanted = &sorted[i..end];
-                let records = codec::decode_segment_where(first, &bytes, |s| {
-                    wanted.binary_search(&s).is_ok()
-                })?;
+                let last_wanted = wanted[wanted.len() - 1];
+                let records = codec::decode_segment_upto(
+                    first,
+                    &bytes,
+                    |s| wanted.binary_search(&s).is_ok(),
+                    last_wanted,
+                )?;
                 for record in records {
                     found.insert(record.seq, record);
                 }

@@ -1148,6 +1148,17 @@ fn punch_hole(file: &std::fs::File, offset: LogOffset, len: usize) -> bool {
         (Ok(o), Ok(l)) => (o, l),
         _ => return false,
     };
+    // A segment that is a hole already is left alone: punching it again would change
+    // nothing on disk but drop the zero pages that reading its header at the next open
+    // would otherwise find in the page cache.
+    #[allow(unsafe_code)]
+    let data = unsafe { libc::lseek(file.as_raw_fd(), offset, libc::SEEK_DATA) };
+    if data == -1 && std::io::Error::last_os_error().raw_os_error() == Some(libc::ENXIO) {
+        return true;
+    }
+    if data >= offset.saturating_add(len) {
+        return true;
+    }
     #[allow(unsafe_code)]
     let rc = unsafe {
         libc::fallocate(
