@@ -45,7 +45,7 @@ use store::Backend;
 pub use append::{dry_run_on_empty, EventFile, Options, Parsed, Progress};
 pub use copy::LogCopy;
 pub use error::{Error, Refusal, Unavailable};
-pub use load::LogEntry;
+pub use load::{split_reads, LogEntry};
 pub use query::{project_events, DiffReport, Query};
 pub use receipt::{FileReceipt, Receipt};
 /// Whether a store location names a database (`postgres://...`) rather than a directory.

@@ -1,5 +1,7 @@
 //! Reading the log back: each stored record decoded into its event.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use chrono::{DateTime, Utc};
 use domain::event::{Event, Payload};
 use domain::RecordedEvent;
@@ -151,6 +153,19 @@ pub(crate) fn decode_range(
     decode_records(records, |_| {}).map_err(Error::from)
 }
 
+/// Whether `decode_at` may read on a second thread (see `split_reads`).
+static SPLIT_READS: AtomicBool = AtomicBool::new(true);
+
+/// Whether a read of many scattered records (an aggregate's stream, an entity's timeline, the
+/// events dated after a checkpoint) is split over two threads: on by default, which is what a
+/// process answering one question wants. A process answering many at once (`accord serve`,
+/// whose engine calls are already one per core) turns it off: a second thread per read
+/// gains it nothing, and each one's allocations land in another of the allocator's arenas,
+/// which raised the server's peak memory under load by a quarter.
+pub fn split_reads(on: bool) {
+    SPLIT_READS.store(on, Ordering::Relaxed);
+}
+
 /// The records at `seqs`, decoded, in the order asked. Many records are scattered over as many
 /// segments, each read and decompressed whole for the few records wanted (an aggregate's
 /// stream, an entity's timeline): their two halves are read on two threads.
@@ -164,7 +179,7 @@ pub(crate) fn decode_at(store: &dyn Snapshot, seqs: &[u64]) -> Result<Vec<Record
             .map(|record| decode(record).map_err(|m| Error::corrupt_at(record.seq, &m)))
             .collect()
     };
-    if seqs.len() < SPLIT_FROM {
+    if seqs.len() < SPLIT_FROM || !SPLIT_READS.load(Ordering::Relaxed) {
         return read(seqs);
     }
     // The callers ask in seq order, so the halves are two runs of the log and share at

@@ -299,6 +299,8 @@ impl Server {
         ready: impl FnOnce(SocketAddr),
         log: Box<dyn Fn(String) + Send + Sync>,
     ) -> Result<(), StartError> {
+        // Engine calls are already one per core here (`compute`).
+        engine::split_reads(false);
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .max_blocking_threads(BLOCKING_THREADS)
