@@ -182,16 +182,21 @@ pub(crate) fn decode_at(store: &dyn Snapshot, seqs: &[u64]) -> Result<Vec<Record
     if seqs.len() < SPLIT_FROM || !SPLIT_READS.load(Ordering::Relaxed) {
         return read(seqs);
     }
-    // The callers ask in seq order, so the halves are two runs of the log and share at
-    // most one segment.
+    // Most callers ask in seq order, so the halves are two runs of the log that share at most
+    // one segment (a timeline asks stream after stream, and may read a segment twice).
     let (first, second) = seqs.split_at(seqs.len() / 2);
     let (a, b) = std::thread::scope(|scope| {
-        let other = scope.spawn(|| read(second));
-        let a = read(first);
-        let b = other
-            .join()
-            .unwrap_or_else(|_| Err(Error::failed("reading the log panicked")));
-        (a, b)
+        // A thread that cannot be started leaves the whole read to this one.
+        match std::thread::Builder::new().spawn_scoped(scope, || read(second)) {
+            Ok(other) => {
+                let a = read(first);
+                let b = other
+                    .join()
+                    .unwrap_or_else(|_| Err(Error::failed("reading the log panicked")));
+                (a, b)
+            }
+            Err(_) => (read(first), read(second)),
+        }
     });
     let mut events = a?;
     events.extend(b?);

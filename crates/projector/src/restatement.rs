@@ -59,7 +59,9 @@ pub struct Responsible {
 
 /// One row of one side: its JSON text, which is what the two sides compare (a struct
 /// serializes its fields in one order, so equal text is equal JSON), turned into a `Value`
-/// only for the rows that differ.
+/// only for the rows that differ. That holds because the report rows are made of strings
+/// (amounts and dates serialize as strings), booleans and options: a row with a map of
+/// unspecified order, or a float, would need comparing as a `Value` again.
 struct Row {
     text: String,
     /// The entity of a holder row, which its JSON carries but the report row does not.

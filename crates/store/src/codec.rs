@@ -421,8 +421,8 @@ pub(crate) fn decode_segment(first_seq: u64, stored: &[u8]) -> Result<Vec<Record
     decode_segment_where(first_seq, stored, |_| true)
 }
 
-/// `decode_segment`, keeping only the records whose seq `keep` accepts: every record is still
-/// checked, but only the kept ones are copied out.
+/// `decode_segment`, keeping only the records whose seq `keep` accepts: every record's framing
+/// is still checked, but only the kept ones are copied out (and their text checked as UTF-8).
 pub(crate) fn decode_segment_where(
     first_seq: u64,
     stored: &[u8],

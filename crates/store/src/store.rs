@@ -52,6 +52,8 @@ pub struct Store {
     // file lock) before `lock` releases ours, or a process waiting on our lock could find
     // sled's still held.
     db: sled::Db,
+    /// sled's data file, opened again for `fdatasync` (see `flush_durably`).
+    db_file: File,
     /// The writer's state: held for the whole of a write transaction, so that appends from
     /// threads of this process run one after the other.
     state: Mutex<State>,
@@ -172,6 +174,8 @@ impl Store {
 
     fn open_locked(path: &Path, lock: File, writer: bool) -> Result<Store, StoreError> {
         let db = open_sled(path)?;
+        let db_path = path.join(SLED_DB_FILE);
+        let db_file = File::open(&db_path).map_err(io_error(&db_path))?;
         let head = match db.get(META_KEY).map_err(sled_error(path))? {
             Some(bytes) => {
                 let (seq, hash, recorded) = codec::decode_head(&bytes)?;
@@ -200,9 +204,10 @@ impl Store {
         };
         let log = open_log_file(path, writer, log_end)?;
         let sidecar = read_head_file(path)?;
-        migrate_legacy_index(&db, path)?;
+        migrate_legacy_index(&db, &db_file, path)?;
         let store = Store {
             db,
+            db_file,
             published: RwLock::new(head.clone()),
             state: Mutex::new(State {
                 tail,
@@ -380,7 +385,7 @@ impl Store {
             // (A group's flush does it for the group.)
             if let (Some(head), None) = (&current, &grouped) {
                 if state.acknowledged < head.seq {
-                    self.db.flush().map_err(sled_error(&self.path))?;
+                    flush_durably(&self.db, &self.db_file, &self.path)?;
                     write_head_file(&self.path, head.seq, &head.hash)?;
                     state.acknowledged = head.seq;
                 }
@@ -619,7 +624,7 @@ impl Store {
         if in_group {
             return Ok(head);
         }
-        let flushed = self.db.flush().map_err(sled_error(&self.path));
+        let flushed = flush_durably(&self.db, &self.db_file, &self.path);
         drop(own);
         flushed?;
         // Only now is the batch durable, so only now may the sidecar vouch for it. If this write
@@ -1101,7 +1106,7 @@ impl Store {
         self.db
             .insert(codec::seg_key(first), segment.finish())
             .map_err(sled_error(&self.path))?;
-        self.db.flush().map_err(sled_error(&self.path))?;
+        flush_durably(&self.db, &self.db_file, &self.path)?;
         Ok(())
     }
 
@@ -1289,7 +1294,7 @@ fn read_exact_at(file: &File, mut buf: &mut [u8], mut offset: u64) -> std::io::R
 
 /// Rewrites the one-key-per-id index of format-1 stores (`id` + id -> seq) into buckets, in
 /// one atomic, flushed batch; a no-op for current stores.
-fn migrate_legacy_index(db: &sled::Db, path: &Path) -> Result<(), StoreError> {
+fn migrate_legacy_index(db: &sled::Db, db_file: &File, path: &Path) -> Result<(), StoreError> {
     let mut buckets: BTreeMap<u16, Vec<(u64, u64)>> = BTreeMap::new();
     let mut writes = sled::Batch::default();
     let mut any = false;
@@ -1322,8 +1327,19 @@ fn migrate_legacy_index(db: &sled::Db, path: &Path) -> Result<(), StoreError> {
         );
     }
     db.apply_batch(writes).map_err(sled_error(path))?;
+    flush_durably(db, db_file, path)
+}
+
+/// sled's flush, made durable. sled writes its file with `sync_file_range`, which flushes
+/// neither the disk's write cache nor the metadata of blocks that a write allocated (into a
+/// hole, or past the end of the file), so a flushed batch could be lost to a power cut until
+/// sled's next periodic `fsync`. An `fdatasync` of sled's file after the flush closes that
+/// window; every acknowledgement follows one.
+fn flush_durably(db: &sled::Db, db_file: &File, path: &Path) -> Result<(), StoreError> {
     db.flush().map_err(sled_error(path))?;
-    Ok(())
+    db_file
+        .sync_data()
+        .map_err(io_error(&path.join(SLED_DB_FILE)))
 }
 
 /// Reads the head sidecar: None when there is none (a new store, or one written before the
@@ -1917,7 +1933,7 @@ impl crate::Transaction for EmbeddedWrite<'_> {
         };
         let store = self.store;
         // Readers still wait (`held`) until the group is durable, then see all of it.
-        store.db.flush().map_err(sled_error(&store.path))?;
+        flush_durably(&store.db, &store.db_file, &store.path)?;
         if let Some(head) = held.as_ref() {
             write_head_file(&store.path, head.seq, &head.hash)?;
             self.state.acknowledged = head.seq;
