@@ -196,12 +196,12 @@ pub(crate) fn try_plan(
 /// taken from the fold the plan was validated with, so nothing is read twice. `None` when
 /// the keys are not current.
 pub(crate) fn what_if_ledger(
-    store: &dyn Snapshot,
+    present: Option<Ledger>,
     as_of: Date,
     plan: &FastPlan,
     new: &[RecordedEvent],
 ) -> Result<Option<Ledger>, Error> {
-    let Some(mut ledger) = ledger_as_of(store, as_of)? else {
+    let Some(mut ledger) = present else {
         return Ok(None);
     };
     // What the batch changes: its events' aggregates and those of the events it reverses.

@@ -166,6 +166,11 @@ pub fn split_reads(on: bool) {
     SPLIT_READS.store(on, Ordering::Relaxed);
 }
 
+/// Whether reads may be split over two threads (`split_reads`).
+pub(crate) fn splitting() -> bool {
+    SPLIT_READS.load(Ordering::Relaxed)
+}
+
 /// The records at `seqs`, decoded, in the order asked. Many records are scattered over as many
 /// segments, each read and decompressed whole for the few records wanted (an aggregate's
 /// stream, an entity's timeline): their two halves are read on two threads.
@@ -179,7 +184,7 @@ pub(crate) fn decode_at(store: &dyn Snapshot, seqs: &[u64]) -> Result<Vec<Record
             .map(|record| decode(record).map_err(|m| Error::corrupt_at(record.seq, &m)))
             .collect()
     };
-    if seqs.len() < SPLIT_FROM || !SPLIT_READS.load(Ordering::Relaxed) {
+    if seqs.len() < SPLIT_FROM || !splitting() {
         return read(seqs);
     }
     // Most callers ask in seq order, so the halves are two runs of the log that share at most

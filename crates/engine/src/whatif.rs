@@ -48,16 +48,43 @@ impl WhatIf {
     /// `store`, validated as a fast append validates them (reading only what they touch)
     /// and folded from what that validation read; `None` when the file needs the whole log
     /// (then `extend` does it).
+    ///
+    /// The validation (the touched aggregates' streams) and the present answer (a checkpoint
+    /// and the events dated after it) read different parts of the store, so, where reads may
+    /// be split (`split_reads`), the present answer is worked out on a second thread
+    /// meanwhile. A refusal of the file still wins over anything the other thread found.
     pub(crate) fn ledger_fast(
         &self,
         store: &dyn Snapshot,
         as_of: domain::values::Date,
         config: &Config,
     ) -> Result<Option<(domain::ledger::Ledger, Vec<RecordedEvent>)>, Error> {
-        let Some(p) = crate::fast_append::try_plan(store, &self.name, &self.events, config)? else {
+        let plan = || crate::fast_append::try_plan(store, &self.name, &self.events, config);
+        let present = || crate::checkpoints::ledger_as_of(store, as_of);
+        let (plan, present) = if crate::load::splitting() {
+            std::thread::scope(|scope| {
+                match std::thread::Builder::new().spawn_scoped(scope, present) {
+                    Ok(other) => {
+                        let plan = plan();
+                        let present = other
+                            .join()
+                            .unwrap_or_else(|_| Err(Error::failed("a query panicked")));
+                        (plan, present)
+                    }
+                    Err(_) => (plan(), present()),
+                }
+            })
+        } else {
+            let plan = plan();
+            match plan {
+                Ok(Some(_)) => (plan, present()),
+                _ => (plan, Ok(None)),
+            }
+        };
+        let Some(p) = plan? else {
             return Ok(None);
         };
         let new = p.recorded(store.len(), config.now());
-        Ok(crate::fast_append::what_if_ledger(store, as_of, &p, &new)?.map(|l| (l, new)))
+        Ok(crate::fast_append::what_if_ledger(present?, as_of, &p, &new)?.map(|l| (l, new)))
     }
 }
