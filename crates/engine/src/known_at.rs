@@ -257,7 +257,10 @@ fn ledger_from_history(
     as_of: Date,
     view: &View,
 ) -> Result<Option<Ledger>, Error> {
-    HistoryBase::read(store, as_of)?.ledger(view)
+    match HistoryBase::read(store, as_of, view.known)? {
+        Some(base) => base.ledger(view),
+        None => Ok(None),
+    }
 }
 
 /// What the checkpoints' history gives every view of one date: the last checkpoint on or
@@ -267,7 +270,7 @@ struct HistoryBase {
     /// The checkpoint's ledger (empty without one).
     ledger: Ledger,
     /// The seq the checkpoint was taken at (0 without one).
-    created: Option<u64>,
+    created: u64,
     /// The history entries of the checkpoint: (aggregate, first seq of the batch, last seq
     /// of the batch, the entry's value).
     entries: Vec<(Aggregate, u64, u64, Vec<u8>)>,
@@ -277,11 +280,16 @@ struct HistoryBase {
 }
 
 impl HistoryBase {
-    fn read(store: &dyn Snapshot, as_of: Date) -> Result<HistoryBase, Error> {
+    /// The base for views that see at most seq `known`; `None` when the checkpoint was taken
+    /// after `known` (or its creation is not recorded), so that none of them can use it.
+    fn read(store: &dyn Snapshot, as_of: Date, known: u64) -> Result<Option<HistoryBase>, Error> {
         let dates = checkpoint_dates(store, None)?;
         let (ledger, created, entries, after) = match dates.iter().rev().find(|d| **d <= as_of) {
             Some(&date) => {
-                let created = created_seq(store, date)?;
+                let created = match created_seq(store, date)? {
+                    Some(seq) if seq <= known => seq,
+                    _ => return Ok(None),
+                };
                 let value = store
                     .aux_get(format!("cp/{date}").as_bytes())?
                     .ok_or_else(|| corrupt("checkpoint"))?;
@@ -295,23 +303,22 @@ impl HistoryBase {
                 }
                 (ledger, created, entries, Some(date))
             }
-            None => (Ledger::new(), Some(0), Vec::new(), None),
+            None => (Ledger::new(), 0, Vec::new(), None),
         };
-        let events = dated_events(store, after, as_of, |_| true)?;
-        Ok(HistoryBase {
+        let events = dated_events(store, after, as_of, |s| s <= known)?;
+        Ok(Some(HistoryBase {
             ledger,
             created,
             entries,
             events,
-        })
+        }))
     }
 
     /// The ledger as `view` sees it, or `None` when the history cannot tell (the checkpoint
     /// was taken after the view, or inside the batch the view ends in).
     fn ledger(&self, view: &View) -> Result<Option<Ledger>, Error> {
-        match self.created {
-            Some(seq) if seq <= view.known => {}
-            _ => return Ok(None),
+        if self.created > view.known {
+            return Ok(None);
         }
         // For each aggregate, the entry of the first batch after `known`.
         let mut first: BTreeMap<&Aggregate, (u64, &[u8])> = BTreeMap::new();
@@ -368,20 +375,18 @@ pub(crate) fn restatement(
     // Each side from the checkpoints' history when it can, else from its decoded view.
     let mut views = Vec::with_capacity(2);
     let mut sides = Vec::with_capacity(2);
-    let mut base = None;
+    // One base for both sides, read (once a side can use it) for the later of the two.
+    let mut base: Option<Option<HistoryBase>> = None;
     for known in [from.min(head), to.min(head)] {
         let mut answer = None;
         if let Some(view) = View::at(store, known)? {
             if base.is_none() {
-                base = Some(HistoryBase::read(store, as_of)?);
+                base = Some(HistoryBase::read(store, as_of, from.max(to).min(head))?);
             }
-            if let Some(ledger) = base
-                .as_ref()
-                .map(|b| b.ledger(&view))
-                .transpose()?
-                .flatten()
-            {
-                answer = Some((view, ledger));
+            if let Some(b) = base.as_ref().and_then(Option::as_ref) {
+                if let Some(ledger) = b.ledger(&view)? {
+                    answer = Some((view, ledger));
+                }
             }
         }
         let (view, ledger) = match answer {

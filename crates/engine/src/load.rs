@@ -190,22 +190,36 @@ pub(crate) fn decode_at(store: &dyn Snapshot, seqs: &[u64]) -> Result<Vec<Record
     // Most callers ask in seq order, so the halves are two runs of the log that share at most
     // one segment (a timeline asks stream after stream, and may read a segment twice).
     let (first, second) = seqs.split_at(seqs.len() / 2);
-    let (a, b) = std::thread::scope(|scope| {
-        // A thread that cannot be started leaves the whole read to this one.
-        match std::thread::Builder::new().spawn_scoped(scope, || read(second)) {
-            Ok(other) => {
-                let a = read(first);
-                let b = other
-                    .join()
-                    .unwrap_or_else(|_| Err(Error::failed("reading the log panicked")));
-                (a, b)
-            }
-            Err(_) => (read(first), read(second)),
-        }
-    });
+    let (a, b) = in_parallel(|| read(first), || read(second));
     let mut events = a?;
     events.extend(b?);
     Ok(events)
+}
+
+/// `first()` on this thread and `second()` on another, meanwhile; both here, one after the
+/// other, when a thread cannot be started.
+pub(crate) fn in_parallel<A, B: Send>(
+    first: impl FnOnce() -> A,
+    second: impl FnOnce() -> Result<B, Error> + Send,
+) -> (A, Result<B, Error>) {
+    let second = std::sync::Mutex::new(Some(second));
+    // Only borrows `second`, so it is `Copy`: a thread that does not start leaves it here.
+    let run = || {
+        let f = second.lock().ok().and_then(|mut s| s.take());
+        f.map_or_else(|| Err(Error::failed("a read ran twice")), |f| f())
+    };
+    std::thread::scope(
+        |scope| match std::thread::Builder::new().spawn_scoped(scope, run) {
+            Ok(other) => {
+                let a = first();
+                let b = other
+                    .join()
+                    .unwrap_or_else(|_| Err(Error::failed("a read on a second thread panicked")));
+                (a, b)
+            }
+            Err(_) => (first(), run()),
+        },
+    )
 }
 
 impl From<DecodeFailure> for Error {

@@ -62,18 +62,7 @@ impl WhatIf {
         let plan = || crate::fast_append::try_plan(store, &self.name, &self.events, config);
         let present = || crate::checkpoints::ledger_as_of(store, as_of);
         let (plan, present) = if crate::load::splitting() {
-            std::thread::scope(|scope| {
-                match std::thread::Builder::new().spawn_scoped(scope, present) {
-                    Ok(other) => {
-                        let plan = plan();
-                        let present = other
-                            .join()
-                            .unwrap_or_else(|_| Err(Error::failed("a query panicked")));
-                        (plan, present)
-                    }
-                    Err(_) => (plan(), present()),
-                }
-            })
+            crate::load::in_parallel(plan, present)
         } else {
             let plan = plan();
             match plan {

@@ -4,20 +4,15 @@
 //! keys exactly as `verify` recomputes them from the log, and every answer as a replay
 //! gives it.
 
-use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::Arc;
+mod common;
+use common::append;
 
-use chrono::{TimeZone, Utc};
 use domain::values::Date;
 use domain::KnownAt;
-use engine::{Access, Config, Engine, EventFile, Options, Parsed, Query};
+use engine::{Access, Config, Engine, Query};
 
 fn config(full: bool) -> Config {
-    let seconds = Arc::new(AtomicI64::new(0));
-    let mut c = Config::new(move || {
-        let s = seconds.fetch_add(1, Ordering::SeqCst);
-        Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap() + chrono::Duration::seconds(s)
-    });
+    let mut c = common::ticking_config();
     c.full_append = full;
     c
 }
@@ -26,14 +21,6 @@ fn settle(k: usize) -> String {
     format!(
         r#"{{"id":"s{k}","type":"obligation_settled","effective":"2025-06-01","obligation":"big","amount":{{"amount":"1","currency":"USD"}}}}"#
     )
-}
-
-fn append(engine: &Engine, name: &str, lines: &[String]) {
-    let text = lines.join("\n") + "\n";
-    let parsed = Parsed::files(vec![EventFile::new(name, text)]).expect("parses");
-    engine
-        .append(parsed, &Options::default())
-        .expect("the batch is valid");
 }
 
 #[test]

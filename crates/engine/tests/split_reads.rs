@@ -6,22 +6,17 @@
 //! The switch is process-wide; this file is its own test binary, and only the speed of
 //! anything else running here could change.
 
-use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::Arc;
+mod common;
+use common::append;
 
-use chrono::{TimeZone, Utc};
 use domain::ledger::Ledger;
 use domain::values::Date;
 use domain::KnownAt;
-use engine::{Access, Config, Engine, EventFile, Options, Parsed, Query, WhatIf};
+use engine::{Access, Config, Engine, EventFile, Query, WhatIf};
 use projector::Restatement;
 
 fn config(full_replay: bool) -> Config {
-    let seconds = Arc::new(AtomicI64::new(0));
-    let mut c = Config::new(move || {
-        let s = seconds.fetch_add(1, Ordering::SeqCst);
-        Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap() + chrono::Duration::seconds(s)
-    });
+    let mut c = common::ticking_config();
     c.checkpoint_every = 500;
     c.full_replay = full_replay;
     c
@@ -34,14 +29,6 @@ fn settle(id: &str, day: u32, amount: &str) -> String {
         r#"{{"id":"{id}","type":"obligation_settled","effective":"{}","obligation":"big","amount":{{"amount":"{amount}","currency":"USD"}}}}"#,
         date.format("%Y-%m-%d")
     )
-}
-
-fn append(engine: &Engine, name: &str, lines: &[String]) {
-    let text = lines.join("\n") + "\n";
-    let parsed = Parsed::files(vec![EventFile::new(name, text)]).expect("parses");
-    engine
-        .append(parsed, &Options::default())
-        .expect("the batch is valid");
 }
 
 #[test]

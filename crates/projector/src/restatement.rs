@@ -79,7 +79,7 @@ impl PartialEq for Row {
 impl Row {
     fn new<T: Serialize>(row: &T) -> Row {
         Row {
-            // The rows are structs of strings, numbers and options, which serde_json always
+            // The rows are structs of strings, booleans and options, which serde_json always
             // serializes.
             text: serde_json::to_string(row).unwrap_or_else(|_| "null".into()),
             entity: None,
