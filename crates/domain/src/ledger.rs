@@ -193,6 +193,20 @@ impl Ledger {
             .unwrap_or(Decimal::ZERO)
     }
 
+    /// The units `holder` holds of `issuer` over all classes; `None` when its table has no
+    /// entry for the holder.
+    pub fn units_held(&self, issuer: &PartyId, holder: &PartyId) -> Option<Decimal> {
+        let table = self.holdings.get(issuer)?;
+        let mut units: Option<Decimal> = None;
+        for ((h, _), u) in table.range((holder.clone(), ClassName::before_all())..) {
+            if h != holder {
+                break;
+            }
+            *units.get_or_insert(Decimal::ZERO) += *u;
+        }
+        units
+    }
+
     fn require_party(&self, event: &Event, party: &PartyId) -> Result<(), Rejection> {
         match self.parties.get(party) {
             Some(p) if p.registered <= event.effective => Ok(()),

@@ -141,6 +141,11 @@ impl ClassName {
     pub fn common() -> ClassName {
         ClassName("common".to_string())
     }
+    /// The empty name, which no class has: it sorts before every class, for ranges over a
+    /// table keyed by (holder, class).
+    pub(crate) fn before_all() -> ClassName {
+        ClassName(String::new())
+    }
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -230,7 +235,8 @@ impl fmt::Display for Dec {
 
 impl Serialize for Dec {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&self.0.normalize().to_string())
+        // Written straight into the output, without a String per number.
+        s.collect_str(&self.0.normalize())
     }
 }
 

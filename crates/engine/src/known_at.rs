@@ -187,16 +187,17 @@ pub(crate) fn entity_events(
             .collect())
     };
     let mut events = decode_at(store, &stream(&Aggregate::Issuer(entity.clone()))?)?;
-    let mut parties: BTreeSet<PartyId> = events
+    let mut parties: BTreeSet<&PartyId> = events
         .iter()
         .flat_map(|r| r.event.referenced_parties())
-        .cloned()
         .collect();
-    parties.insert(entity.clone());
+    parties.insert(entity);
     let mut seqs = Vec::new();
     for p in parties {
-        seqs.extend(stream(&Aggregate::Party(p))?);
+        seqs.extend(stream(&Aggregate::Party(p.clone()))?);
     }
+    seqs.sort_unstable();
+    seqs.dedup();
     events.extend(decode_at(store, &seqs)?);
     events.sort_by_key(|r| r.seq);
     events.dedup_by_key(|r| r.seq);

@@ -85,6 +85,40 @@ fn stakes(ledger: &Ledger, issuer: &PartyId) -> Stakes {
         .collect()
 }
 
+/// One holder's stake in `issuer` (whose units total `total`): `None` when the holder has no
+/// entry in its table, as `stakes` leaves it out.
+fn stake(
+    ledger: &Ledger,
+    issuer: &PartyId,
+    holder: &PartyId,
+    total: Decimal,
+) -> Option<(Decimal, Dec)> {
+    ledger
+        .units_held(issuer, holder)
+        .map(|u| (u, Projection::percent(u, total)))
+}
+
+/// The point of `holder` on a date its stake went from `was` (`None`: no entry) to `now`, if
+/// that is a change.
+fn point(
+    holder: &PartyId,
+    was: Option<(Decimal, Dec)>,
+    now: (Decimal, Dec),
+) -> Option<TimelinePoint> {
+    let (units, percent) = now;
+    let changed = match was {
+        Some((u, p)) => p != percent || u != units,
+        None => !units.is_zero() || !percent.0.is_zero(),
+    };
+    changed.then(|| TimelinePoint {
+        holder: holder.clone(),
+        units: Dec(units.normalize()),
+        percent,
+        before: was.map(|(_, p)| p),
+        units_before: was.map(|(u, _)| Dec(u.normalize())),
+    })
+}
+
 /// The issuer whose ownership table an event changes, if any.
 pub fn ownership_issuer(payload: &Payload) -> Option<&PartyId> {
     match payload {
@@ -112,7 +146,8 @@ pub fn ownership_timeline(
             .collect(),
     );
     let mut ledger = Ledger::new();
-    let mut last: BTreeMap<PartyId, Stakes> = BTreeMap::new();
+    // Each entity's total units and stakes at the end of the last date that touched it.
+    let mut last: BTreeMap<PartyId, (Decimal, Stakes)> = BTreeMap::new();
     let mut changes: BTreeMap<PartyId, Vec<TimelineChange>> = BTreeMap::new();
     let mut i = 0;
     while i < ordered.len() {
@@ -120,49 +155,65 @@ pub fn ownership_timeline(
         if date > as_of {
             break;
         }
-        // Apply the whole date, then compare end-of-day states.
-        let mut touched: BTreeMap<PartyId, Vec<String>> = BTreeMap::new();
+        // Apply the whole date, then compare end-of-day states. Of each entity the date
+        // touches: its events, and the holders they move units between (`None`: any holder,
+        // after an issue, a cancellation, a split or a restatement).
+        let mut touched: BTreeMap<PartyId, (Vec<String>, Option<BTreeSet<PartyId>>)> =
+            BTreeMap::new();
         while i < ordered.len() && ordered[i].1.effective == date {
             let (seq, event) = ordered[i];
             ledger
                 .apply(event)
                 .map_err(|rejection| FoldError { seq, rejection })?;
             if let Some(issuer) = ownership_issuer(&event.payload) {
-                touched
+                let (events, holders) = touched
                     .entry(issuer.clone())
-                    .or_default()
-                    .push(event.id.as_str().to_string());
+                    .or_insert_with(|| (Vec::new(), Some(BTreeSet::new())));
+                events.push(event.id.as_str().to_string());
+                match (&event.payload, holders.as_mut()) {
+                    (Payload::SharesTransferred(p), Some(h)) => {
+                        h.insert(p.from.clone());
+                        h.insert(p.to.clone());
+                    }
+                    _ => *holders = None,
+                }
             }
             i += 1;
         }
-        for (issuer, events) in touched {
+        for (issuer, (events, moved)) in touched {
             if entity.is_some_and(|e| *e != issuer) {
                 continue;
             }
-            let now = stakes(&ledger, &issuer);
-            let before = last.remove(&issuer).unwrap_or_default();
-            let holders: BTreeSet<&PartyId> = before.keys().chain(now.keys()).collect();
-            let mut points: Vec<TimelinePoint> = holders
-                .into_iter()
-                .filter_map(|h| {
-                    let was = before.get(h).copied();
-                    let (units, percent) = now
-                        .get(h)
-                        .copied()
-                        .unwrap_or((Decimal::ZERO, Dec(Decimal::ZERO)));
-                    let changed = match was {
-                        Some((u, p)) => p != percent || u != units,
-                        None => !units.is_zero() || !percent.0.is_zero(),
-                    };
-                    changed.then(|| TimelinePoint {
-                        holder: h.clone(),
-                        units: Dec(units.normalize()),
-                        percent,
-                        before: was.map(|(_, p)| p),
-                        units_before: was.map(|(u, _)| Dec(u.normalize())),
-                    })
-                })
-                .collect();
+            let (total_before, mut now) = last.remove(&issuer).unwrap_or_default();
+            // Transfers alone never change the total.
+            let total = match moved {
+                Some(_) if !now.is_empty() => total_before,
+                _ => ledger.total_units(&issuer),
+            };
+            let mut points: Vec<TimelinePoint> = Vec::new();
+            match moved {
+                // Units moved between holders only: every other holder's units and percent
+                // are what they were, so only the movers are compared.
+                Some(movers) if !now.is_empty() => {
+                    for h in movers {
+                        let was = now.get(&h).copied();
+                        let stake = stake(&ledger, &issuer, &h, total);
+                        points.extend(point(&h, was, stake.unwrap_or_default()));
+                        match stake {
+                            Some(s) => now.insert(h, s),
+                            None => now.remove(&h),
+                        };
+                    }
+                }
+                _ => {
+                    let before = std::mem::replace(&mut now, stakes(&ledger, &issuer));
+                    let holders: BTreeSet<&PartyId> = before.keys().chain(now.keys()).collect();
+                    for h in holders {
+                        let stake = now.get(h).copied().unwrap_or_default();
+                        points.extend(point(h, before.get(h).copied(), stake));
+                    }
+                }
+            }
             points.sort_by(|a, b| b.percent.cmp(&a.percent).then(a.holder.cmp(&b.holder)));
             if !points.is_empty() {
                 changes
@@ -174,7 +225,7 @@ pub fn ownership_timeline(
                         holders: points,
                     });
             }
-            last.insert(issuer, now);
+            last.insert(issuer, (total, now));
         }
     }
     let name_of = |p: &PartyId| ledger.parties.get(p).map(|s| s.name.as_str().to_string());
@@ -182,7 +233,11 @@ pub fn ownership_timeline(
         .into_iter()
         .map(|(issuer, changes)| {
             // Current holders by stake, then former holders by id.
-            let current = last.get(&issuer).cloned().unwrap_or_default();
+            let current = last
+                .get(&issuer)
+                .map(|(_, s)| s)
+                .cloned()
+                .unwrap_or_default();
             let mut ids: Vec<&PartyId> = changes
                 .iter()
                 .flat_map(|c| c.holders.iter().map(|p| &p.holder))

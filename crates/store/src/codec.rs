@@ -28,6 +28,17 @@ const SEGMENT_FORMAT_LZ4: u8 = 2;
 /// A sealed segment kept in the log file (`accord.log`): the value in sled is only where its
 /// bytes are (see `encode_pointer`); the bytes there are a format-2 segment.
 pub(crate) const SEGMENT_FORMAT_FILE: u8 = 3;
+/// A sealed segment kept in the log file as *frames* (what appends write since this format):
+/// runs of consecutive records of about [`FRAME_MAX_BYTES`] plain bytes, each its own LZ4 block
+/// with its own CRC-32, so that reading one record decompresses and checks one frame, not the
+/// whole segment. In the file, a table of the frames comes first (see `frame_segment`); the
+/// value in sled only says where (see `encode_framed_pointer`).
+pub(crate) const SEGMENT_FORMAT_FRAMED: u8 = 4;
+/// A frame stops taking records once its plain bytes would pass this (a record larger than
+/// this still gets a frame of its own).
+pub(crate) const FRAME_MAX_BYTES: usize = 2048;
+/// Length of a framed segment's value: format, count, offset, length, table length, CRC-32.
+const FRAMED_POINTER_LEN: usize = SEGMENT_HEADER_LEN + 8 + 4 + 4 + 4;
 /// Length of a file segment's value: format, count, offset, length, CRC-32.
 const POINTER_LEN: usize = SEGMENT_HEADER_LEN + 8 + 4 + 4;
 /// A segment in the log file is never larger than this (a bigger length is damage, and must not
@@ -283,14 +294,17 @@ pub(crate) fn compress_segment(plain: &[u8]) -> Vec<u8> {
     out
 }
 
-/// The plain form (format 1) of a stored segment of either format.
-pub(crate) fn plain_segment(first_seq: u64, bytes: &[u8]) -> Result<Vec<u8>, StoreError> {
+/// The plain form (format 1) of a segment stored in sled, in either of its formats.
+pub(crate) fn plain_segment(
+    first_seq: u64,
+    bytes: &[u8],
+) -> Result<std::borrow::Cow<'_, [u8]>, StoreError> {
     let bad = |e: String| StoreError::corrupt(Some(first_seq), e);
     let mut r = Reader::new(bytes);
     let format = r.u8().map_err(bad)?;
     let count = r.array::<4>().map_err(bad)?;
     match format {
-        SEGMENT_FORMAT => Ok(bytes.to_vec()),
+        SEGMENT_FORMAT => Ok(std::borrow::Cow::Borrowed(bytes)),
         SEGMENT_FORMAT_LZ4 => {
             let size = u32::from_le_bytes(r.array::<4>().map_err(bad)?) as usize;
             let block = &bytes[SEGMENT_HEADER_LEN + 4..];
@@ -314,24 +328,259 @@ pub(crate) fn plain_segment(first_seq: u64, bytes: &[u8]) -> Result<Vec<u8>, Sto
                     "compressed segment holds {written} bytes, not the {size} it claims"
                 )));
             }
-            Ok(out)
+            Ok(std::borrow::Cow::Owned(out))
         }
         other => Err(bad(format!("unknown segment format {other}"))),
     }
 }
 
 /// Where a sealed segment's bytes are in the log file.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct FileSegment {
     pub(crate) count: u32,
     pub(crate) offset: u64,
     pub(crate) len: u64,
+    /// The CRC-32 of all its bytes (a format-3 segment), or of its frame table (a framed one).
+    pub(crate) crc: u32,
+    /// The length of its frame table, the first bytes of a framed segment; `None` for a
+    /// format-3 segment (one LZ4 block).
+    pub(crate) table: Option<u64>,
+}
+
+/// One frame of a framed segment: consecutive records compressed on their own.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Frame {
+    /// The index in its segment of its first record.
+    pub(crate) first: u32,
+    pub(crate) count: u32,
+    /// Where its bytes start, counted from the segment's first byte (its table's).
+    pub(crate) at: u64,
+    pub(crate) len: u64,
     pub(crate) crc: u32,
 }
 
+impl Frame {
+    /// Whether the frame of a segment starting at `first_seq` holds `seq`.
+    pub(crate) fn holds(&self, first_seq: u64, seq: u64) -> bool {
+        let start = first_seq + u64::from(self.first);
+        (start..start + u64::from(self.count)).contains(&seq)
+    }
+}
+
+/// A plain segment (format 1, `plain`) cut into frames: the bytes to store and the length of
+/// their table. The bytes are the table, then the frames end to end. The table holds, per
+/// frame, its record count (varint), its length (varint) and the CRC-32 of its bytes (u32
+/// BE). Each frame is an LZ4 block (decompressed length prepended, u32 LE) of whole records,
+/// and its first record always spells out its recorded time, so a frame decodes without the
+/// records before it. The records' bytes are otherwise unchanged (hashes never cover stored
+/// bytes anyway).
+pub(crate) fn frame_segment(first_seq: u64, plain: &[u8]) -> Result<(Vec<u8>, usize), StoreError> {
+    let bad = |seq: u64, e: String| StoreError::corrupt(Some(seq), e);
+    if plain.first() != Some(&SEGMENT_FORMAT) {
+        return Err(bad(first_seq, "only a plain segment can be framed".into()));
+    }
+    let count = segment_count(first_seq, plain)?;
+    let mut r = Reader::new(plain);
+    r.pos = SEGMENT_HEADER_LEN;
+    let mut stored = Vec::with_capacity(plain.len() / 2);
+    let mut frames = Vec::new();
+    let mut records = Vec::with_capacity(FRAME_MAX_BYTES + 256);
+    let (mut frame_first, mut in_frame) = (0u32, 0u32);
+    let mut previous: Option<&[u8]> = None;
+    for index in 0..count {
+        let seq = first_seq.saturating_add(u64::from(index));
+        let start = r.pos;
+        let recorded = r.bytes_field().map_err(|e| bad(seq, e))?;
+        let rest = r.pos;
+        r.take(32).map_err(|e| bad(seq, e))?;
+        r.bytes_field().map_err(|e| bad(seq, e))?;
+        r.bytes_field().map_err(|e| bad(seq, e))?;
+        let end = r.pos;
+        let spelled = if recorded.is_empty() {
+            previous.ok_or_else(|| {
+                bad(
+                    seq,
+                    "first record of a segment repeats a missing timestamp".into(),
+                )
+            })?
+        } else {
+            recorded
+        };
+        previous = Some(spelled);
+        if in_frame > 0 && records.len() + (end - start) + spelled.len() > FRAME_MAX_BYTES {
+            push_frame(&mut stored, &mut frames, &records, frame_first, in_frame);
+            records.clear();
+            (frame_first, in_frame) = (index, 0);
+        }
+        if in_frame == 0 && recorded.is_empty() {
+            put_varint(&mut records, spelled.len() as u64);
+            records.extend_from_slice(spelled);
+            records.extend_from_slice(&plain[rest..end]);
+        } else {
+            records.extend_from_slice(&plain[start..end]);
+        }
+        in_frame += 1;
+    }
+    if !r.is_done() {
+        let last = first_seq.saturating_add(u64::from(count.max(1) - 1));
+        return Err(bad(
+            last,
+            format!("{} stray bytes after the last record", r.remaining()),
+        ));
+    }
+    if in_frame > 0 {
+        push_frame(&mut stored, &mut frames, &records, frame_first, in_frame);
+    }
+    let mut out = Vec::with_capacity(frames.len() * 8 + stored.len());
+    for f in &frames {
+        put_varint(&mut out, u64::from(f.count));
+        put_varint(&mut out, f.len);
+        out.extend_from_slice(&f.crc.to_be_bytes());
+    }
+    let table = out.len();
+    out.extend_from_slice(&stored);
+    Ok((out, table))
+}
+
+fn push_frame(
+    stored: &mut Vec<u8>,
+    frames: &mut Vec<Frame>,
+    records: &[u8],
+    first: u32,
+    count: u32,
+) {
+    let block = lz4_flex::block::compress_prepend_size(records);
+    frames.push(Frame {
+        first,
+        count,
+        at: stored.len() as u64,
+        len: block.len() as u64,
+        crc: crc32fast::hash(&block),
+    });
+    stored.extend_from_slice(&block);
+}
+
+/// The sled value of a framed segment of `count` records whose bytes (`stored`, from
+/// `frame_segment`, its first `table` bytes the frame table) are at `offset` in the log file:
+/// format byte `4`, count (u32 BE), offset (u64 BE), length (u32 BE), the table's length (u32
+/// BE) and the table's CRC-32 (u32 BE). As small as a format-3 value, so that walking the
+/// segment keys reads no more of sled than before.
+pub(crate) fn encode_framed_pointer(
+    count: u32,
+    offset: u64,
+    stored: &[u8],
+    table: usize,
+) -> Vec<u8> {
+    let mut out = Vec::with_capacity(FRAMED_POINTER_LEN);
+    out.push(SEGMENT_FORMAT_FRAMED);
+    out.extend_from_slice(&count.to_be_bytes());
+    out.extend_from_slice(&offset.to_be_bytes());
+    out.extend_from_slice(&(stored.len() as u32).to_be_bytes());
+    out.extend_from_slice(&(table as u32).to_be_bytes());
+    out.extend_from_slice(&crc32fast::hash(&stored[..table]).to_be_bytes());
+    out
+}
+
+/// The frames of the framed segment `at` (of the segment `first_seq`), from its table's
+/// bytes, checked against the table's CRC-32 and against the segment's count and length.
+pub(crate) fn frame_table(
+    first_seq: u64,
+    at: &FileSegment,
+    table: &[u8],
+) -> Result<Vec<Frame>, StoreError> {
+    let bad = |e: String| StoreError::corrupt(Some(first_seq), e);
+    if crc32fast::hash(table) != at.crc {
+        return Err(bad(format!(
+            "the frame table at byte {} of the log file does not match its checksum",
+            at.offset
+        )));
+    }
+    let count = at.count;
+    let mut r = Reader::new(table);
+    let (mut first, mut pos) = (0u32, table.len() as u64);
+    let mut frames = Vec::new();
+    while !r.is_done() {
+        let n = r.varint().map_err(bad)?;
+        let size = r.varint().map_err(bad)?;
+        let crc = u32::from_be_bytes(r.array::<4>().map_err(bad)?);
+        let n = u32::try_from(n)
+            .ok()
+            .filter(|n| *n > 0 && u64::from(first) + u64::from(*n) <= u64::from(count))
+            .ok_or_else(|| bad(format!("a frame entry counts {n} of {count} records")))?;
+        if size < 4 || pos.saturating_add(size) > at.len {
+            return Err(bad(format!(
+                "a frame entry names {size} bytes at {pos} of a {}-byte segment",
+                at.len
+            )));
+        }
+        frames.push(Frame {
+            first,
+            count: n,
+            at: pos,
+            len: size,
+            crc,
+        });
+        first += n;
+        pos += size;
+    }
+    if first != count || pos != at.len {
+        return Err(bad(format!(
+            "the frames hold {first} records in {pos} bytes, the segment {count} in {}",
+            at.len
+        )));
+    }
+    Ok(frames)
+}
+
+/// The plain form (format 1, `count` records starting at the frame's first record) of one
+/// frame of the segment `first_seq`, from its stored `bytes`, checked against its CRC-32,
+/// written into `out` (whatever it held is dropped; its capacity is reused).
+pub(crate) fn frame_plain(
+    first_seq: u64,
+    at: &FileSegment,
+    frame: &Frame,
+    bytes: &[u8],
+    out: &mut Vec<u8>,
+) -> Result<(), StoreError> {
+    let seq = first_seq.saturating_add(u64::from(frame.first));
+    let bad = |e: String| StoreError::corrupt(Some(seq), e);
+    if crc32fast::hash(bytes) != frame.crc {
+        return Err(bad(format!(
+            "the frame at byte {} of the log file does not match its checksum",
+            at.offset + frame.at
+        )));
+    }
+    let size = u32::from_le_bytes(
+        bytes
+            .get(..4)
+            .and_then(|b| b.try_into().ok())
+            .ok_or_else(|| bad("a frame is shorter than its length".into()))?,
+    ) as usize;
+    let block = &bytes[4..];
+    if size > block.len().saturating_mul(255).saturating_add(16) {
+        return Err(bad(format!(
+            "a frame claims {size} bytes from {} stored",
+            block.len()
+        )));
+    }
+    out.clear();
+    out.push(SEGMENT_FORMAT);
+    out.extend_from_slice(&frame.count.to_be_bytes());
+    out.resize(SEGMENT_HEADER_LEN + size, 0);
+    let written = lz4_flex::block::decompress_into(block, &mut out[SEGMENT_HEADER_LEN..])
+        .map_err(|e| bad(format!("a frame does not decompress: {e}")))?;
+    if written != size {
+        return Err(bad(format!(
+            "a frame holds {written} bytes, not the {size} it claims"
+        )));
+    }
+    Ok(())
+}
+
 /// The sled value of a segment whose bytes (`stored`, a format-2 segment of `count` records) are
-/// at `offset` in the log file: format byte `3`, count (u32 BE), offset (u64 BE), length (u32
+/// at `offset` in the log file (what appends wrote before segments were framed; still read): format byte `3`, count (u32 BE), offset (u64 BE), length (u32
 /// BE), CRC-32 of the bytes (u32 BE).
+#[cfg(test)]
 pub(crate) fn encode_pointer(count: u32, offset: u64, stored: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(POINTER_LEN);
     out.push(SEGMENT_FORMAT_FILE);
@@ -342,13 +591,45 @@ pub(crate) fn encode_pointer(count: u32, offset: u64, stored: &[u8]) -> Vec<u8> 
     out
 }
 
+fn decode_framed_pointer(first_seq: u64, value: &[u8]) -> Result<FileSegment, StoreError> {
+    let bad = |e: String| StoreError::corrupt(Some(first_seq), e);
+    if value.len() != FRAMED_POINTER_LEN {
+        return Err(bad(format!(
+            "a framed segment entry is {} bytes, not {FRAMED_POINTER_LEN}",
+            value.len()
+        )));
+    }
+    let mut r = Reader::new(value);
+    r.pos = 1;
+    let count = u32::from_be_bytes(r.array::<4>().map_err(bad)?);
+    let offset = u64::from_be_bytes(r.array::<8>().map_err(bad)?);
+    let len = u64::from(u32::from_be_bytes(r.array::<4>().map_err(bad)?));
+    let table = u64::from(u32::from_be_bytes(r.array::<4>().map_err(bad)?));
+    let crc = u32::from_be_bytes(r.array::<4>().map_err(bad)?);
+    if count == 0 || table == 0 || table >= len || offset.checked_add(len).is_none() {
+        return Err(bad(format!(
+            "a framed segment entry names {count} records in {len} bytes at {offset}, \
+             {table} of them its table"
+        )));
+    }
+    Ok(FileSegment {
+        count,
+        offset,
+        len,
+        crc,
+        table: Some(table),
+    })
+}
+
 /// The file segment a sled value names, or None for a segment stored in sled itself.
 pub(crate) fn decode_pointer(
     first_seq: u64,
     value: &[u8],
 ) -> Result<Option<FileSegment>, StoreError> {
-    if value.first() != Some(&SEGMENT_FORMAT_FILE) {
-        return Ok(None);
+    match value.first() {
+        Some(&SEGMENT_FORMAT_FILE) => {}
+        Some(&SEGMENT_FORMAT_FRAMED) => return decode_framed_pointer(first_seq, value).map(Some),
+        _ => return Ok(None),
     }
     let bad = |e: String| StoreError::corrupt(Some(first_seq), e);
     if value.len() != POINTER_LEN {
@@ -373,6 +654,7 @@ pub(crate) fn decode_pointer(
         offset,
         len,
         crc,
+        table: None,
     }))
 }
 
@@ -405,7 +687,14 @@ pub(crate) fn segment_count(first_seq: u64, bytes: &[u8]) -> Result<u32, StoreEr
     let format = r
         .u8()
         .map_err(|e| StoreError::corrupt(Some(first_seq), e))?;
-    if format != SEGMENT_FORMAT && format != SEGMENT_FORMAT_LZ4 && format != SEGMENT_FORMAT_FILE {
+    if ![
+        SEGMENT_FORMAT,
+        SEGMENT_FORMAT_LZ4,
+        SEGMENT_FORMAT_FILE,
+        SEGMENT_FORMAT_FRAMED,
+    ]
+    .contains(&format)
+    {
         return Err(StoreError::corrupt(
             Some(first_seq),
             format!("unknown segment format {format}"),
@@ -417,23 +706,15 @@ pub(crate) fn segment_count(first_seq: u64, bytes: &[u8]) -> Result<u32, StoreEr
     Ok(u32::from_be_bytes(count))
 }
 
+/// Every record of a segment stored in sled (format 1 or 2).
+#[cfg(test)]
 pub(crate) fn decode_segment(first_seq: u64, stored: &[u8]) -> Result<Vec<Record>, StoreError> {
-    decode_segment_where(first_seq, stored, |_| true)
+    decode_segment_upto(first_seq, stored, |_| true, u64::MAX)
 }
 
-/// `decode_segment`, keeping only the records whose seq `keep` accepts: every record's framing
-/// is still checked, but only the kept ones are copied out (and their text checked as UTF-8).
-pub(crate) fn decode_segment_where(
-    first_seq: u64,
-    stored: &[u8],
-    keep: impl Fn(u64) -> bool,
-) -> Result<Vec<Record>, StoreError> {
-    decode_segment_upto(first_seq, stored, keep, u64::MAX)
-}
-
-/// `decode_segment_where` for reads of a few records: it stops after seq `upto`, and checks
-/// that the text fields are UTF-8 only in the records it keeps (`verify` decodes every
-/// record of every segment with `decode_segment`).
+/// The records of a segment stored in sled (format 1 or 2) whose seq `keep` accepts, up to
+/// seq `upto`: every record's framing up to there is checked, but only the kept ones are
+/// copied out and their text checked as UTF-8 (`verify` keeps every record).
 pub(crate) fn decode_segment_upto(
     first_seq: u64,
     stored: &[u8],
@@ -441,7 +722,16 @@ pub(crate) fn decode_segment_upto(
     upto: u64,
 ) -> Result<Vec<Record>, StoreError> {
     let plain = plain_segment(first_seq, stored)?;
-    let bytes = &plain[..];
+    decode_plain_upto(first_seq, &plain, keep, upto)
+}
+
+/// `decode_segment_upto` for a plain segment (format 1): a segment's, or a frame's.
+pub(crate) fn decode_plain_upto(
+    first_seq: u64,
+    bytes: &[u8],
+    keep: impl Fn(u64) -> bool,
+    upto: u64,
+) -> Result<Vec<Record>, StoreError> {
     let count = segment_count(first_seq, bytes)?;
     if count == 0 {
         return Err(StoreError::corrupt(Some(first_seq), "empty segment"));
@@ -586,6 +876,139 @@ mod tests {
         let mut huge = segment_header(u32::MAX).to_vec();
         huge.extend_from_slice(&buf[SEGMENT_HEADER_LEN..]);
         assert!(decode_segment(1, &huge).is_err());
+    }
+
+    /// A plain segment of `count` records from seq 100, a new recorded time every `batch`
+    /// records, bodies of varying length.
+    fn plain_segment_of(count: u32, batch: u32) -> Vec<u8> {
+        let mut buf = segment_header(count).to_vec();
+        for i in 0..count {
+            let recorded = format!("2026-01-01T00:00:{:02}.000000Z", (i / batch) % 60);
+            let body = format!(
+                "{{\"n\":{i},\"pad\":\"{}\"}}",
+                "x".repeat((i * 37 % 300) as usize)
+            );
+            encode_record(
+                &mut buf,
+                i % batch != 0,
+                &recorded,
+                &[i as u8; 32],
+                &format!("event-{i}"),
+                body.as_bytes(),
+            );
+        }
+        buf
+    }
+
+    /// The records of a framed segment, frame by frame.
+    fn read_frames(first: u64, at: &FileSegment, stored: &[u8]) -> Result<Vec<Record>, StoreError> {
+        let table = at.table.expect("a framed segment") as usize;
+        let mut out = Vec::new();
+        let mut plain = Vec::new();
+        for f in frame_table(first, at, &stored[..table])? {
+            let bytes = &stored[f.at as usize..(f.at + f.len) as usize];
+            frame_plain(first, at, &f, bytes, &mut plain)?;
+            if f.count > 1 {
+                assert!(plain.len() <= SEGMENT_HEADER_LEN + FRAME_MAX_BYTES, "{f:?}");
+            }
+            let start = first + u64::from(f.first);
+            out.extend(decode_plain_upto(start, &plain, |_| true, u64::MAX)?);
+        }
+        Ok(out)
+    }
+
+    #[test]
+    fn frames_hold_exactly_the_records_of_the_segment() {
+        for (count, batch) in [(1, 1), (7, 3), (300, 1), (300, 1000), (1024, 50)] {
+            let plain = plain_segment_of(count, batch);
+            let expected = decode_segment(100, &plain).expect("a plain segment decodes");
+            let (stored, table) = frame_segment(100, &plain).expect("frames");
+            let pointer = encode_framed_pointer(count, 4096, &stored, table);
+            let at = decode_pointer(100, &pointer)
+                .expect("a framed pointer decodes")
+                .expect("it names the log file");
+            assert_eq!(
+                (at.count, at.offset, at.len),
+                (count, 4096, stored.len() as u64)
+            );
+            let frames = frame_table(100, &at, &stored[..table]).expect("its table");
+            assert!(
+                count < 50 || frames.len() > 4,
+                "{count} records in {} frames",
+                frames.len()
+            );
+            assert_eq!(
+                read_frames(100, &at, &stored).expect("frames decode"),
+                expected
+            );
+            // Each frame decodes alone, its first record included.
+            for f in &frames {
+                let mut plain = Vec::new();
+                frame_plain(
+                    100,
+                    &at,
+                    f,
+                    &stored[f.at as usize..(f.at + f.len) as usize],
+                    &mut plain,
+                )
+                .expect("one frame");
+                let start = 100 + u64::from(f.first);
+                let got = decode_plain_upto(start, &plain, |_| true, u64::MAX).expect("decodes");
+                assert_eq!(
+                    got[..],
+                    expected[f.first as usize..(f.first + f.count) as usize]
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn any_damaged_byte_of_a_framed_segment_is_corrupt_in_it() {
+        let plain = plain_segment_of(120, 4);
+        let (stored, table) = frame_segment(100, &plain).expect("frames");
+        let pointer = encode_framed_pointer(120, 0, &stored, table);
+        let at = decode_pointer(100, &pointer)
+            .expect("decodes")
+            .expect("a file segment");
+        for i in 0..stored.len() {
+            let mut bad = stored.clone();
+            bad[i] ^= 0x41;
+            match read_frames(100, &at, &bad) {
+                Err(StoreError::Corrupt { seq: Some(s), .. }) => assert!((100..220).contains(&s)),
+                other => panic!("byte {i}: {other:?}"),
+            }
+        }
+        // A pointer cut short, or with a count or length its table does not add up to, is
+        // refused; none panics.
+        for cut in 0..pointer.len() {
+            assert!(decode_pointer(100, &pointer[..cut]).is_err() || cut == 0);
+        }
+        for (count, len) in [
+            (119, stored.len()),
+            (121, stored.len()),
+            (120, stored.len() - 1),
+        ] {
+            let p = encode_framed_pointer(count, 0, &stored[..len], table);
+            let wrong = decode_pointer(100, &p)
+                .expect("decodes")
+                .expect("a file segment");
+            assert!(
+                read_frames(100, &wrong, &stored[..len]).is_err(),
+                "{count} {len}"
+            );
+        }
+    }
+
+    #[test]
+    fn format_3_pointers_still_decode() {
+        let stored = compress_segment(&plain_segment_of(10, 2));
+        let pointer = encode_pointer(10, 77, &stored);
+        let at = decode_pointer(5, &pointer)
+            .expect("decodes")
+            .expect("a file segment");
+        assert_eq!((at.count, at.offset, at.table), (10, 77, None));
+        check_file_segment(5, &at, &stored).expect("the checksum matches");
+        assert_eq!(decode_segment(5, &stored).expect("decodes").len(), 10);
     }
 
     #[test]

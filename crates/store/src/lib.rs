@@ -37,11 +37,18 @@
 //!   the *plain* form (format 1, still read); what is stored is format 2: format byte `2`, the
 //!   count, then the records as one LZ4 block with its length prepended (u32 LE). Hashes are
 //!   computed over the record fields, never over stored bytes, so compression changes no hash.
-//!   A full (*sealed*) segment is kept in the log file instead, and its value in sled is format
-//!   3: format byte `3`, the count (u32 BE), the offset (u64 BE) and length (u32 BE) of its
-//!   format-2 bytes in `accord.log`, and their CRC-32 (u32 BE). Only the last segment, which
-//!   appends extend, lives in sled itself. Stores written before the log file existed keep their
-//!   sealed segments in sled; both forms are read.
+//!   A full (*sealed*) segment is kept in the log file instead, cut into *frames*, and its value
+//!   in sled is format 4: format byte `4`, the count (u32 BE), the offset (u64 BE) and length
+//!   (u32 BE) of its bytes in `accord.log`, the length of its frame table (u32 BE) and the
+//!   table's CRC-32 (u32 BE). There, the frame table comes first: per frame its record count
+//!   (varint), its length (varint) and the CRC-32 of its bytes (u32 BE); then the frames end to
+//!   end, each an LZ4 block (length prepended, u32 LE) of about [`FRAME_MAX_BYTES`] of plain
+//!   records whose first record spells out its recorded time. So reading a few scattered
+//!   records (an aggregate's stream) reads and decompresses one frame each, not whole
+//!   segments. Only the last segment, which appends extend, lives in sled itself. Older stores
+//!   are read as they are: sealed segments in sled (before the log file existed), and format
+//!   3 (before frames: format byte `3`, count, offset, length, then the CRC-32 of the
+//!   segment's format-2 bytes in `accord.log`); new sealed segments are framed.
 //! - `b"logend"` -> the committed length of `accord.log` (u64 BE).
 //! - `b"ix"` + bucket (u16 BE) -> the id index, used for idempotent appends: 4096 buckets, each
 //!   format byte `1` then (fingerprint u64 BE, seq varint) pairs in order; the fingerprint is
@@ -64,7 +71,8 @@
 //! bytes belong to no append, and a crash leaves them as garbage past `logend`, which the next
 //! writer truncates when it opens the store. Every open checks that the file holds at least
 //! `logend` bytes (a shorter or missing file is [`StoreError::Corrupt`]), and every read of a
-//! sealed segment checks its CRC-32, so a damaged byte is reported by any command, not only by
+//! sealed segment checks the CRC-32 of what it reads (the frame table and the frames it
+//! decodes), so a damaged byte is reported by any command that reads it, and by
 //! [`Store::verify`] (whose hash chain covers the records anyway).
 //!
 //! # Head sidecar: detecting a lost tail
@@ -103,6 +111,10 @@ mod store;
 pub use backend::{open, open_with, Access, Backend, EmptyLog, RecordIter, Snapshot, Transaction};
 pub use error::StoreError;
 pub use store::{AuxEntries, AuxWrite, EmbeddedRead, EmbeddedWrite, Opening, Records, Store};
+
+/// A frame of a sealed segment stops taking records once its plain bytes would pass this (a
+/// larger record gets a frame of its own).
+pub const FRAME_MAX_BYTES: usize = codec::FRAME_MAX_BYTES;
 
 /// Most records one segment holds.
 pub const SEGMENT_MAX_EVENTS: u32 = 1024;

@@ -13,8 +13,6 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, SubsecRound, Utc};
 
-use std::borrow::Cow;
-
 use crate::codec::{
     self, AUX_PREFIX, ID_PREFIX, LEGACY_ID_PREFIX, LOG_END_KEY, META_KEY, SEG_PREFIX,
 };
@@ -646,11 +644,11 @@ impl Store {
         let file = self.path.join(LOG_FILE);
         let first = segment.first_seq;
         let count = segment.count;
-        let stored = segment.finish();
+        let (stored, table) = codec::frame_segment(first, &segment.plain())?;
         write_all_at(log, &stored, offset).map_err(io_error(&file))?;
         writes.insert(
             &codec::seg_key(first)[..],
-            codec::encode_pointer(count, offset, &stored),
+            codec::encode_framed_pointer(count, offset, &stored, table),
         );
         Ok(offset + stored.len() as u64)
     }
@@ -662,12 +660,96 @@ impl Store {
         })
     }
 
-    /// The bytes of a segment whose sled value is `value`: the value itself, or for a sealed
-    /// segment the bytes it names in the log file, checked against their checksum.
-    fn segment_bytes<'v>(&self, first: u64, value: &'v [u8]) -> Result<Cow<'v, [u8]>, StoreError> {
+    /// Every record of the segment `first` whose sled value is `value` (see `segment_records_of`).
+    fn segment_records(&self, first: u64, value: &[u8]) -> Result<Vec<Record>, StoreError> {
+        self.segment_records_of(first, value, None, &mut Scratch::default())
+    }
+
+    /// The records of the segment `first` whose sled value is `value`: all of them, or only
+    /// the seqs of `wanted` (ascending, all in the segment). A segment in sled decodes from the
+    /// value; a sealed one is read from the log file and checked against its checksums. Of a
+    /// framed segment only the frames holding wanted seqs are read, checked and decompressed.
+    fn segment_records_of(
+        &self,
+        first: u64,
+        value: &[u8],
+        wanted: Option<&[u64]>,
+        scratch: &mut Scratch,
+    ) -> Result<Vec<Record>, StoreError> {
+        let keep = |s: u64| wanted.is_none_or(|w| w.binary_search(&s).is_ok());
+        let upto = wanted.and_then(|w| w.last().copied()).unwrap_or(u64::MAX);
         let Some(at) = codec::decode_pointer(first, value)? else {
-            return Ok(Cow::Borrowed(value));
+            return codec::decode_segment_upto(first, value, keep, upto);
         };
+        let Some(table) = at.table else {
+            let bytes = &mut scratch.span;
+            self.read_log(first, at.offset, at.len, bytes)?;
+            codec::check_file_segment(first, &at, bytes)?;
+            return codec::decode_segment_upto(first, bytes, keep, upto);
+        };
+        let Some(wanted) = wanted else {
+            // A whole framed segment is one read.
+            let Scratch { span, plain, .. } = scratch;
+            self.read_log(first, at.offset, at.len, span)?;
+            let frames = codec::frame_table(first, &at, &span[..table as usize])?;
+            let mut out = Vec::with_capacity(at.count as usize);
+            for f in &frames {
+                let bytes = &span[f.at as usize..(f.at + f.len) as usize];
+                codec::frame_plain(first, &at, f, bytes, plain)?;
+                let start = first + u64::from(f.first);
+                out.extend(codec::decode_plain_upto(start, plain, keep, u64::MAX)?);
+            }
+            return Ok(out);
+        };
+        // Part of one: its table, then the frames that hold wanted seqs.
+        self.read_log(first, at.offset, table, &mut scratch.table)?;
+        let frames = codec::frame_table(first, &at, &scratch.table)?;
+        let needed: Vec<&codec::Frame> = frames
+            .iter()
+            .filter(|f| {
+                let i = wanted.partition_point(|s| *s < first + u64::from(f.first));
+                wanted.get(i).is_some_and(|s| f.holds(first, *s))
+            })
+            .collect();
+        // Each run of adjacent needed frames is one read of the file.
+        let mut out = Vec::new();
+        let mut k = 0;
+        while k < needed.len() {
+            let mut run = k + 1;
+            while run < needed.len()
+                && needed[run].first == needed[run - 1].first + needed[run - 1].count
+            {
+                run += 1;
+            }
+            let (low, high) = (needed[k], needed[run - 1]);
+            let Scratch { span, plain, .. } = scratch;
+            self.read_log(first, at.offset + low.at, high.at + high.len - low.at, span)?;
+            for f in &needed[k..run] {
+                let from = (f.at - low.at) as usize;
+                let bytes = &span[from..from + f.len as usize];
+                codec::frame_plain(first, &at, f, bytes, plain)?;
+                let start = first + u64::from(f.first);
+                let last = start + u64::from(f.count) - 1;
+                out.extend(codec::decode_plain_upto(
+                    start,
+                    plain,
+                    keep,
+                    upto.min(last),
+                )?);
+            }
+            k = run;
+        }
+        Ok(out)
+    }
+
+    /// `len` bytes of the log file at `offset`, for the segment `first`, into `bytes`.
+    fn read_log(
+        &self,
+        first: u64,
+        offset: u64,
+        len: u64,
+        bytes: &mut Vec<u8>,
+    ) -> Result<(), StoreError> {
         let file = self.path.join(LOG_FILE);
         let Some(log) = &self.log else {
             return Err(StoreError::corrupt(
@@ -675,16 +757,15 @@ impl Store {
                 format!("the segment is in {}, which is missing", file.display()),
             ));
         };
-        let mut bytes = vec![0u8; at.len as usize];
-        read_exact_at(log, &mut bytes, at.offset).map_err(|e| {
+        bytes.clear();
+        bytes.resize(len as usize, 0);
+        read_exact_at(log, bytes, offset).map_err(|e| {
             if e.kind() == ErrorKind::UnexpectedEof {
                 StoreError::corrupt(Some(first), "the log file ends inside a segment")
             } else {
                 io_error(&file)(e)
             }
-        })?;
-        codec::check_file_segment(first, &at, &bytes)?;
-        Ok(Cow::Owned(bytes))
+        })
     }
 
     /// Loads the last segment for extension if it has room; checks on the way that it ends
@@ -706,7 +787,7 @@ impl Store {
         if count >= SEGMENT_MAX_EVENTS || codec::decode_pointer(first, &bytes)?.is_some() {
             return Ok(None);
         }
-        let plain = codec::plain_segment(first, &bytes)?;
+        let plain = codec::plain_segment(first, &bytes)?.into_owned();
         if plain.len() >= SEGMENT_MAX_BYTES {
             return Ok(None);
         }
@@ -781,7 +862,9 @@ impl Store {
                 format!("asked for seq {seq} but the log ends at seq {head_seq}"),
             ));
         }
-        let mut found: HashMap<u64, Record> = HashMap::with_capacity(sorted.len());
+        // The wanted records in seq order, since the segments are walked in seq order.
+        let mut found: Vec<Record> = Vec::with_capacity(sorted.len());
+        let mut scratch = Scratch::default();
         if let (Some(&low), Some(&high)) = (sorted.first(), sorted.last()) {
             let missing = |seq: u64| StoreError::corrupt(Some(seq), "no segment holds this seq");
             let low_key = codec::seg_key(low);
@@ -815,29 +898,27 @@ impl Store {
                     continue;
                 }
                 // Only the wanted records of the segment are copied out.
-                let bytes = self.segment_bytes(first, &value)?;
-                let wanted = &sorted[i..end];
-                let last_wanted = wanted[wanted.len() - 1];
-                let records = codec::decode_segment_upto(
-                    first,
-                    &bytes,
-                    |s| wanted.binary_search(&s).is_ok(),
-                    last_wanted,
-                )?;
-                for record in records {
-                    found.insert(record.seq, record);
-                }
+                let wanted = Some(&sorted[i..end]);
+                found.extend(self.segment_records_of(first, &value, wanted, &mut scratch)?);
                 i = end;
             }
         }
-        seqs.iter()
-            .map(|s| {
-                found
-                    .get(s)
-                    .cloned()
-                    .ok_or_else(|| StoreError::corrupt(Some(*s), "no segment holds this seq"))
-            })
-            .collect()
+        if let Some(lost) = sorted
+            .iter()
+            .zip(found.iter().map(|r| r.seq).chain(std::iter::repeat(0)))
+            .find(|(want, got)| *want != got)
+        {
+            return Err(StoreError::corrupt(
+                Some(*lost.0),
+                "no segment holds this seq",
+            ));
+        }
+        // Asked in seq order, each once (the common case): the records as found.
+        if sorted.len() == seqs.len() && sorted == seqs {
+            return Ok(found);
+        }
+        let found: HashMap<u64, Record> = found.into_iter().map(|r| (r.seq, r)).collect();
+        Ok(seqs.iter().map(|s| found[s].clone()).collect())
     }
 
     /// The caller's keys in `[from, to)` with their values, in key order, each key without the
@@ -966,8 +1047,7 @@ impl Store {
                     format!("segment starts at seq {first}, expected {expected}"),
                 ));
             }
-            let bytes = self.segment_bytes(first, &value)?;
-            for record in codec::decode_segment(first, &bytes)? {
+            for record in self.segment_records(first, &value)? {
                 let seq = record.seq;
                 let hash =
                     codec::chain_hash(&prev, seq, &record.recorded, &record.id, &record.body);
@@ -1112,12 +1192,6 @@ impl Store {
 
     /// The decoded segment whose range includes `seq`: the last segment key <= seg_key(seq).
     fn segment_containing(&self, seq: u64) -> Result<(u64, Vec<Record>), StoreError> {
-        let (first, value) = self.segment_value_containing(seq)?;
-        Ok((first, codec::decode_segment(first, &value)?))
-    }
-
-    /// The first seq and the bytes of the segment that holds `seq`.
-    fn segment_value_containing(&self, seq: u64) -> Result<(u64, Vec<u8>), StoreError> {
         let wanted = codec::seg_key(seq);
         let (key, value) = self
             .db
@@ -1128,8 +1202,7 @@ impl Store {
             .ok_or_else(|| StoreError::corrupt(Some(seq), "no segment holds this seq"))?;
         let first = codec::parse_seg_key(&key)
             .ok_or_else(|| StoreError::corrupt(Some(seq), "malformed segment key"))?;
-        let bytes = self.segment_bytes(first, &value)?.into_owned();
-        Ok((first, bytes))
+        Ok((first, self.segment_records(first, &value)?))
     }
 
     /// Checks at open that sled still holds the acknowledged head `seq`/`hash`: the log may
@@ -1532,16 +1605,31 @@ impl SegmentBuilder {
         self.count += 1;
     }
 
-    fn finish(mut self) -> Vec<u8> {
+    /// The plain segment (format 1), its count patched in.
+    fn plain(mut self) -> Vec<u8> {
         let header = codec::segment_header(self.count);
         self.buf[..codec::SEGMENT_HEADER_LEN].copy_from_slice(&header);
-        codec::compress_segment(&self.buf)
+        self.buf
+    }
+
+    /// The segment as sled keeps it (format 2).
+    fn finish(self) -> Vec<u8> {
+        codec::compress_segment(&self.plain())
     }
 
     fn write_to(self, writes: &mut sled::Batch) {
         let key = codec::seg_key(self.first_seq);
         writes.insert(&key[..], self.finish());
     }
+}
+
+/// Buffers that reads of many segments reuse: bytes read from the log file (frames, and a
+/// frame table or a whole segment), and one frame decompressed.
+#[derive(Default)]
+struct Scratch {
+    span: Vec<u8>,
+    plain: Vec<u8>,
+    table: Vec<u8>,
 }
 
 /// Streaming iterator over records in seq order; see `Store::iter`.
@@ -1629,10 +1717,7 @@ impl Iterator for Records<'_> {
                     format!("segment starts at seq {first}, expected {}", self.expected),
                 ));
             }
-            let decoded = self
-                .store
-                .segment_bytes(first, &value)
-                .and_then(|bytes| codec::decode_segment(first, &bytes));
+            let decoded = self.store.segment_records(first, &value);
             match decoded {
                 Ok(records) => {
                     self.expected = first.saturating_add(records.len() as u64);
