@@ -37,6 +37,29 @@ pub(crate) const SEGMENT_FORMAT_FRAMED: u8 = 4;
 /// A frame stops taking records once its plain bytes would pass this (a record larger than
 /// this still gets a frame of its own).
 pub(crate) const FRAME_MAX_BYTES: usize = 2048;
+/// The LZ4 dictionary of every frame: text common in the bodies accord stores (the event
+/// format's field names and types, in canonical key order) and in recorded times. A frame is
+/// too small to hold many repeats of its own, and without these a framed log took 103 instead
+/// of 91 MB at 1M events (one LZ4 block per segment: 79 MB). Part of the format: frames
+/// decode only with these exact bytes, so changing them needs a new format byte (a test pins
+/// their checksum).
+pub(crate) const FRAME_DICTIONARY: &[u8] = concat!(
+    r#"{"effective":"2025-01-01","id":"","kind":"corporation","name":"","party":"","type":"party_registered"}"#,
+    r#"{"amount":{"amount":"","currency":"USD"},"effective":"2025-01-01","id":"","obligation":"","reference":"","type":"obligation_settled"}"#,
+    r#"{"amount":{"amount":"","currency":"EUR"},"effective":"2025-01-01","id":"","obligation":"","reference":"","type":"obligation_settled"}"#,
+    r#"{"effective":"2025-01-01","from":"","id":"","issuer":"","to":"","type":"shares_transferred","units":""}"#,
+    r#"{"effective":"2025-01-01","id":"","reason":"","reverses":"","type":"event_reversed"}"#,
+    r#"{"effective":"2025-01-01","entity":"","id":"","post_money":{"amount":"","currency":"USD"},"type":"valuation_recorded"}"#,
+    r#"{"amount":{"amount":"","currency":"USD"},"due":"","effective":"2025-01-01","id":"","kind":"funding_commitment","obligation":"","obligee":"","obligor":"","type":"obligation_incurred"}"#,
+    r#"{"amount":{"amount":"","currency":"USD"},"effective":"2025-01-01","id":"","investor":"","issuer":"","type":"investment_made"}"#,
+    r#"{"effective":"2025-01-01","holder":"","id":"","issuer":"","type":"shares_issued","units":""}"#,
+    r#"{"effective":"2025-01-01","grantee":"","grantor":"","id":"","kind":"revenue_share","right":"","type":"right_granted"}"#,
+    r#"{"effective":"2025-01-01","id":"","right":"","type":"right_ended"}"#,
+    r#"{"effective":"2025-01-01","id":"","obligation":"","type":"obligation_released"}"#,
+    r#"{"amount":{"amount":"","currency":"USD"},"effective":"2025-01-01","id":"","obligation":"","type":"obligation_amended"}"#,
+    "2026-12-01T00:00:00.000000Z",
+)
+.as_bytes();
 /// Length of a framed segment's value: format, count, offset, length, table length, CRC-32.
 const FRAMED_POINTER_LEN: usize = SEGMENT_HEADER_LEN + 8 + 4 + 4 + 4;
 /// Length of a file segment's value: format, count, offset, length, CRC-32.
@@ -449,7 +472,7 @@ fn push_frame(
     first: u32,
     count: u32,
 ) {
-    let block = lz4_flex::block::compress_prepend_size(records);
+    let block = lz4_flex::block::compress_prepend_size_with_dict(records, FRAME_DICTIONARY);
     frames.push(Frame {
         first,
         count,
@@ -567,8 +590,12 @@ pub(crate) fn frame_plain(
     out.push(SEGMENT_FORMAT);
     out.extend_from_slice(&frame.count.to_be_bytes());
     out.resize(SEGMENT_HEADER_LEN + size, 0);
-    let written = lz4_flex::block::decompress_into(block, &mut out[SEGMENT_HEADER_LEN..])
-        .map_err(|e| bad(format!("a frame does not decompress: {e}")))?;
+    let written = lz4_flex::block::decompress_into_with_dict(
+        block,
+        &mut out[SEGMENT_HEADER_LEN..],
+        FRAME_DICTIONARY,
+    )
+    .map_err(|e| bad(format!("a frame does not decompress: {e}")))?;
     if written != size {
         return Err(bad(format!(
             "a frame holds {written} bytes, not the {size} it claims"
@@ -997,6 +1024,15 @@ mod tests {
                 "{count} {len}"
             );
         }
+    }
+
+    #[test]
+    fn the_frame_dictionary_never_changes() {
+        // Stored frames decode only with these bytes: a change needs a new format byte.
+        assert_eq!(
+            (FRAME_DICTIONARY.len(), crc32fast::hash(FRAME_DICTIONARY)),
+            (1479, 2_128_998_763)
+        );
     }
 
     #[test]
