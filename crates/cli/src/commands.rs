@@ -302,7 +302,11 @@ fn copy(from: &Path, to: &Path) -> Result<engine::Verified, Failure> {
     {
         crate::ledger::remove_created(to);
     }
-    Ok(copied?)
+    let copied = copied?;
+    if copied.events as u64 >= crate::ledger::SETTLE_AFTER {
+        engine::settle(to);
+    }
+    Ok(copied)
 }
 
 /// Whether a database ledger exists (its schema is there): a read open succeeds.

@@ -112,6 +112,10 @@ pub(crate) fn append_files(
     append_parsed(path, parsed, dry_run, &progress)
 }
 
+/// An append (or a copy) of at least this many events reopens the store once before the
+/// command ends (`engine::settle`), so that the next command opens it as fast as usual.
+pub(crate) const SETTLE_AFTER: u64 = 100_000;
+
 /// `append_files` for files already parsed.
 pub(crate) fn append_parsed(
     path: &Path,
@@ -148,7 +152,12 @@ pub(crate) fn append_parsed(
         if let (Err(engine::Error::Refused(_)), false) = (&appended, existed) {
             remove_created(path);
         }
-        appended?
+        let receipts = appended?;
+        let count: u64 = receipts.iter().map(|r| r.receipt.appended).sum();
+        if count >= SETTLE_AFTER {
+            engine::settle(path);
+        }
+        receipts
     };
     Ok(receipts)
 }

@@ -52,7 +52,7 @@ pub use receipt::{FileReceipt, Receipt};
 pub use store::pg::is_url as is_database_url;
 /// A store's location as it may be shown: a database URL without its password.
 pub use store::pg::shown as shown_location;
-pub use store::{Access, Head};
+pub use store::{settle, Access, Head};
 pub use time::{parse_known_at, ExpectedHead};
 pub use verify::Verified;
 pub use whatif::WhatIf;

@@ -108,7 +108,9 @@ mod error;
 pub mod pg;
 mod store;
 
-pub use backend::{open, open_with, Access, Backend, EmptyLog, RecordIter, Snapshot, Transaction};
+pub use backend::{
+    open, open_with, settle, Access, Backend, EmptyLog, RecordIter, Snapshot, Transaction,
+};
 pub use error::StoreError;
 pub use store::{AuxEntries, AuxWrite, EmbeddedRead, EmbeddedWrite, Opening, Records, Store};
 

@@ -303,6 +303,44 @@ fn open_existing_on_a_missing_path_creates_nothing() -> TestResult {
     Ok(())
 }
 
+/// `settle` leaves sled's snapshot of a store just written, which sled writes only while
+/// opening (without it the next open replays sled's whole log), and creates nothing where no
+/// store is.
+#[test]
+fn settle_leaves_a_snapshot_and_creates_nothing() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let snapshots = |p: &Path| -> Result<usize, std::io::Error> {
+        Ok(listing(p)?
+            .iter()
+            .filter(|n| n.starts_with("snap."))
+            .count())
+    };
+    let path = dir.path().join("store");
+    {
+        let store = Store::create_or_open(&path)?;
+        let body = body_of(1, 1);
+        store.append(
+            &[NewEvent {
+                id: "a",
+                body: &body,
+            }],
+            at(1),
+        )?;
+    }
+    let before = snapshots(&path)?;
+    store::settle(&path);
+    assert!(snapshots(&path)? >= 1, "{:?}", listing(&path)?);
+    assert!(snapshots(&path)? >= before);
+    let reopened = Store::open_existing(&path)?;
+    assert_eq!(reopened.len(), 1);
+    assert!(reopened.verify()?.is_some());
+    drop(reopened);
+    let missing = dir.path().join("nope");
+    store::settle(&missing);
+    assert!(!missing.exists());
+    Ok(())
+}
+
 #[test]
 fn second_open_in_the_same_process_is_locked() -> TestResult {
     let dir = tempfile::tempdir()?;
