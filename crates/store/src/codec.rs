@@ -67,6 +67,16 @@ const POINTER_LEN: usize = SEGMENT_HEADER_LEN + 8 + 4 + 4;
 /// A segment in the log file is never larger than this (a bigger length is damage, and must not
 /// become a huge allocation).
 pub(crate) const FILE_SEGMENT_MAX: u64 = 1 << 30;
+/// Prefix of the segment directory's chunks; the rest of the key is the first seq of the
+/// chunk's first segment (u64 BE). See `encode_directory`.
+pub(crate) const DIR_PREFIX: &[u8] = b"sdx";
+/// Just past every directory chunk key.
+pub(crate) const DIR_END: &[u8] = b"sdy";
+/// Key of the seq the segment directory ends at (u64 BE): the first seq of the last segment,
+/// which it does not list. The directory is current only while that is the last segment.
+pub(crate) const DIR_END_KEY: &[u8] = b"sdend";
+/// Segments listed per directory chunk.
+pub(crate) const DIR_CHUNK: usize = 512;
 /// Key of the log file's committed length (u64 BE): bytes past it belong to no append.
 pub(crate) const LOG_END_KEY: &[u8] = b"logend";
 /// Format byte at the start of the head value.
@@ -82,6 +92,67 @@ pub(crate) fn seg_key(first_seq: u64) -> [u8; 11] {
     key[..3].copy_from_slice(SEG_PREFIX);
     key[3..].copy_from_slice(&first_seq.to_be_bytes());
     key
+}
+
+/// The key of the directory chunk whose first segment starts at `first_seq`.
+pub(crate) fn dir_key(first_seq: u64) -> [u8; 11] {
+    let mut key = [0u8; 11];
+    key[..3].copy_from_slice(DIR_PREFIX);
+    key[3..].copy_from_slice(&first_seq.to_be_bytes());
+    key
+}
+
+/// The first seq named by a directory chunk key.
+pub(crate) fn parse_dir_key(key: &[u8]) -> Option<u64> {
+    let rest = key.strip_prefix(DIR_PREFIX)?;
+    Some(u64::from_be_bytes(rest.try_into().ok()?))
+}
+
+/// One segment the directory lists: its first seq and its sled value when that names bytes in
+/// the log file, or nothing when the segment is in sled itself (a full segment that was never
+/// sealed, or one written before the log file existed).
+pub(crate) type DirEntry = (u64, Option<Vec<u8>>);
+
+/// A directory chunk: format byte `1`, then per segment the difference between its first seq
+/// and the previous one's (varint; for the first, from the chunk key's seq, so 0), and the
+/// length (varint, 0 for a segment in sled) and bytes of its sled value.
+pub(crate) fn encode_directory(entries: &[DirEntry]) -> Vec<u8> {
+    let mut out = vec![1u8];
+    let mut previous = entries.first().map_or(0, |e| e.0);
+    for (first, value) in entries {
+        put_varint(&mut out, first - previous);
+        previous = *first;
+        let value = value.as_deref().unwrap_or_default();
+        put_varint(&mut out, value.len() as u64);
+        out.extend_from_slice(value);
+    }
+    out
+}
+
+/// The entries of the directory chunk stored under `dir_key(first_seq)`.
+pub(crate) fn decode_directory(first_seq: u64, bytes: &[u8]) -> Result<Vec<DirEntry>, StoreError> {
+    let bad = |e: String| StoreError::corrupt(Some(first_seq), format!("segment directory: {e}"));
+    let mut r = Reader::new(bytes);
+    if r.u8().map_err(bad)? != 1 {
+        return Err(bad("unknown format".into()));
+    }
+    let mut out = Vec::new();
+    let mut first = first_seq;
+    while !r.is_done() {
+        let delta = r.varint().map_err(bad)?;
+        if !out.is_empty() && delta == 0 {
+            return Err(bad("two entries for one segment".into()));
+        }
+        first = first
+            .checked_add(delta)
+            .ok_or_else(|| bad("a segment past the largest seq".into()))?;
+        let value = r.bytes_field().map_err(bad)?;
+        out.push((first, (!value.is_empty()).then(|| value.to_vec())));
+    }
+    if out.first().is_none_or(|e| e.0 != first_seq) {
+        return Err(bad("a chunk that does not start at its key".into()));
+    }
+    Ok(out)
 }
 
 /// The first seq named by a segment key, or None when the key is not a well-formed segment key.

@@ -50,6 +50,17 @@
 //!   3 (before frames: format byte `3`, count, offset, length, then the CRC-32 of the
 //!   segment's format-2 bytes in `accord.log`); new sealed segments are framed.
 //! - `b"logend"` -> the committed length of `accord.log` (u64 BE).
+//! - `b"sdx"` + first seq (u64 BE) -> a chunk of the *segment directory*: every segment but the
+//!   last, in seq order, 512 per chunk, the key naming the chunk's first; format byte `1`, then
+//!   per segment the difference of its first seq from the previous one's (varint) and its sled
+//!   value when that is a log file entry (varint length + bytes; length 0: the segment is in
+//!   sled). `b"sdend"` -> the first seq of the last segment (u64 BE), where the directory
+//!   ends. A read of scattered records (an aggregate's stream) finds its segments there, in a
+//!   few chunks, instead of walking sled's segment keys between them, which in sled 0.34 costs
+//!   a descent of the tree per key. Appends extend it in their batch. It is current only while
+//!   `sdend` names the last segment: a store appended by an older accord is read by the walk,
+//!   and its next writer rebuilds the directory when it opens it. `verify` checks a current
+//!   one against the segments.
 //! - `b"ix"` + bucket (u16 BE) -> the id index, used for idempotent appends: 4096 buckets, each
 //!   format byte `1` then (fingerprint u64 BE, seq varint) pairs in order; the fingerprint is
 //!   FNV-1a 64 of the id followed by the SplitMix64 finalizer, and the bucket is fingerprint mod

@@ -8,13 +8,15 @@ use ahash::AHashMap as HashMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, SubsecRound, Utc};
 
 use crate::codec::{
-    self, AUX_PREFIX, ID_PREFIX, LEGACY_ID_PREFIX, LOG_END_KEY, META_KEY, SEG_PREFIX,
+    self, DirEntry, AUX_PREFIX, DIR_CHUNK, DIR_END, DIR_END_KEY, DIR_PREFIX, ID_PREFIX,
+    LEGACY_ID_PREFIX, LOG_END_KEY, META_KEY, SEG_PREFIX,
 };
 use crate::error::StoreError;
 use crate::{
@@ -63,6 +65,10 @@ pub struct Store {
     /// reader of a store that has none (written before it existed, or too small to have sealed
     /// a segment).
     log: Option<File>,
+    /// Where the segment directory ends (the first seq of the last segment) while it is
+    /// current, 0 when it is not: reads of scattered records then find their segments in it
+    /// instead of walking sled's segment keys. Changed with the published head.
+    dir_end: AtomicU64,
     path: PathBuf,
     _lock: File,
 }
@@ -78,6 +84,9 @@ struct State {
     /// The committed length of the log file (`LOG_END_KEY`); bytes past it are left over from
     /// an append that did not commit, and the next sealed segment overwrites them.
     log_end: u64,
+    /// Whether the segment directory lists every segment before the last one, so that appends
+    /// keep it so.
+    dir_current: bool,
 }
 
 impl Store {
@@ -203,6 +212,12 @@ impl Store {
         let log = open_log_file(path, writer, log_end)?;
         let sidecar = read_head_file(path)?;
         migrate_legacy_index(&db, &db_file, path)?;
+        let dir_current = match tail {
+            None => true,
+            Some(t) if directory_end(&db, path)? == Some(t) => true,
+            Some(t) if writer => build_directory(&db, &db_file, path, t)?,
+            Some(_) => false,
+        };
         let store = Store {
             db,
             db_file,
@@ -211,8 +226,13 @@ impl Store {
                 tail,
                 acknowledged: sidecar.as_ref().map_or(0, |(seq, _)| *seq),
                 log_end,
+                dir_current,
             }),
             log,
+            dir_end: AtomicU64::new(match (tail, dir_current) {
+                (Some(t), true) => t,
+                _ => 0,
+            }),
             path: path.to_path_buf(),
             _lock: lock,
         };
@@ -542,8 +562,17 @@ impl Store {
         grouped: Option<&mut Option<Head>>,
     ) -> Result<Head, StoreError> {
         let mut writes = sled::Batch::default();
+        // The segments that stop being the last one, for the directory.
+        let mut listed: Vec<DirEntry> = Vec::new();
         let mut segment = match state.tail {
-            Some(first) => self.reopen_tail(first, head_seq)?,
+            Some(first) => {
+                let reopened = self.reopen_tail(first, head_seq)?;
+                if reopened.is_none() {
+                    // Full, so it stays in sled as it is.
+                    listed.push((first, None));
+                }
+                reopened
+            }
             None => None,
         }
         .unwrap_or_else(|| SegmentBuilder::new(head_seq + 1));
@@ -555,7 +584,7 @@ impl Store {
         for r in records {
             if segment.is_full_for(codec::encoded_record_len(r.recorded, r.id, r.body)) {
                 let full = std::mem::replace(&mut segment, SegmentBuilder::new(r.seq));
-                log_end = self.seal(full, log_end, &mut writes)?;
+                log_end = self.seal(full, log_end, &mut writes, &mut listed)?;
             }
             segment.push(r.recorded, &r.hash, r.id, r.body);
             let fp = codec::id_fingerprint(r.id);
@@ -570,6 +599,9 @@ impl Store {
         })?;
         let tail = segment.first_seq;
         segment.write_to(&mut writes);
+        if state.dir_current && state.tail != Some(tail) {
+            self.extend_directory(&listed, tail, &mut writes)?;
+        }
         if log_end != state.log_end {
             // The sealed segments must be durable before the batch that refers to them.
             let log = self.log_for_writing()?;
@@ -618,6 +650,9 @@ impl Store {
         };
         *published = Some(head.clone());
         state.tail = Some(tail);
+        if state.dir_current {
+            self.dir_end.store(tail, Ordering::Release);
+        }
         state.log_end = log_end;
         if in_group {
             return Ok(head);
@@ -639,6 +674,7 @@ impl Store {
         segment: SegmentBuilder,
         offset: u64,
         writes: &mut sled::Batch,
+        listed: &mut Vec<DirEntry>,
     ) -> Result<u64, StoreError> {
         let log = self.log_for_writing()?;
         let file = self.path.join(LOG_FILE);
@@ -646,11 +682,46 @@ impl Store {
         let count = segment.count;
         let (stored, table) = codec::frame_segment(first, &segment.plain())?;
         write_all_at(log, &stored, offset).map_err(io_error(&file))?;
-        writes.insert(
-            &codec::seg_key(first)[..],
-            codec::encode_framed_pointer(count, offset, &stored, table),
-        );
+        let pointer = codec::encode_framed_pointer(count, offset, &stored, table);
+        writes.insert(&codec::seg_key(first)[..], pointer.as_slice());
+        listed.push((first, Some(pointer)));
         Ok(offset + stored.len() as u64)
+    }
+
+    /// Adds `listed` (segments that are no longer the last one, in seq order) to the segment
+    /// directory in `writes`, and names `tail` as where it ends: the last chunk is filled up to
+    /// `DIR_CHUNK` entries, then new chunks follow.
+    fn extend_directory(
+        &self,
+        listed: &[DirEntry],
+        tail: u64,
+        writes: &mut sled::Batch,
+    ) -> Result<(), StoreError> {
+        if !listed.is_empty() {
+            let last = self
+                .db
+                .range(DIR_PREFIX..DIR_END)
+                .next_back()
+                .transpose()
+                .map_err(sled_error(&self.path))?;
+            let mut entries = match last {
+                Some((key, value)) => {
+                    let first = codec::parse_dir_key(&key)
+                        .ok_or_else(|| StoreError::corrupt(None, "malformed directory key"))?;
+                    codec::decode_directory(first, &value)?
+                }
+                None => Vec::new(),
+            };
+            entries.extend(listed.iter().cloned());
+            for chunk in entries.chunks(DIR_CHUNK) {
+                writes.insert(
+                    &codec::dir_key(chunk[0].0)[..],
+                    codec::encode_directory(chunk),
+                );
+            }
+        }
+        writes.insert(DIR_END_KEY, &tail.to_be_bytes()[..]);
+        Ok(())
     }
 
     fn log_for_writing(&self) -> Result<&File, StoreError> {
@@ -865,7 +936,10 @@ impl Store {
         // The wanted records in seq order, since the segments are walked in seq order.
         let mut found: Vec<Record> = Vec::with_capacity(sorted.len());
         let mut scratch = Scratch::default();
-        if let (Some(&low), Some(&high)) = (sorted.first(), sorted.last()) {
+        let dir_end = self.dir_end.load(Ordering::Acquire);
+        if dir_end > 0 && !sorted.is_empty() {
+            self.records_by_directory(&sorted, dir_end, &mut found, &mut scratch)?;
+        } else if let (Some(&low), Some(&high)) = (sorted.first(), sorted.last()) {
             let missing = |seq: u64| StoreError::corrupt(Some(seq), "no segment holds this seq");
             let low_key = codec::seg_key(low);
             let (start, _) = self
@@ -919,6 +993,78 @@ impl Store {
         }
         let found: HashMap<u64, Record> = found.into_iter().map(|r| (r.seq, r)).collect();
         Ok(seqs.iter().map(|s| found[s].clone()).collect())
+    }
+
+    /// `records_at` for `sorted` (ascending, each once) through the segment directory, which
+    /// ends at `dir_end` (the last segment's first seq): the chunks listing the segments of
+    /// the wanted seqs are read instead of every segment key between them.
+    fn records_by_directory(
+        &self,
+        sorted: &[u64],
+        dir_end: u64,
+        found: &mut Vec<Record>,
+        scratch: &mut Scratch,
+    ) -> Result<(), StoreError> {
+        let missing = |seq: u64| StoreError::corrupt(Some(seq), "no segment holds this seq");
+        let split = sorted.partition_point(|s| *s < dir_end);
+        let (listed, last) = sorted.split_at(split);
+        if let (Some(&low), Some(&high)) = (listed.first(), listed.last()) {
+            // The chunk listing `low`'s segment is the last one starting at or before it.
+            let start = self
+                .db
+                .range(DIR_PREFIX.to_vec()..=codec::dir_key(low).to_vec())
+                .next_back()
+                .transpose()
+                .map_err(sled_error(&self.path))?
+                .map_or_else(|| DIR_PREFIX.to_vec(), |(k, _)| k.to_vec());
+            let mut entries: Vec<DirEntry> = Vec::new();
+            for kv in self.db.range(start..=codec::dir_key(high).to_vec()) {
+                let (key, value) = kv.map_err(sled_error(&self.path))?;
+                let first = codec::parse_dir_key(&key)
+                    .ok_or_else(|| StoreError::corrupt(Some(low), "malformed directory key"))?;
+                entries.extend(codec::decode_directory(first, &value)?);
+            }
+            let mut i = 0;
+            for (j, (first, value)) in entries.iter().enumerate() {
+                if i == listed.len() {
+                    break;
+                }
+                let next = entries.get(j + 1).map_or(dir_end, |e| e.0);
+                if listed[i] < *first {
+                    return Err(missing(listed[i]));
+                }
+                let end = i + listed[i..].partition_point(|s| *s < next);
+                if end == i {
+                    continue;
+                }
+                let wanted = Some(&listed[i..end]);
+                let records = match value {
+                    Some(pointer) => self.segment_records_of(*first, pointer, wanted, scratch)?,
+                    None => {
+                        let value = self.segment_value(*first)?;
+                        self.segment_records_of(*first, &value, wanted, scratch)?
+                    }
+                };
+                found.extend(records);
+                i = end;
+            }
+            if i < listed.len() {
+                return Err(missing(listed[i]));
+            }
+        }
+        if !last.is_empty() {
+            let value = self.segment_value(dir_end)?;
+            found.extend(self.segment_records_of(dir_end, &value, Some(last), scratch)?);
+        }
+        Ok(())
+    }
+
+    /// The sled value of the segment starting at `first`.
+    fn segment_value(&self, first: u64) -> Result<sled::IVec, StoreError> {
+        self.db
+            .get(codec::seg_key(first))
+            .map_err(sled_error(&self.path))?
+            .ok_or_else(|| StoreError::corrupt(Some(first), "no segment holds this seq"))
     }
 
     /// The caller's keys in `[from, to)` with their values, in key order, each key without the
@@ -1037,6 +1183,8 @@ impl Store {
         let mut last_recorded: Option<(String, DateTime<Utc>)> = None;
         let mut expected_index: Vec<(u16, u64, u64)> =
             Vec::with_capacity(usize::try_from(capacity).unwrap_or(0));
+        // Every segment as the directory must list it.
+        let mut segments: Vec<DirEntry> = Vec::new();
         for entry in self.db.scan_prefix(SEG_PREFIX) {
             let (key, value) = entry.map_err(&sled_err)?;
             let first = codec::parse_seg_key(&key)
@@ -1047,6 +1195,8 @@ impl Store {
                     format!("segment starts at seq {first}, expected {expected}"),
                 ));
             }
+            let pointer = codec::decode_pointer(first, &value)?.map(|_| value.to_vec());
+            segments.push((first, pointer));
             for record in self.segment_records(first, &value)? {
                 let seq = record.seq;
                 let hash =
@@ -1083,6 +1233,7 @@ impl Store {
             }
         }
         let last_seq = expected - 1;
+        self.verify_directory(segments)?;
 
         let stored_head = match self.db.get(META_KEY).map_err(&sled_err)? {
             Some(bytes) => Some(codec::decode_head(&bytes).map_err(|e| match e {
@@ -1168,6 +1319,36 @@ impl Store {
         Ok(head)
     }
 
+    /// Checks that the segment directory, where it says it is current (it ends at the last of
+    /// `segments`), lists exactly the segments before it. One an older accord left behind
+    /// (ending at a segment that is no longer the last) is ignored by readers and rebuilt by
+    /// the next writer, so it is no damage.
+    fn verify_directory(&self, mut segments: Vec<DirEntry>) -> Result<(), StoreError> {
+        let Some((tail, _)) = segments.pop() else {
+            return Ok(());
+        };
+        if directory_end(&self.db, &self.path)? != Some(tail) {
+            return Ok(());
+        }
+        let mut listed: Vec<DirEntry> = Vec::new();
+        for kv in self.db.range(DIR_PREFIX..DIR_END) {
+            let (key, value) = kv.map_err(sled_error(&self.path))?;
+            let first = codec::parse_dir_key(&key)
+                .ok_or_else(|| StoreError::corrupt(None, "malformed directory key"))?;
+            listed.extend(codec::decode_directory(first, &value)?);
+        }
+        if let Some(k) =
+            (0..segments.len().max(listed.len())).find(|&k| segments.get(k) != listed.get(k))
+        {
+            let seq = segments.get(k).or(listed.get(k)).map_or(tail, |e| e.0);
+            return Err(StoreError::corrupt(
+                Some(seq),
+                format!("the segment directory does not list the segment at seq {seq} as it is"),
+            ));
+        }
+        Ok(())
+    }
+
     /// Test-only raw access: rewrites the record `seq` with its body replaced by `body`,
     /// keeping the old hash, to simulate tampering that `verify` must report.
     #[doc(hidden)]
@@ -1186,6 +1367,11 @@ impl Store {
         self.db
             .insert(codec::seg_key(first), segment.finish())
             .map_err(sled_error(&self.path))?;
+        // The directory would still name the segment's old place.
+        self.db
+            .remove(DIR_END_KEY)
+            .map_err(sled_error(&self.path))?;
+        self.dir_end.store(0, Ordering::Release);
         flush_durably(&self.db, &self.db_file, &self.path)?;
         Ok(())
     }
@@ -1408,6 +1594,50 @@ fn migrate_legacy_index(db: &sled::Db, db_file: &File, path: &Path) -> Result<()
 /// hole, or past the end of the file), so a flushed batch could be lost to a power cut until
 /// sled's next periodic `fsync`. An `fdatasync` of sled's file after the flush closes that
 /// window; every acknowledgement follows one.
+/// Where the segment directory says it ends (`DIR_END_KEY`), if it says.
+fn directory_end(db: &sled::Db, path: &Path) -> Result<Option<u64>, StoreError> {
+    match db.get(DIR_END_KEY).map_err(sled_error(path))? {
+        Some(v) => Ok(Some(u64::from_be_bytes(v[..].try_into().map_err(
+            |_| StoreError::corrupt(None, "the segment directory's end is damaged"),
+        )?))),
+        None => Ok(None),
+    }
+}
+
+/// Writes the segment directory of a store that has none, or one an older accord left
+/// behind (it appended without extending it), for the segments before `tail`, the last one:
+/// once per store, when a writer opens it. Returns whether it is current.
+fn build_directory(
+    db: &sled::Db,
+    db_file: &File,
+    path: &Path,
+    tail: u64,
+) -> Result<bool, StoreError> {
+    let mut batch = sled::Batch::default();
+    for kv in db.range(DIR_PREFIX..DIR_END) {
+        let (key, _) = kv.map_err(sled_error(path))?;
+        batch.remove(key);
+    }
+    let mut entries: Vec<DirEntry> = Vec::new();
+    for kv in db.range(SEG_PREFIX.to_vec()..codec::seg_key(tail).to_vec()) {
+        let (key, value) = kv.map_err(sled_error(path))?;
+        let first = codec::parse_seg_key(&key)
+            .ok_or_else(|| StoreError::corrupt(None, "malformed segment key"))?;
+        let pointer = codec::decode_pointer(first, &value)?.map(|_| value.to_vec());
+        entries.push((first, pointer));
+    }
+    for chunk in entries.chunks(DIR_CHUNK) {
+        batch.insert(
+            &codec::dir_key(chunk[0].0)[..],
+            codec::encode_directory(chunk),
+        );
+    }
+    batch.insert(DIR_END_KEY, &tail.to_be_bytes()[..]);
+    db.apply_batch(batch).map_err(sled_error(path))?;
+    flush_durably(db, db_file, path)?;
+    Ok(true)
+}
+
 fn flush_durably(db: &sled::Db, db_file: &File, path: &Path) -> Result<(), StoreError> {
     db.flush().map_err(sled_error(path))?;
     db_file
