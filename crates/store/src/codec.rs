@@ -557,8 +557,8 @@ fn push_frame(
 /// The sled value of a framed segment of `count` records whose bytes (`stored`, from
 /// `frame_segment`, its first `table` bytes the frame table) are at `offset` in the log file:
 /// format byte `4`, count (u32 BE), offset (u64 BE), length (u32 BE), the table's length (u32
-/// BE) and the table's CRC-32 (u32 BE). As small as a format-3 value, so that walking the
-/// segment keys reads no more of sled than before.
+/// BE) and the table's CRC-32 (u32 BE): 25 bytes, about as small as a format-3 value (21), so
+/// that sled's segment keys take no more room than before.
 pub(crate) fn encode_framed_pointer(
     count: u32,
     offset: u64,
@@ -704,7 +704,12 @@ fn decode_framed_pointer(first_seq: u64, value: &[u8]) -> Result<FileSegment, St
     let len = u64::from(u32::from_be_bytes(r.array::<4>().map_err(bad)?));
     let table = u64::from(u32::from_be_bytes(r.array::<4>().map_err(bad)?));
     let crc = u32::from_be_bytes(r.array::<4>().map_err(bad)?);
-    if count == 0 || table == 0 || table >= len || offset.checked_add(len).is_none() {
+    if count == 0
+        || table == 0
+        || table >= len
+        || len > FILE_SEGMENT_MAX
+        || offset.checked_add(len).is_none()
+    {
         return Err(bad(format!(
             "a framed segment entry names {count} records in {len} bytes at {offset}, \
              {table} of them its table"

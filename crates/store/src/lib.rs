@@ -43,7 +43,9 @@
 //!   table's CRC-32 (u32 BE). There, the frame table comes first: per frame its record count
 //!   (varint), its length (varint) and the CRC-32 of its bytes (u32 BE); then the frames end to
 //!   end, each an LZ4 block (length prepended, u32 LE) of about [`FRAME_MAX_BYTES`] of plain
-//!   records whose first record spells out its recorded time. So reading a few scattered
+//!   records whose first record spells out its recorded time, compressed with a fixed LZ4
+//!   dictionary (the event format's field names and types, `codec::FRAME_DICTIONARY`) without
+//!   which it does not decode. So reading a few scattered
 //!   records (an aggregate's stream) reads and decompresses one frame each, not whole
 //!   segments. Only the last segment, which appends extend, lives in sled itself. Older stores
 //!   are read as they are: sealed segments in sled (before the log file existed), and format

@@ -568,8 +568,10 @@ impl Store {
             Some(first) => {
                 let reopened = self.reopen_tail(first, head_seq)?;
                 if reopened.is_none() {
-                    // Full, so it stays in sled as it is.
-                    listed.push((first, None));
+                    // Full, so it stays where it is (in sled, as `write_to` left it).
+                    let value = self.segment_value(first)?;
+                    let pointer = codec::decode_pointer(first, &value)?.map(|_| value.to_vec());
+                    listed.push((first, pointer));
                 }
                 reopened
             }
@@ -1353,7 +1355,7 @@ impl Store {
     /// keeping the old hash, to simulate tampering that `verify` must report.
     #[doc(hidden)]
     pub fn tamper_body_for_tests(&self, seq: u64, body: &[u8]) -> Result<(), StoreError> {
-        let _state = self.state();
+        let mut state = self.state();
         let (first, mut records) = self.segment_containing(seq)?;
         let index = usize::try_from(seq - first)
             .ok()
@@ -1372,6 +1374,7 @@ impl Store {
             .remove(DIR_END_KEY)
             .map_err(sled_error(&self.path))?;
         self.dir_end.store(0, Ordering::Release);
+        state.dir_current = false;
         flush_durably(&self.db, &self.db_file, &self.path)?;
         Ok(())
     }
@@ -1589,19 +1592,16 @@ fn migrate_legacy_index(db: &sled::Db, db_file: &File, path: &Path) -> Result<()
     flush_durably(db, db_file, path)
 }
 
-/// sled's flush, made durable. sled writes its file with `sync_file_range`, which flushes
-/// neither the disk's write cache nor the metadata of blocks that a write allocated (into a
-/// hole, or past the end of the file), so a flushed batch could be lost to a power cut until
-/// sled's next periodic `fsync`. An `fdatasync` of sled's file after the flush closes that
-/// window; every acknowledgement follows one.
-/// Where the segment directory says it ends (`DIR_END_KEY`), if it says.
+/// Where the segment directory says it ends (`DIR_END_KEY`), if it says. A value that is not
+/// 8 bytes says nothing: the directory only speeds reads up, so a damaged end makes it not
+/// current (readers walk the segment keys, the next writer rebuilds it) rather than the store
+/// unreadable.
 fn directory_end(db: &sled::Db, path: &Path) -> Result<Option<u64>, StoreError> {
-    match db.get(DIR_END_KEY).map_err(sled_error(path))? {
-        Some(v) => Ok(Some(u64::from_be_bytes(v[..].try_into().map_err(
-            |_| StoreError::corrupt(None, "the segment directory's end is damaged"),
-        )?))),
-        None => Ok(None),
-    }
+    Ok(db
+        .get(DIR_END_KEY)
+        .map_err(sled_error(path))?
+        .and_then(|v| <[u8; 8]>::try_from(&v[..]).ok())
+        .map(u64::from_be_bytes))
 }
 
 /// Writes the segment directory of a store that has none, or one an older accord left
@@ -1638,6 +1638,11 @@ fn build_directory(
     Ok(true)
 }
 
+/// sled's flush, made durable. sled writes its file with `sync_file_range`, which flushes
+/// neither the disk's write cache nor the metadata of blocks that a write allocated (into a
+/// hole, or past the end of the file), so a flushed batch could be lost to a power cut until
+/// sled's next periodic `fsync`. An `fdatasync` of sled's file after the flush closes that
+/// window; every acknowledgement follows one.
 fn flush_durably(db: &sled::Db, db_file: &File, path: &Path) -> Result<(), StoreError> {
     db.flush().map_err(sled_error(path))?;
     db_file
