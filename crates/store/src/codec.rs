@@ -88,24 +88,31 @@ pub(crate) const SEGMENT_HEADER_LEN: usize = 5;
 const MIN_RECORD_LEN: usize = 1 + 32 + 1 + 1;
 
 pub(crate) fn seg_key(first_seq: u64) -> [u8; 11] {
-    let mut key = [0u8; 11];
-    key[..3].copy_from_slice(SEG_PREFIX);
-    key[3..].copy_from_slice(&first_seq.to_be_bytes());
-    key
+    seq_key(SEG_PREFIX, first_seq)
 }
 
 /// The key of the directory chunk whose first segment starts at `first_seq`.
 pub(crate) fn dir_key(first_seq: u64) -> [u8; 11] {
+    seq_key(DIR_PREFIX, first_seq)
+}
+
+/// A three-byte `prefix` and then `seq` (u64 BE), so that key order is seq order.
+fn seq_key(prefix: &[u8], seq: u64) -> [u8; 11] {
     let mut key = [0u8; 11];
-    key[..3].copy_from_slice(DIR_PREFIX);
-    key[3..].copy_from_slice(&first_seq.to_be_bytes());
+    key[..3].copy_from_slice(prefix);
+    key[3..].copy_from_slice(&seq.to_be_bytes());
     key
+}
+
+/// The seq of a `seq_key` under `prefix`, or None when the key is not one.
+fn parse_seq_key(prefix: &[u8], key: &[u8]) -> Option<u64> {
+    let rest = key.strip_prefix(prefix)?;
+    Some(u64::from_be_bytes(rest.try_into().ok()?))
 }
 
 /// The first seq named by a directory chunk key.
 pub(crate) fn parse_dir_key(key: &[u8]) -> Option<u64> {
-    let rest = key.strip_prefix(DIR_PREFIX)?;
-    Some(u64::from_be_bytes(rest.try_into().ok()?))
+    parse_seq_key(DIR_PREFIX, key)
 }
 
 /// One segment the directory lists: its first seq and its sled value when that names bytes in
@@ -157,9 +164,7 @@ pub(crate) fn decode_directory(first_seq: u64, bytes: &[u8]) -> Result<Vec<DirEn
 
 /// The first seq named by a segment key, or None when the key is not a well-formed segment key.
 pub(crate) fn parse_seg_key(key: &[u8]) -> Option<u64> {
-    let rest = key.strip_prefix(SEG_PREFIX)?;
-    let bytes: [u8; 8] = rest.try_into().ok()?;
-    Some(u64::from_be_bytes(bytes))
+    parse_seq_key(SEG_PREFIX, key)
 }
 
 /// Buckets of the id index: a store holds `ID_BUCKETS` keys for its ids however many events
@@ -689,55 +694,27 @@ pub(crate) fn encode_pointer(count: u32, offset: u64, stored: &[u8]) -> Vec<u8> 
     out
 }
 
-fn decode_framed_pointer(first_seq: u64, value: &[u8]) -> Result<FileSegment, StoreError> {
-    let bad = |e: String| StoreError::corrupt(Some(first_seq), e);
-    if value.len() != FRAMED_POINTER_LEN {
-        return Err(bad(format!(
-            "a framed segment entry is {} bytes, not {FRAMED_POINTER_LEN}",
-            value.len()
-        )));
-    }
-    let mut r = Reader::new(value);
-    r.pos = 1;
-    let count = u32::from_be_bytes(r.array::<4>().map_err(bad)?);
-    let offset = u64::from_be_bytes(r.array::<8>().map_err(bad)?);
-    let len = u64::from(u32::from_be_bytes(r.array::<4>().map_err(bad)?));
-    let table = u64::from(u32::from_be_bytes(r.array::<4>().map_err(bad)?));
-    let crc = u32::from_be_bytes(r.array::<4>().map_err(bad)?);
-    if count == 0
-        || table == 0
-        || table >= len
-        || len > FILE_SEGMENT_MAX
-        || offset.checked_add(len).is_none()
-    {
-        return Err(bad(format!(
-            "a framed segment entry names {count} records in {len} bytes at {offset}, \
-             {table} of them its table"
-        )));
-    }
-    Ok(FileSegment {
-        count,
-        offset,
-        len,
-        crc,
-        table: Some(table),
-    })
-}
-
-/// The file segment a sled value names, or None for a segment stored in sled itself.
+/// The file segment a sled value names, or None for a segment stored in sled itself: a
+/// format-3 value (count, offset, length, CRC-32 of the bytes) or a framed one (count, offset,
+/// length, table length, CRC-32 of the table).
 pub(crate) fn decode_pointer(
     first_seq: u64,
     value: &[u8],
 ) -> Result<Option<FileSegment>, StoreError> {
-    match value.first() {
-        Some(&SEGMENT_FORMAT_FILE) => {}
-        Some(&SEGMENT_FORMAT_FRAMED) => return decode_framed_pointer(first_seq, value).map(Some),
+    let framed = match value.first() {
+        Some(&SEGMENT_FORMAT_FILE) => false,
+        Some(&SEGMENT_FORMAT_FRAMED) => true,
         _ => return Ok(None),
-    }
+    };
     let bad = |e: String| StoreError::corrupt(Some(first_seq), e);
-    if value.len() != POINTER_LEN {
+    let want = if framed {
+        FRAMED_POINTER_LEN
+    } else {
+        POINTER_LEN
+    };
+    if value.len() != want {
         return Err(bad(format!(
-            "a log file segment entry is {} bytes, not {POINTER_LEN}",
+            "a log file segment entry is {} bytes, not {want}",
             value.len()
         )));
     }
@@ -746,10 +723,16 @@ pub(crate) fn decode_pointer(
     let count = u32::from_be_bytes(r.array::<4>().map_err(bad)?);
     let offset = u64::from_be_bytes(r.array::<8>().map_err(bad)?);
     let len = u64::from(u32::from_be_bytes(r.array::<4>().map_err(bad)?));
+    let table = match framed {
+        true => Some(u64::from(u32::from_be_bytes(r.array::<4>().map_err(bad)?))),
+        false => None,
+    };
     let crc = u32::from_be_bytes(r.array::<4>().map_err(bad)?);
-    if len > FILE_SEGMENT_MAX || offset.checked_add(len).is_none() {
+    let bad_table = table.is_some_and(|t| count == 0 || t == 0 || t >= len);
+    if bad_table || len > FILE_SEGMENT_MAX || offset.checked_add(len).is_none() {
         return Err(bad(format!(
-            "a log file segment entry names {len} bytes at {offset}"
+            "a log file segment entry names {count} records in {len} bytes at {offset}{}",
+            table.map_or(String::new(), |t| format!(", {t} of them its table"))
         )));
     }
     Ok(Some(FileSegment {
@@ -757,7 +740,7 @@ pub(crate) fn decode_pointer(
         offset,
         len,
         crc,
-        table: None,
+        table,
     }))
 }
 
