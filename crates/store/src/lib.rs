@@ -1,7 +1,8 @@
 //! The append-only event log of accord: bytes on disk, sequence numbers, a hash chain and
 //! atomic batches. It deliberately knows nothing about money, parties or event types: an event
 //! is an opaque `id` plus an opaque `body` (the caller's canonical encoding), and this crate is
-//! the only one that touches the disk.
+//! the only one that touches the disk. (The dictionary its frames compress with holds text that
+//! bodies usually contain; LZ4 refers to it, nothing here reads it as events.)
 //!
 //! # Hash chain
 //!
