@@ -215,7 +215,10 @@ impl Store {
         let dir_current = match tail {
             None => true,
             Some(t) if directory_end(&db, path)? == Some(t) => true,
-            Some(t) if writer => build_directory(&db, &db_file, path, t)?,
+            Some(t) if writer => {
+                build_directory(&db, &db_file, path, t)?;
+                true
+            }
             Some(_) => false,
         };
         let store = Store {
@@ -1606,13 +1609,13 @@ fn directory_end(db: &sled::Db, path: &Path) -> Result<Option<u64>, StoreError> 
 
 /// Writes the segment directory of a store that has none, or one an older accord left
 /// behind (it appended without extending it), for the segments before `tail`, the last one:
-/// once per store, when a writer opens it. Returns whether it is current.
+/// once per store, when a writer opens it.
 fn build_directory(
     db: &sled::Db,
     db_file: &File,
     path: &Path,
     tail: u64,
-) -> Result<bool, StoreError> {
+) -> Result<(), StoreError> {
     let mut batch = sled::Batch::default();
     for kv in db.range(DIR_PREFIX..DIR_END) {
         let (key, _) = kv.map_err(sled_error(path))?;
@@ -1635,7 +1638,7 @@ fn build_directory(
     batch.insert(DIR_END_KEY, &tail.to_be_bytes()[..]);
     db.apply_batch(batch).map_err(sled_error(path))?;
     flush_durably(db, db_file, path)?;
-    Ok(true)
+    Ok(())
 }
 
 /// sled's flush, made durable. sled writes its file with `sync_file_range`, which flushes
