@@ -235,8 +235,59 @@ impl fmt::Display for Dec {
 
 impl Serialize for Dec {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        // Written straight into the output, without a String per number.
-        s.collect_str(&self.0.normalize())
+        // Written from a buffer on the stack, without a String per number or the formatting
+        // machinery: reports serialize hundreds of thousands of them.
+        let mut buf = DecimalText::new();
+        match buf.format(self.0) {
+            Some(text) => s.serialize_str(text),
+            None => s.collect_str(&self.0.normalize()),
+        }
+    }
+}
+
+/// The text of a normalized decimal, as `Display` writes it (`-12.5`, `0.000001`, `0`),
+/// written into a buffer of its own.
+struct DecimalText {
+    buf: [u8; 64],
+}
+
+impl DecimalText {
+    fn new() -> DecimalText {
+        DecimalText { buf: [0; 64] }
+    }
+
+    fn format(&mut self, value: Decimal) -> Option<&str> {
+        let value = value.normalize();
+        // A mantissa has at most 29 digits and a scale at most 28: with a sign, a point and
+        // a leading zero, never more than 31 bytes of the 64.
+        let mut digits = itoa::Buffer::new();
+        let text = digits.format(value.mantissa().unsigned_abs());
+        let scale = value.scale() as usize;
+        let mut len = 0;
+        let mut put = |bytes: &[u8], buf: &mut [u8; 64]| {
+            buf[len..len + bytes.len()].copy_from_slice(bytes);
+            len += bytes.len();
+        };
+        if value.is_sign_negative() && !value.is_zero() {
+            put(b"-", &mut self.buf);
+        }
+        let bytes = text.as_bytes();
+        if scale == 0 {
+            put(bytes, &mut self.buf);
+        } else if bytes.len() > scale {
+            let (int, frac) = bytes.split_at(bytes.len() - scale);
+            put(int, &mut self.buf);
+            put(b".", &mut self.buf);
+            put(frac, &mut self.buf);
+        } else {
+            put(b"0.", &mut self.buf);
+            for _ in bytes.len()..scale {
+                put(b"0", &mut self.buf);
+            }
+            put(bytes, &mut self.buf);
+        }
+        // Only ASCII digits, `-` and `.` were written, so this is always `Some`.
+        std::str::from_utf8(&self.buf[..len]).ok()
     }
 }
 
@@ -417,6 +468,45 @@ impl FromStr for Date {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    fn serialized(d: Decimal) -> String {
+        serde_json::to_string(&Dec(d)).unwrap()
+    }
+
+    #[test]
+    fn a_dec_serializes_as_display_writes_it() {
+        let cases = [
+            Decimal::ZERO,
+            Decimal::from_parts(0, 0, 0, true, 5),
+            Decimal::from_parts(0, 0, 0, false, 28),
+            Decimal::new(1, 28),
+            Decimal::new(-1, 28),
+            Decimal::new(123_400, 2),
+            Decimal::new(-5, 1),
+            Decimal::new(7, 0),
+            Decimal::MAX,
+            Decimal::MIN,
+            Decimal::from_parts(u32::MAX, u32::MAX, u32::MAX, true, 28),
+            Decimal::from_parts(u32::MAX, u32::MAX, u32::MAX, false, 0),
+        ];
+        for d in cases {
+            assert_eq!(serialized(d), format!("\"{}\"", d.normalize()), "{d:?}");
+        }
+        assert_eq!(serialized(Decimal::new(-1500, 3)), "\"-1.5\"");
+        assert_eq!(serialized(Decimal::new(5, 6)), "\"0.000005\"");
+    }
+
+    proptest! {
+        #[test]
+        fn every_dec_serializes_as_display_writes_it(
+            lo in any::<u32>(), mid in any::<u32>(), hi in any::<u32>(),
+            negative in any::<bool>(), scale in 0u32..=28,
+        ) {
+            let d = Decimal::from_parts(lo, mid, hi, negative, scale);
+            prop_assert_eq!(serialized(d), format!("\"{}\"", d.normalize()));
+        }
+    }
 
     #[test]
     fn decimals_are_plain_strings() {

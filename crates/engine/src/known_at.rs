@@ -187,11 +187,19 @@ pub(crate) fn entity_events(
             .collect())
     };
     let mut events = decode_at(store, &stream(&Aggregate::Issuer(entity.clone()))?)?;
-    let mut parties: BTreeSet<&PartyId> = events
-        .iter()
-        .flat_map(|r| r.event.referenced_parties())
-        .collect();
+    // A hash set: the stream names a handful of parties thousands of times over.
+    let mut parties: ahash::AHashSet<&PartyId> = ahash::AHashSet::new();
     parties.insert(entity);
+    for r in &events {
+        match &r.event.payload {
+            Payload::SharesTransferred(p) => {
+                parties.insert(&p.issuer);
+                parties.insert(&p.from);
+                parties.insert(&p.to);
+            }
+            _ => parties.extend(r.event.referenced_parties()),
+        }
+    }
     let mut seqs = Vec::new();
     for p in parties {
         seqs.extend(stream(&Aggregate::Party(p.clone()))?);

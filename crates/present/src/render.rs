@@ -120,9 +120,13 @@ pub fn opt<T: ToString>(v: &Option<T>) -> String {
 
 /// Writes pretty JSON and a newline.
 pub fn json<T: serde::Serialize>(out: &mut dyn Write, value: &T) -> io::Result<()> {
-    // Serialized first, so that an error writing (a closed pipe) keeps its kind.
-    let text = serde_json::to_string_pretty(value).map_err(io::Error::other)?;
-    writeln!(out, "{text}")
+    // Written as it is serialized, through a buffer: a report of megabytes (a timeline) is
+    // never held whole. An error writing (a closed pipe) comes back as the `io::Error` it
+    // was, so it keeps its kind.
+    let mut buffered = io::BufWriter::with_capacity(64 * 1024, out);
+    serde_json::to_writer_pretty(&mut buffered, value)?;
+    buffered.write_all(b"\n")?;
+    buffered.flush()
 }
 
 /// Writes CSV (RFC 4180, header first): fields with a comma, a quote or a

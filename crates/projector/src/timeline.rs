@@ -165,17 +165,26 @@ pub fn ownership_timeline(
             ledger
                 .apply(event)
                 .map_err(|rejection| FoldError { seq, rejection })?;
-            if let Some(issuer) = ownership_issuer(&event.payload) {
-                let (events, holders) = touched
-                    .entry(issuer.clone())
-                    .or_insert_with(|| (Vec::new(), Some(BTreeSet::new())));
-                events.push(event.id.as_str().to_string());
-                match (&event.payload, holders.as_mut()) {
-                    (Payload::SharesTransferred(p), Some(h)) => {
-                        h.insert(p.from.clone());
-                        h.insert(p.to.clone());
+            // Of the asked entity only, when one is asked.
+            let issuer =
+                ownership_issuer(&event.payload).filter(|i| entity.is_none_or(|e| e == *i));
+            if let Some(issuer) = issuer {
+                // Ids are cloned only when first met: a date holds many events of few parties.
+                if !touched.contains_key(issuer) {
+                    touched.insert(issuer.clone(), (Vec::new(), Some(BTreeSet::new())));
+                }
+                if let Some((events, holders)) = touched.get_mut(issuer) {
+                    events.push(event.id.as_str().to_string());
+                    match (&event.payload, holders.as_mut()) {
+                        (Payload::SharesTransferred(p), Some(h)) => {
+                            for moved in [&p.from, &p.to] {
+                                if !h.contains(moved) {
+                                    h.insert(moved.clone());
+                                }
+                            }
+                        }
+                        _ => *holders = None,
                     }
-                    _ => *holders = None,
                 }
             }
             i += 1;
