@@ -259,9 +259,14 @@ impl Ledger {
         class: &ClassName,
         units: Decimal,
     ) -> Result<(), Rejection> {
-        let table = self.holdings.entry(issuer.clone()).or_default();
+        // Ids are cloned once per move, for the key: a replay moves units a million times.
         let key = (holder.clone(), class.clone());
-        let held = table.get(&key).copied().unwrap_or(Decimal::ZERO);
+        let held = self
+            .holdings
+            .get(issuer)
+            .and_then(|t| t.get(&key))
+            .copied()
+            .unwrap_or(Decimal::ZERO);
         if held < units {
             return Err(Rejection::InsufficientUnits {
                 event: event.id.clone(),
@@ -274,13 +279,16 @@ impl Ledger {
             });
         }
         let rest = held - units;
-        if rest.is_zero() {
-            table.remove(&key);
-        } else {
-            table.insert(key, rest);
-        }
-        if table.is_empty() {
-            self.holdings.remove(issuer);
+        // Without a table the holder held nothing, and nothing was taken.
+        if let Some(table) = self.holdings.get_mut(issuer) {
+            if rest.is_zero() {
+                table.remove(&key);
+            } else {
+                table.insert(key, rest);
+            }
+            if table.is_empty() {
+                self.holdings.remove(issuer);
+            }
         }
         Ok(())
     }
@@ -293,11 +301,16 @@ impl Ledger {
         class: &ClassName,
         units: Decimal,
     ) -> Result<(), Rejection> {
-        let table = self.holdings.entry(issuer.clone()).or_default();
-        let slot = table
-            .entry((holder.clone(), class.clone()))
-            .or_insert(Decimal::ZERO);
-        *slot = slot.checked_add(units).ok_or_else(|| overflow(event))?;
+        if !self.holdings.contains_key(issuer) {
+            self.holdings.insert(issuer.clone(), HoldingTable::new());
+        }
+        // Always there: it was just inserted when missing.
+        if let Some(table) = self.holdings.get_mut(issuer) {
+            let slot = table
+                .entry((holder.clone(), class.clone()))
+                .or_insert(Decimal::ZERO);
+            *slot = slot.checked_add(units).ok_or_else(|| overflow(event))?;
+        }
         Ok(())
     }
 
