@@ -1090,12 +1090,42 @@ fn check_history(
     Ok(())
 }
 
+/// Each aggregate's last effective date among the events a replay folds (reversals and the
+/// events they reverse left out): what its tail's date must be.
+fn last_dates(log: &[RecordedEvent]) -> ahash::AHashMap<Aggregate, Date> {
+    let reversed: ahash::AHashSet<&str> = log
+        .iter()
+        .filter_map(|r| match &r.event.payload {
+            Payload::EventReversed(p) => Some(p.reverses.as_str()),
+            _ => None,
+        })
+        .collect();
+    let mut last: ahash::AHashMap<Aggregate, Date> = ahash::AHashMap::new();
+    for r in log {
+        if matches!(r.event.payload, Payload::EventReversed(_))
+            || reversed.contains(r.event.id.as_str())
+        {
+            continue;
+        }
+        if let Some(a) = Aggregate::of(&r.event) {
+            let date = last.entry(a).or_insert(r.event.effective);
+            *date = (*date).max(r.event.effective);
+        }
+    }
+    last
+}
+
 /// Replays the whole log as known now, checking every rule, and compares
 /// every checkpoint and index key with what the replay gives, in one pass.
 /// A rule broken anywhere is reported before a key that differs; a store
 /// without current keys only has its rules checked.
 pub(crate) fn check(store: &dyn Snapshot, log: &[RecordedEvent]) -> Result<(), CheckFailure> {
-    let keys = keys_to_check(store);
+    // The keys are read on a second thread while this one puts the log in timeline order.
+    let (timeline, keys) = crate::load::in_parallel(
+        || order(log.iter().map(|r| (r.seq, &r.event)).collect()),
+        || Ok(keys_to_check(store)),
+    );
+    let keys = keys.unwrap_or_else(|e| Err(e.to_string()));
     let mut first_difference: Option<String> = None;
     let mut dates: BTreeSet<Date> = BTreeSet::new();
     if let Ok(Some(all_keys)) = &keys {
@@ -1138,31 +1168,43 @@ pub(crate) fn check(store: &dyn Snapshot, log: &[RecordedEvent]) -> Result<(), C
             Some(_) => {}
         }
     };
-    let timeline = order(log.iter().map(|r| (r.seq, &r.event)).collect());
-    let mut ledger = Ledger::new();
-    let mut pending = dates.iter().copied().peekable();
-    let mut last: ahash::AHashMap<Aggregate, Date> = ahash::AHashMap::new();
-    for (seq, event) in &timeline {
-        if let Some(a) = Aggregate::of(event) {
-            last.insert(a, event.effective);
-        }
-        while let Some(&d) = pending.peek() {
-            if d >= event.effective {
-                break;
+    // The replay here; meanwhile, when there are keys to compare, the index keys the log
+    // gives and each aggregate's last date are worked out on a second thread.
+    let mut replay = || -> Result<Ledger, CheckFailure> {
+        let mut ledger = Ledger::new();
+        let mut pending = dates.iter().copied().peekable();
+        for (seq, event) in &timeline {
+            while let Some(&d) = pending.peek() {
+                if d >= event.effective {
+                    break;
+                }
+                compare(d, &ledger, &mut first_difference);
+                pending.next();
             }
-            compare(d, &ledger, &mut first_difference);
-            pending.next();
+            ledger.apply(event).map_err(|rejection| {
+                CheckFailure::Rule(Box::new(domain::FoldError {
+                    seq: *seq,
+                    rejection,
+                }))
+            })?;
         }
-        ledger.apply(event).map_err(|rejection| {
-            CheckFailure::Rule(Box::new(domain::FoldError {
-                seq: *seq,
-                rejection,
-            }))
-        })?;
-    }
-    for d in pending {
-        compare(d, &ledger, &mut first_difference);
-    }
+        for d in pending {
+            compare(d, &ledger, &mut first_difference);
+        }
+        Ok(ledger)
+    };
+    let (ledger, derived) = match &keys {
+        Ok(Some(all_keys)) => {
+            let (ledger, derived) = crate::load::in_parallel(replay, || {
+                Ok((expected_index(log, &all_keys[CK], &dates), last_dates(log)))
+            });
+            (
+                ledger?,
+                Some(derived.map_err(|e| CheckFailure::Keys(e.to_string()))?),
+            )
+        }
+        _ => (replay()?, None),
+    };
     let all_keys = match keys {
         Err(m) => return Err(CheckFailure::Keys(m)),
         Ok(None) => return Ok(()),
@@ -1171,7 +1213,9 @@ pub(crate) fn check(store: &dyn Snapshot, log: &[RecordedEvent]) -> Result<(), C
     if let Some(m) = first_difference {
         return Err(CheckFailure::Keys(m));
     }
-    let expected = expected_index(log, &all_keys[CK], &dates);
+    let Some((expected, last)) = derived else {
+        return Err(CheckFailure::Keys("the keys were read twice".into()));
+    };
     // Tails are compared as values, not bytes: a decimal keeps the scale it
     // was appended with (`5.50`) in memory but not in the log (`5.5`).
     for (k, v) in all_keys.iter().filter(|(k, _)| k.starts_with(b"at/")) {
