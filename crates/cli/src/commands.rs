@@ -303,9 +303,7 @@ fn copy(from: &Path, to: &Path) -> Result<engine::Verified, Failure> {
         crate::ledger::remove_created(to);
     }
     let copied = copied?;
-    if copied.events as u64 >= crate::ledger::SETTLE_AFTER {
-        engine::settle(to);
-    }
+    crate::ledger::settle_after(to, copied.events as u64);
     Ok(copied)
 }
 

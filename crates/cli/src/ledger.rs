@@ -114,7 +114,14 @@ pub(crate) fn append_files(
 
 /// An append (or a copy) of at least this many events reopens the store once before the
 /// command ends (`engine::settle`), so that the next command opens it as fast as usual.
-pub(crate) const SETTLE_AFTER: u64 = 100_000;
+const SETTLE_AFTER: u64 = 100_000;
+
+/// Settles the store at `path` after a write of `events` events, when that many call for it.
+pub(crate) fn settle_after(path: &Path, events: u64) {
+    if events >= SETTLE_AFTER {
+        engine::settle(path);
+    }
+}
 
 /// `append_files` for files already parsed.
 pub(crate) fn append_parsed(
@@ -154,9 +161,7 @@ pub(crate) fn append_parsed(
         }
         let receipts = appended?;
         let count: u64 = receipts.iter().map(|r| r.receipt.appended).sum();
-        if count >= SETTLE_AFTER {
-            engine::settle(path);
-        }
+        settle_after(path, count);
         receipts
     };
     Ok(receipts)
