@@ -895,13 +895,7 @@ fn expected_index(log: &[RecordedEvent], ck: &[u8], checkpoints: &BTreeSet<Date>
     }
     // The log is in seq order, so each list below is built ascending.
     let mut by_date: BTreeMap<Date, Vec<u64>> = BTreeMap::new();
-    let targets: ahash::AHashSet<&str> = log
-        .iter()
-        .filter_map(|r| match &r.event.payload {
-            Payload::EventReversed(p) => Some(p.reverses.as_str()),
-            _ => None,
-        })
-        .collect();
+    let targets = reversed_ids(log);
     let mut reversed = BTreeSet::new();
     let mut streams: ahash::AHashMap<Aggregate, Vec<u64>> = ahash::AHashMap::new();
     for r in log {
@@ -1090,16 +1084,20 @@ fn check_history(
     Ok(())
 }
 
-/// Each aggregate's last effective date among the events a replay folds (reversals and the
-/// events they reverse left out): what its tail's date must be.
-fn last_dates(log: &[RecordedEvent]) -> ahash::AHashMap<Aggregate, Date> {
-    let reversed: ahash::AHashSet<&str> = log
-        .iter()
+/// The ids of the events that some reversal in `log` reverses.
+fn reversed_ids(log: &[RecordedEvent]) -> ahash::AHashSet<&str> {
+    log.iter()
         .filter_map(|r| match &r.event.payload {
             Payload::EventReversed(p) => Some(p.reverses.as_str()),
             _ => None,
         })
-        .collect();
+        .collect()
+}
+
+/// Each aggregate's last effective date among the events a replay folds (reversals and the
+/// events they reverse left out): what its tail's date must be.
+fn last_dates(log: &[RecordedEvent]) -> ahash::AHashMap<Aggregate, Date> {
+    let reversed = reversed_ids(log);
     let mut last: ahash::AHashMap<Aggregate, Date> = ahash::AHashMap::new();
     for r in log {
         if matches!(r.event.payload, Payload::EventReversed(_))
