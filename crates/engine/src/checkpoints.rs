@@ -859,6 +859,8 @@ pub(crate) enum CheckFailure {
     Rule(Box<domain::FoldError>),
     /// A checkpoint or index key differs from what the log gives.
     Keys(String),
+    /// The check itself could not run (its second thread panicked): no verdict on the log.
+    Failed(Error),
 }
 
 /// The caller keys to check: `None` when there are none, or they were
@@ -1123,7 +1125,7 @@ pub(crate) fn check(store: &dyn Snapshot, log: &[RecordedEvent]) -> Result<(), C
         || order(log.iter().map(|r| (r.seq, &r.event)).collect()),
         || Ok(keys_to_check(store)),
     );
-    let keys = keys.unwrap_or_else(|e| Err(e.to_string()));
+    let keys = keys.map_err(CheckFailure::Failed)?;
     let mut first_difference: Option<String> = None;
     let mut dates: BTreeSet<Date> = BTreeSet::new();
     if let Ok(Some(all_keys)) = &keys {
@@ -1196,10 +1198,7 @@ pub(crate) fn check(store: &dyn Snapshot, log: &[RecordedEvent]) -> Result<(), C
             let (ledger, derived) = crate::load::in_parallel(replay, || {
                 Ok((expected_index(log, &all_keys[CK], &dates), last_dates(log)))
             });
-            (
-                ledger?,
-                Some(derived.map_err(|e| CheckFailure::Keys(e.to_string()))?),
-            )
+            (ledger?, Some(derived.map_err(CheckFailure::Failed)?))
         }
         _ => (replay()?, None),
     };

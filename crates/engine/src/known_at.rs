@@ -200,6 +200,9 @@ pub(crate) fn entity_events(
             _ => parties.extend(r.event.referenced_parties()),
         }
     }
+    // In id order, so that of two damaged streams the same one is always reported.
+    let mut parties: Vec<&PartyId> = parties.into_iter().collect();
+    parties.sort_unstable();
     let mut seqs = Vec::new();
     for p in parties {
         seqs.extend(stream(&Aggregate::Party(p.clone()))?);

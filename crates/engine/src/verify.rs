@@ -95,6 +95,7 @@ impl Engine {
                     "integrity check failed: the query checkpoints disagree with the log: {m}"
                 ),
             },
+            CheckFailure::Failed(e) => e,
         })?;
         // `0`, the empty log, is a prefix of every log.
         if let Some(ExpectedHead { seq, hash }) = expected.filter(|e| e.seq > 0) {

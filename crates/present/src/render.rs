@@ -124,9 +124,22 @@ pub fn json<T: serde::Serialize>(out: &mut dyn Write, value: &T) -> io::Result<(
     // never held whole. An error writing (a closed pipe) comes back as the `io::Error` it
     // was, so it keeps its kind.
     let mut buffered = io::BufWriter::with_capacity(64 * 1024, out);
-    serde_json::to_writer_pretty(&mut buffered, value)?;
-    buffered.write_all(b"\n")?;
-    buffered.flush()
+    match serde_json::to_writer_pretty(&mut buffered, value) {
+        Ok(()) => {
+            buffered.write_all(b"\n")?;
+            buffered.flush()
+        }
+        // What is still buffered is dropped, not written: a report that cannot be serialized
+        // (none of accord's can) leaves at most the 64 KiB pieces already written.
+        Err(e) => {
+            let _ = buffered.into_parts();
+            Err(if e.is_io() {
+                io::Error::from(e)
+            } else {
+                io::Error::other(e)
+            })
+        }
+    }
 }
 
 /// Writes CSV (RFC 4180, header first): fields with a comma, a quote or a

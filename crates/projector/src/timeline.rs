@@ -189,10 +189,8 @@ pub fn ownership_timeline(
             }
             i += 1;
         }
+        // Only the asked entity, when one is asked: no other was gathered.
         for (issuer, (events, moved)) in touched {
-            if entity.is_some_and(|e| *e != issuer) {
-                continue;
-            }
             let (total_before, mut now) = last.remove(&issuer).unwrap_or_default();
             // Transfers alone never change the total.
             let total = match moved {
