@@ -778,6 +778,11 @@ pub(crate) fn dated_events(
     as_of: Date,
     counts: impl Fn(u64) -> bool,
 ) -> Result<Vec<(u64, Event)>, Error> {
+    decode_dated(store, &dated_seqs(store, after, as_of, counts)?)
+}
+
+/// The date index's keys for the days after `after` (all days when `None`) up to `as_of`.
+pub(crate) fn date_range(after: Option<Date>, as_of: Date) -> (Vec<u8>, Vec<u8>) {
     let from = match after {
         Some(d) => {
             let mut k = date_prefix(d);
@@ -789,13 +794,28 @@ pub(crate) fn dated_events(
     };
     let mut to = key("dx", &as_of.to_string());
     to.push(0xff);
+    (from, to)
+}
+
+/// The seqs of `dated_events`, ascending, nothing decoded.
+pub(crate) fn dated_seqs(
+    store: &dyn Snapshot,
+    after: Option<Date>,
+    as_of: Date,
+    counts: impl Fn(u64) -> bool,
+) -> Result<Vec<u64>, Error> {
+    let (from, to) = date_range(after, as_of);
     let mut seqs = BTreeSet::new();
     for (_, v) in store.aux_range(&from, &to, false)? {
         seqs.extend(decode_seqs(&v).ok_or_else(|| corrupt("date index"))?);
     }
-    let seqs: Vec<u64> = seqs.into_iter().filter(|s| counts(*s)).collect();
+    Ok(seqs.into_iter().filter(|s| counts(*s)).collect())
+}
+
+/// The events at `seqs`, reversals left out, in (effective, seq) order.
+pub(crate) fn decode_dated(store: &dyn Snapshot, seqs: &[u64]) -> Result<Vec<(u64, Event)>, Error> {
     let mut events: Vec<(u64, Event)> = Vec::with_capacity(seqs.len());
-    for r in decode_at(store, &seqs)? {
+    for r in decode_at(store, seqs)? {
         if !matches!(r.event.payload, Payload::EventReversed(_)) {
             events.push((r.seq, r.event));
         }

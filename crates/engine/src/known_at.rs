@@ -25,9 +25,9 @@ use projector::{Projection, Restatement};
 use store::Snapshot;
 
 use crate::checkpoints::{
-    checkpoint_dates, corrupt, created_seq, dated_events, decode_ledger, decode_pairs, decode_seqs,
-    keys_current, ledger_as_of, list_end, load_checkpoint, parse_history_key, read_stream, replay,
-    RS, RV,
+    checkpoint_dates, corrupt, created_seq, date_of_key, date_range, dated_events, decode_dated,
+    decode_ledger, decode_pairs, decode_seqs, fold_events, keys_current, ledger_as_of, list_end,
+    load_checkpoint, parse_history_key, read_stream, replay, RS, RV,
 };
 use crate::load::{decode_at, decode_range};
 use crate::Error;
@@ -236,6 +236,15 @@ pub(crate) fn ledger_in_view(
     if known == head {
         return ledger_as_of(store, as_of);
     }
+    // A seq inside a batch (or before a checkpoint was taken) has no history: the fold since
+    // the earliest change recorded after it, when that is well under the other ways.
+    let at = View::at(store, known)?;
+    if let Some(view) = &at {
+        let budget = known.min(head - known) / 2;
+        if let Some(ledger) = ledger_from_settled(store, as_of, view, budget)? {
+            return Ok(Some(ledger));
+        }
+    }
     // Early in the log, the fold of what the view sees is the cheaper way.
     if known < head - known {
         let log = decode_range(store, 0, known)?;
@@ -251,13 +260,103 @@ pub(crate) fn ledger_in_view(
     // As known at the end of a batch after the checkpoint before `as_of` was taken, its
     // history answers (the cost of the question as known now, plus the events after
     // `known`); otherwise the aggregates the later events change are folded again.
-    if let Some(view) = View::at(store, known)? {
-        if let Some(ledger) = ledger_from_history(store, as_of, &view)? {
+    if let Some(view) = &at {
+        if let Some(ledger) = ledger_from_history(store, as_of, view)? {
             return Ok(Some(ledger));
         }
     }
     let view = View::read(store, known, as_of)?;
     ledger_of_view(store, as_of, &view)
+}
+
+/// The ledger as of `as_of` as `view` sees it, from the last checkpoint that nothing recorded
+/// after `view.known` changes: one dated before every event recorded later, and before every
+/// event that a reversal recorded later gives back to the view. That checkpoint as known now
+/// is what the view knew of it (its corrections included), so the answer is the checkpoint
+/// and the events dated after it that the view counts: a fold since the earliest change made
+/// after `known`, whatever the length of the log before it. `None` when that fold would take
+/// more than `budget` events.
+fn ledger_from_settled(
+    store: &dyn Snapshot,
+    as_of: Date,
+    view: &View,
+    budget: u64,
+) -> Result<Option<Ledger>, Error> {
+    let known = view.known;
+    let dates = checkpoint_dates(store, None)?;
+    // The earliest date, on or before `as_of`, of an event recorded after `known`: the date
+    // index read oldest first, a stretch between two checkpoints at a time, until one is found.
+    // Reading a seq of the index costs a small part of decoding an event, so the scan gives
+    // up past 4 times the budget: then the other ways are cheaper anyway.
+    let mut settled: Option<Date> = None;
+    let mut bounds: Vec<Option<Date>> = vec![None];
+    bounds.extend(dates.iter().copied().filter(|d| *d < as_of).map(Some));
+    let mut scanned = 0u64;
+    'scan: for (i, after) in bounds.iter().enumerate() {
+        let upto = bounds.get(i + 1).copied().flatten().unwrap_or(as_of);
+        let (from, to) = date_range(*after, upto);
+        for (k, v) in store.aux_range(&from, &to, false)? {
+            let seqs = decode_seqs(&v).ok_or_else(|| corrupt("date index"))?;
+            scanned += seqs.len() as u64;
+            if scanned > budget.saturating_mul(4) {
+                return Ok(None);
+            }
+            if seqs.last().is_some_and(|s| *s > known) {
+                settled = Some(date_of_key(&k).ok_or_else(|| corrupt("date index key"))?);
+                break 'scan;
+            }
+        }
+    }
+    // The events that reversals recorded after `known` give back (those recorded after it
+    // themselves are in the date index already), by their dates.
+    let mut given_back: Vec<u64> = match store.aux_get(RS)? {
+        Some(v) => decode_pairs(&v)
+            .ok_or_else(|| corrupt("reversal index"))?
+            .into_iter()
+            .filter(|(reversal, target)| *reversal > known && *target <= known)
+            .map(|(_, target)| target)
+            .collect(),
+        None => Vec::new(),
+    };
+    if given_back.len() as u64 > budget {
+        return Ok(None);
+    }
+    given_back.sort_unstable();
+    given_back.dedup();
+    for r in decode_at(store, &given_back)? {
+        if r.event.effective <= as_of {
+            settled = Some(settled.map_or(r.event.effective, |d| d.min(r.event.effective)));
+        }
+    }
+    // The last checkpoint on or before `as_of` and before that date, and what follows it.
+    let base = dates
+        .iter()
+        .rev()
+        .find(|d| **d <= as_of && settled.is_none_or(|s| **d < s))
+        .copied();
+    // Read day by day, given up as soon as they pass the budget.
+    let (from, to) = date_range(base, as_of);
+    let mut seqs: Vec<u64> = Vec::new();
+    for (_, v) in store.aux_range(&from, &to, false)? {
+        let day = decode_seqs(&v).ok_or_else(|| corrupt("date index"))?;
+        seqs.extend(day.into_iter().filter(|s| view.counts(*s)));
+        if seqs.len() as u64 > budget {
+            return Ok(None);
+        }
+    }
+    seqs.sort_unstable();
+    seqs.dedup();
+    let mut ledger = match base {
+        Some(date) => {
+            let value = store
+                .aux_get(format!("cp/{date}").as_bytes())?
+                .ok_or_else(|| corrupt("checkpoint"))?;
+            load_checkpoint(store, date, &value)?
+        }
+        None => Ledger::new(),
+    };
+    fold_events(&mut ledger, &decode_dated(store, &seqs)?)?;
+    Ok(Some(ledger))
 }
 
 /// The ledger as of `as_of` as `view` sees it, from the last
