@@ -399,6 +399,14 @@ pub(crate) fn load_checkpoint(
     Ok(ledger)
 }
 
+/// The checkpoint of `date` (which the checkpoint list names), with its corrections applied.
+pub(crate) fn stored_checkpoint(store: &dyn Snapshot, date: Date) -> Result<Ledger, Error> {
+    let value = store
+        .aux_get(&key("cp", &date.to_string()))?
+        .ok_or_else(|| corrupt("checkpoint"))?;
+    load_checkpoint(store, date, &value)
+}
+
 /// The dates of every checkpoint on or after `from` (all when `None`).
 pub(crate) fn checkpoint_dates(
     store: &dyn Snapshot,
@@ -660,10 +668,7 @@ pub(crate) fn maintain(
             if changed.is_empty() {
                 continue;
             }
-            let value = store
-                .aux_get(&key("cp", &d.to_string()))?
-                .ok_or_else(|| corrupt("checkpoint"))?;
-            let before = load_checkpoint(store, *d, &value)?;
+            let before = stored_checkpoint(store, *d)?;
             for a in changed {
                 writes.push(history(*d, a, (first, head), &before)?);
             }
@@ -778,7 +783,8 @@ pub(crate) fn dated_events(
     as_of: Date,
     counts: impl Fn(u64) -> bool,
 ) -> Result<Vec<(u64, Event)>, Error> {
-    decode_dated(store, &dated_seqs(store, after, as_of, counts)?)
+    let seqs = dated_seqs(store, after, as_of, counts, usize::MAX)?.unwrap_or_default();
+    decode_dated(store, &seqs)
 }
 
 /// The date index's keys for the days after `after` (all days when `None`) up to `as_of`.
@@ -797,19 +803,25 @@ pub(crate) fn date_range(after: Option<Date>, as_of: Date) -> (Vec<u8>, Vec<u8>)
     (from, to)
 }
 
-/// The seqs of `dated_events`, ascending, nothing decoded.
+/// The seqs of `dated_events`, ascending, nothing decoded; `None` as soon as more than
+/// `limit` of them count.
 pub(crate) fn dated_seqs(
     store: &dyn Snapshot,
     after: Option<Date>,
     as_of: Date,
     counts: impl Fn(u64) -> bool,
-) -> Result<Vec<u64>, Error> {
+    limit: usize,
+) -> Result<Option<Vec<u64>>, Error> {
     let (from, to) = date_range(after, as_of);
     let mut seqs = BTreeSet::new();
     for (_, v) in store.aux_range(&from, &to, false)? {
-        seqs.extend(decode_seqs(&v).ok_or_else(|| corrupt("date index"))?);
+        let day = decode_seqs(&v).ok_or_else(|| corrupt("date index"))?;
+        seqs.extend(day.into_iter().filter(|s| counts(*s)));
+        if seqs.len() > limit {
+            return Ok(None);
+        }
     }
-    Ok(seqs.into_iter().filter(|s| counts(*s)).collect())
+    Ok(Some(seqs.into_iter().collect()))
 }
 
 /// The events at `seqs`, reversals left out, in (effective, seq) order.

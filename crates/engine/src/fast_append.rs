@@ -36,8 +36,8 @@ use store::{AuxWrite, NewEvent, Snapshot, Transaction};
 use crate::checkpoints::{
     checkpoint_dates, checkpoint_list, ck_value, corrupt, created, date_of_key, date_prefix,
     decode_seqs, decode_tail, encode_ledger, encode_seqs, encode_tail, extend_list, extend_pairs,
-    history, key, keys_current, ledger_as_of, load_checkpoint, overlay_key, party_writes,
-    read_stream, replay, stream_writes, tail_key, RV,
+    history, key, keys_current, ledger_as_of, overlay_key, party_writes, read_stream, replay,
+    stored_checkpoint, stream_writes, tail_key, RV,
 };
 use crate::load::decode_at;
 use crate::receipt::Receipt;
@@ -586,8 +586,7 @@ fn corrections(
         if existing.len() + fresh > max_corrections {
             // Fold the corrections into the checkpoint itself.
             let cp = key("cp", &date.to_string());
-            let value = store.aux_get(&cp)?.ok_or_else(|| corrupt("checkpoint"))?;
-            let mut whole = load_checkpoint(store, date, &value)?;
+            let mut whole = stored_checkpoint(store, date)?;
             whole.overlay(touched, slice);
             writes.push(AuxWrite {
                 key: cp,

@@ -25,9 +25,9 @@ use projector::{Projection, Restatement};
 use store::Snapshot;
 
 use crate::checkpoints::{
-    checkpoint_dates, corrupt, created_seq, date_of_key, date_range, dated_events, decode_dated,
-    decode_ledger, decode_pairs, decode_seqs, fold_events, keys_current, ledger_as_of, list_end,
-    load_checkpoint, parse_history_key, read_stream, replay, RS, RV,
+    checkpoint_dates, corrupt, created_seq, date_of_key, date_range, dated_events, dated_seqs,
+    decode_dated, decode_ledger, decode_pairs, decode_seqs, fold_events, keys_current,
+    ledger_as_of, list_end, parse_history_key, read_stream, replay, stored_checkpoint, RS, RV,
 };
 use crate::load::{decode_at, decode_range};
 use crate::Error;
@@ -334,25 +334,12 @@ fn ledger_from_settled(
         .rev()
         .find(|d| **d <= as_of && settled.is_none_or(|s| **d < s))
         .copied();
-    // Read day by day, given up as soon as they pass the budget.
-    let (from, to) = date_range(base, as_of);
-    let mut seqs: Vec<u64> = Vec::new();
-    for (_, v) in store.aux_range(&from, &to, false)? {
-        let day = decode_seqs(&v).ok_or_else(|| corrupt("date index"))?;
-        seqs.extend(day.into_iter().filter(|s| view.counts(*s)));
-        if seqs.len() as u64 > budget {
-            return Ok(None);
-        }
-    }
-    seqs.sort_unstable();
-    seqs.dedup();
+    let limit = usize::try_from(budget).unwrap_or(usize::MAX);
+    let Some(seqs) = dated_seqs(store, base, as_of, |s| view.counts(s), limit)? else {
+        return Ok(None);
+    };
     let mut ledger = match base {
-        Some(date) => {
-            let value = store
-                .aux_get(format!("cp/{date}").as_bytes())?
-                .ok_or_else(|| corrupt("checkpoint"))?;
-            load_checkpoint(store, date, &value)?
-        }
+        Some(date) => stored_checkpoint(store, date)?,
         None => Ledger::new(),
     };
     fold_events(&mut ledger, &decode_dated(store, &seqs)?)?;
@@ -401,10 +388,7 @@ impl HistoryBase {
                     Some(seq) if seq <= known => seq,
                     _ => return Ok(None),
                 };
-                let value = store
-                    .aux_get(format!("cp/{date}").as_bytes())?
-                    .ok_or_else(|| corrupt("checkpoint"))?;
-                let ledger = load_checkpoint(store, date, &value)?;
+                let ledger = stored_checkpoint(store, date)?;
                 let from = format!("oh/{date}/").into_bytes();
                 let mut entries = Vec::new();
                 for (k, v) in store.aux_range(&from, &list_end(&from), false)? {
@@ -585,12 +569,7 @@ fn refold(
     }
     for (c, aggregates) in &by_checkpoint {
         let base = match c {
-            Some(date) => {
-                let value = store
-                    .aux_get(format!("cp/{date}").as_bytes())?
-                    .ok_or_else(|| corrupt("checkpoint"))?;
-                load_checkpoint(store, *date, &value)?
-            }
+            Some(date) => stored_checkpoint(store, *date)?,
             None => Ledger::new(),
         };
         ledger.overlay(aggregates.iter().copied(), &base);

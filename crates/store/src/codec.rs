@@ -120,6 +120,21 @@ pub(crate) fn parse_dir_key(key: &[u8]) -> Option<u64> {
 /// sealed, or one written before the log file existed).
 pub(crate) type DirEntry = (u64, Option<Vec<u8>>);
 
+/// The directory's entry for the segment `first` whose sled value is `value`.
+pub(crate) fn dir_entry(first: u64, value: &[u8]) -> Result<DirEntry, StoreError> {
+    Ok((first, decode_pointer(first, value)?.map(|_| value.to_vec())))
+}
+
+/// The directory chunks listing `entries` (in seq order, chunk after chunk from the first),
+/// as (key, value) pairs.
+pub(crate) fn directory_chunks(
+    entries: &[DirEntry],
+) -> impl Iterator<Item = ([u8; 11], Vec<u8>)> + '_ {
+    entries
+        .chunks(DIR_CHUNK)
+        .map(|chunk| (dir_key(chunk[0].0), encode_directory(chunk)))
+}
+
 /// A directory chunk: format byte `1`, then per segment the difference between its first seq
 /// and the previous one's (varint; for the first, from the chunk key's seq, so 0), and the
 /// length (varint, 0 for a segment in sled) and bytes of its sled value.

@@ -15,8 +15,8 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, SubsecRound, Utc};
 
 use crate::codec::{
-    self, DirEntry, AUX_PREFIX, DIR_CHUNK, DIR_END, DIR_END_KEY, DIR_PREFIX, ID_PREFIX,
-    LEGACY_ID_PREFIX, LOG_END_KEY, META_KEY, SEG_PREFIX,
+    self, DirEntry, AUX_PREFIX, DIR_END, DIR_END_KEY, DIR_PREFIX, ID_PREFIX, LEGACY_ID_PREFIX,
+    LOG_END_KEY, META_KEY, SEG_PREFIX,
 };
 use crate::error::StoreError;
 use crate::{
@@ -568,16 +568,14 @@ impl Store {
         // The segments that stop being the last one, for the directory.
         let mut listed: Vec<DirEntry> = Vec::new();
         let mut segment = match state.tail {
-            Some(first) => {
-                let reopened = self.reopen_tail(first, head_seq)?;
-                if reopened.is_none() {
-                    // Full, so it stays where it is (in sled, as `write_to` left it).
-                    let value = self.segment_value(first)?;
-                    let pointer = codec::decode_pointer(first, &value)?.map(|_| value.to_vec());
-                    listed.push((first, pointer));
+            Some(first) => match self.reopen_tail(first, head_seq)? {
+                Tail::Open(segment) => Some(segment),
+                // Full, so it stays where it is and the directory lists it.
+                Tail::Full(entry) => {
+                    listed.push(entry);
+                    None
                 }
-                reopened
-            }
+            },
             None => None,
         }
         .unwrap_or_else(|| SegmentBuilder::new(head_seq + 1));
@@ -710,19 +708,12 @@ impl Store {
                 .transpose()
                 .map_err(sled_error(&self.path))?;
             let mut entries = match last {
-                Some((key, value)) => {
-                    let first = codec::parse_dir_key(&key)
-                        .ok_or_else(|| StoreError::corrupt(None, "malformed directory key"))?;
-                    codec::decode_directory(first, &value)?
-                }
+                Some((key, value)) => directory_entries(&key, &value)?,
                 None => Vec::new(),
             };
             entries.extend(listed.iter().cloned());
-            for chunk in entries.chunks(DIR_CHUNK) {
-                writes.insert(
-                    &codec::dir_key(chunk[0].0)[..],
-                    codec::encode_directory(chunk),
-                );
+            for (key, value) in codec::directory_chunks(&entries) {
+                writes.insert(&key[..], value);
             }
         }
         writes.insert(DIR_END_KEY, &tail.to_be_bytes()[..]);
@@ -846,7 +837,7 @@ impl Store {
 
     /// Loads the last segment for extension if it has room; checks on the way that it ends
     /// exactly at the head, since extending a segment that does not would bake in a gap.
-    fn reopen_tail(&self, first: u64, head_seq: u64) -> Result<Option<SegmentBuilder>, StoreError> {
+    fn reopen_tail(&self, first: u64, head_seq: u64) -> Result<Tail, StoreError> {
         let bytes = self
             .db
             .get(codec::seg_key(first))
@@ -860,14 +851,15 @@ impl Store {
             ));
         }
         // A sealed segment is full by definition.
-        if count >= SEGMENT_MAX_EVENTS || codec::decode_pointer(first, &bytes)?.is_some() {
-            return Ok(None);
+        let entry = codec::dir_entry(first, &bytes)?;
+        if count >= SEGMENT_MAX_EVENTS || entry.1.is_some() {
+            return Ok(Tail::Full(entry));
         }
         let plain = codec::plain_segment(first, &bytes)?.into_owned();
         if plain.len() >= SEGMENT_MAX_BYTES {
-            return Ok(None);
+            return Ok(Tail::Full(entry));
         }
-        Ok(Some(SegmentBuilder {
+        Ok(Tail::Open(SegmentBuilder {
             first_seq: first,
             buf: plain,
             count,
@@ -1025,9 +1017,7 @@ impl Store {
             let mut entries: Vec<DirEntry> = Vec::new();
             for kv in self.db.range(start..=codec::dir_key(high).to_vec()) {
                 let (key, value) = kv.map_err(sled_error(&self.path))?;
-                let first = codec::parse_dir_key(&key)
-                    .ok_or_else(|| StoreError::corrupt(Some(low), "malformed directory key"))?;
-                entries.extend(codec::decode_directory(first, &value)?);
+                entries.extend(directory_entries(&key, &value)?);
             }
             let mut i = 0;
             for (j, (first, value)) in entries.iter().enumerate() {
@@ -1200,8 +1190,7 @@ impl Store {
                     format!("segment starts at seq {first}, expected {expected}"),
                 ));
             }
-            let pointer = codec::decode_pointer(first, &value)?.map(|_| value.to_vec());
-            segments.push((first, pointer));
+            segments.push(codec::dir_entry(first, &value)?);
             for record in self.segment_records(first, &value)? {
                 let seq = record.seq;
                 let hash =
@@ -1338,9 +1327,7 @@ impl Store {
         let mut listed: Vec<DirEntry> = Vec::new();
         for kv in self.db.range(DIR_PREFIX..DIR_END) {
             let (key, value) = kv.map_err(sled_error(&self.path))?;
-            let first = codec::parse_dir_key(&key)
-                .ok_or_else(|| StoreError::corrupt(None, "malformed directory key"))?;
-            listed.extend(codec::decode_directory(first, &value)?);
+            listed.extend(directory_entries(&key, &value)?);
         }
         if let Some(k) =
             (0..segments.len().max(listed.len())).find(|&k| segments.get(k) != listed.get(k))
@@ -1595,6 +1582,20 @@ fn migrate_legacy_index(db: &sled::Db, db_file: &File, path: &Path) -> Result<()
     flush_durably(db, db_file, path)
 }
 
+/// The entries of the directory chunk stored under `key`.
+fn directory_entries(key: &[u8], value: &[u8]) -> Result<Vec<DirEntry>, StoreError> {
+    let first = codec::parse_dir_key(key)
+        .ok_or_else(|| StoreError::corrupt(None, "malformed directory key"))?;
+    codec::decode_directory(first, value)
+}
+
+/// The last segment as an append finds it: room left, or full (its directory entry, for when
+/// the append starts the next one).
+enum Tail {
+    Open(SegmentBuilder),
+    Full(DirEntry),
+}
+
 /// Where the segment directory says it ends (`DIR_END_KEY`), if it says. A value that is not
 /// 8 bytes says nothing: the directory only speeds reads up, so a damaged end makes it not
 /// current (readers walk the segment keys, the next writer rebuilds it) rather than the store
@@ -1626,14 +1627,10 @@ fn build_directory(
         let (key, value) = kv.map_err(sled_error(path))?;
         let first = codec::parse_seg_key(&key)
             .ok_or_else(|| StoreError::corrupt(None, "malformed segment key"))?;
-        let pointer = codec::decode_pointer(first, &value)?.map(|_| value.to_vec());
-        entries.push((first, pointer));
+        entries.push(codec::dir_entry(first, &value)?);
     }
-    for chunk in entries.chunks(DIR_CHUNK) {
-        batch.insert(
-            &codec::dir_key(chunk[0].0)[..],
-            codec::encode_directory(chunk),
-        );
+    for (key, value) in codec::directory_chunks(&entries) {
+        batch.insert(&key[..], value);
     }
     batch.insert(DIR_END_KEY, &tail.to_be_bytes()[..]);
     db.apply_batch(batch).map_err(sled_error(path))?;
