@@ -27,6 +27,7 @@ pub use ledger::{Ledger, ObligationStatus, RightEnd};
 pub use tick::{Tick, TICK_EVERY};
 pub use timeline::{fold, fold_from, order, timeline, FoldError, KnownAt, RecordedEvent};
 pub use validate::{
-    plan_batch, plan_batch_at, plan_batch_on, plan_batch_ticked, BatchEvent, BatchRejection, Plan,
+    check_timeline, plan_batch, plan_batch_at, plan_batch_on, plan_batch_ticked, plan_ids,
+    BatchEvent, BatchRejection, Plan,
 };
 pub use values::{Currency, Date, Dec, EventId, Money, Slug};

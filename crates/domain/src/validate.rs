@@ -115,6 +115,21 @@ pub fn plan_batch_ticked(
     batch: &[BatchEvent],
     tick: Option<Tick<'_>>,
 ) -> Result<Plan, BatchRejection> {
+    let plan = plan_ids(log, batch)?;
+    let new: Vec<(Option<usize>, &Event)> = plan
+        .new
+        .iter()
+        .map(|&i| (batch[i].line, &batch[i].event))
+        .collect();
+    check_timeline(base, log, next_seq, &new, tick)?;
+    Ok(plan)
+}
+
+/// The first half of `plan_batch_ticked`: which events of `batch` are new (the others are
+/// already recorded, or repeated in the batch, with identical content), and the rules on
+/// ids and reversals. The timeline the new events make is left to `check_timeline`, so
+/// that a caller can do other work on them meanwhile.
+pub fn plan_ids(log: &[RecordedEvent], batch: &[BatchEvent]) -> Result<Plan, BatchRejection> {
     let by_id: HashMap<&EventId, &RecordedEvent> = log.iter().map(|r| (&r.event.id, r)).collect();
     let reject = |b: &BatchEvent, rejection: Rejection| BatchRejection {
         line: b.line,
@@ -123,7 +138,9 @@ pub fn plan_batch_ticked(
 
     // Idempotency: identical content is skipped, other content refused.
     let mut plan = Plan::default();
-    let mut in_batch: HashMap<&EventId, &Event> = HashMap::new();
+    // Sized up front: growing a map of a million ids rehashes every id it holds, each a
+    // read of a string somewhere else in memory (a tenth of an import's time).
+    let mut in_batch: HashMap<&EventId, &Event> = HashMap::with_capacity(batch.len());
     for (i, b) in batch.iter().enumerate() {
         let id = &b.event.id;
         if let Some(r) = by_id.get(id) {
@@ -166,7 +183,7 @@ pub fn plan_batch_ticked(
             reversed_by.insert(&p.reverses, &r.event.id);
         }
     }
-    let mut seen: HashMap<&EventId, &Event> = HashMap::new();
+    let mut seen: HashMap<&EventId, &Event> = HashMap::with_capacity(plan.new.len());
     for &i in &plan.new {
         let b = &batch[i];
         if let Payload::EventReversed(p) = &b.event.payload {
@@ -219,10 +236,23 @@ pub fn plan_batch_ticked(
         seen.insert(&b.event.id, &b.event);
     }
 
+    Ok(plan)
+}
+
+/// The second half of `plan_batch_ticked`: the invariants over the whole timeline that `log`
+/// and `new` (the batch's new events in batch order, each with its line, recorded from
+/// `next_seq` on) make, folded from `base`.
+pub fn check_timeline(
+    base: &Ledger,
+    log: &[RecordedEvent],
+    next_seq: u64,
+    new: &[(Option<usize>, &Event)],
+    tick: Option<Tick<'_>>,
+) -> Result<(), BatchRejection> {
     // Nothing new is appended, so nothing can break (and below, a log that
     // fails on its own would have no new event to name).
-    if plan.new.is_empty() {
-        return Ok(plan);
+    if new.is_empty() {
+        return Ok(());
     }
 
     // Invariants over the whole timeline the batch would produce.
@@ -231,10 +261,10 @@ pub fn plan_batch_ticked(
             .iter()
             .map(|r| (r.seq, &r.event))
             .chain(
-                plan.new[..count]
+                new[..count]
                     .iter()
                     .enumerate()
-                    .map(|(k, &i)| (next_seq + k as u64, &batch[i].event)),
+                    .map(|(k, (_, e))| (next_seq + k as u64, *e)),
             )
             .collect();
         fold_ticked(
@@ -246,8 +276,8 @@ pub fn plan_batch_ticked(
         .map(|_| ())
     };
     let check = |count: usize| check_ticked(count, None);
-    let Err(failure) = check_ticked(plan.new.len(), tick) else {
-        return Ok(plan);
+    let Err(failure) = check_ticked(new.len(), tick) else {
+        return Ok(());
     };
 
     // The fold of the whole batch stopped at a new event. If the batch up
@@ -259,9 +289,8 @@ pub fn plan_batch_ticked(
         let k = (failure.seq - next_seq) as usize;
         match check(k + 1) {
             Err(f) if f.seq == failure.seq => {
-                let b = &batch[plan.new[k]];
                 return Err(BatchRejection {
-                    line: b.line,
+                    line: new[k].0,
                     rejection: f.rejection,
                 });
             }
@@ -274,7 +303,7 @@ pub fn plan_batch_ticked(
     // the batch that passes followed by one that fails. Bisection keeps
     // this logarithmic in the batch size; the empty prefix is the log as
     // it is.
-    let mut bad = plan.new.len();
+    let mut bad = new.len();
     let mut bad_failure = failure;
     if good > 0 || check(0).is_ok() {
         while bad - good > 1 {
@@ -292,19 +321,18 @@ pub fn plan_batch_ticked(
         // laxer version): refuse the batch, naming its first event.
         bad = 1;
     }
-    let culprit_index = plan.new[bad.saturating_sub(1)];
-    let culprit = &batch[culprit_index];
+    let (culprit_line, culprit) = new[bad.saturating_sub(1)];
     let culprit_seq = next_seq + bad.saturating_sub(1) as u64;
     let rejection = if bad_failure.seq == culprit_seq {
         bad_failure.rejection
     } else {
         Rejection::BreaksLaterEvent {
-            event: culprit.event.id.clone(),
+            event: culprit.id.clone(),
             cause: Box::new(bad_failure.rejection),
         }
     };
     Err(BatchRejection {
-        line: culprit.line,
+        line: culprit_line,
         rejection,
     })
 }

@@ -6,8 +6,8 @@
 
 use chrono::{DateTime, Utc};
 use domain::event::Event;
-use domain::{parse_jsonl_ticked, plan_batch_ticked, BatchEvent, Ledger, RecordedEvent};
-use store::{NewEvent, Snapshot, Transaction};
+use domain::{check_timeline, parse_jsonl_ticked, plan_ids, BatchEvent, Ledger, RecordedEvent};
+use store::{AuxWrite, NewEvent, Snapshot, Transaction};
 
 use crate::error::{Error, Refusal};
 use crate::load::load_events;
@@ -291,6 +291,8 @@ fn parse_file_ticked(
 struct Planned {
     files: Vec<(String, std::ops::Range<usize>, Receipt)>,
     log: Vec<RecordedEvent>,
+    /// The keys of an import (one file into an empty log), worked out while it was checked.
+    keys: Option<Result<Vec<AuxWrite>, Error>>,
 }
 
 impl Planned {
@@ -319,12 +321,18 @@ fn plan_files(
     let advance = |n: u64| options.advance(n);
     let tick: Option<domain::Tick<'_>> = options.progress.map(|_| &advance as domain::Tick<'_>);
     let mut plans = Vec::new();
+    // An import (one file into an empty log): its keys are worked out on a second thread
+    // while its timeline is checked (and dropped if it fails).
+    let import = log.is_empty() && parsed.len() == 1;
+    let mut keys = None;
     for (name, events) in parsed {
         let next = log.last().map_or(1, |r| r.seq + 1);
         let count = events.len();
         let start = log.len();
         let ids: Vec<String> = events.iter().map(|(_, e)| e.id.to_string()).collect();
-        let (fresh, skipped) = plan_file_ticked(&mut log, &name, events, now, tick)?;
+        let (fresh, skipped, import_keys) =
+            plan_file_ticked(&mut log, &name, events, now, tick, import.then_some(config))?;
+        keys = keys.or(import_keys);
         let reversed = if skipped > 0 {
             reversed_among(&log, start, &ids)
         } else {
@@ -343,13 +351,21 @@ fn plan_files(
         options.advance((count - fresh) as u64);
         plans.push((name, start..log.len(), receipt));
     }
-    Ok(Planned { files: plans, log })
+    Ok(Planned {
+        files: plans,
+        log,
+        keys,
+    })
 }
 
 /// Writes each planned file as one batch: its events and the query keys they change.
 fn write_planned(
     txn: &mut dyn Transaction,
-    Planned { files: plans, log }: Planned,
+    Planned {
+        files: plans,
+        log,
+        mut keys,
+    }: Planned,
     config: &Config,
     options: &Options<'_>,
 ) -> Result<Vec<FileReceipt>, Error> {
@@ -373,6 +389,7 @@ fn write_planned(
                 txn,
                 &log[..range.end],
                 &events,
+                keys.take(),
                 config,
                 options,
             )?)
@@ -445,9 +462,27 @@ fn first_batch(
     txn: &mut dyn Transaction,
     log: &[RecordedEvent],
     events: &[&Event],
+    worked_out: Option<Result<Vec<AuxWrite>, Error>>,
     config: &Config,
     options: &Options<'_>,
 ) -> Result<store::Receipt, Error> {
+    if let Some(aux) = worked_out {
+        // The keys are ready: both threads encode.
+        let aux = aux?;
+        let (first, second) = events.split_at(events.len() / 2);
+        let (mut bodies, rest) =
+            crate::load::in_parallel(|| encode(first, options), || Ok(encode(second, options)));
+        bodies.extend(rest?);
+        let batch = as_batch(events, &bodies);
+        if let Some(p) = options.progress {
+            p.committing(batch.len() as u64);
+        }
+        let receipt = txn.commit(&batch, config.now(), &aux)?;
+        if let Some(p) = options.progress {
+            p.committed();
+        }
+        return Ok(receipt);
+    }
     std::thread::scope(|scope| {
         let keys = scope.spawn(|| crate::checkpoints::maintain(&store::EmptyLog, log, 0, config));
         let bodies = encode(events, options);
@@ -520,17 +555,23 @@ pub(crate) fn plan_file(
     events: Vec<(usize, Event)>,
     recorded: DateTime<Utc>,
 ) -> Result<(usize, usize), Error> {
-    plan_file_ticked(log, name, events, recorded, None)
+    plan_file_ticked(log, name, events, recorded, None, None).map(|(f, s, _)| (f, s))
 }
 
 /// `plan_file`, telling `tick` of the new events checked.
+///
+/// With `keys` (an import: `log` is empty), the keys of the new log are worked out
+/// (`checkpoints::maintain`) on a second thread while the timeline is checked, and returned
+/// when it passes.
+#[allow(clippy::type_complexity)]
 fn plan_file_ticked(
     log: &mut Vec<RecordedEvent>,
     name: &str,
     events: Vec<(usize, Event)>,
     recorded: DateTime<Utc>,
     tick: Option<domain::Tick<'_>>,
-) -> Result<(usize, usize), Error> {
+    keys: Option<&Config>,
+) -> Result<(usize, usize, Option<Result<Vec<AuxWrite>, Error>>), Error> {
     let batch: Vec<BatchEvent> = events
         .into_iter()
         .map(|(line, event)| BatchEvent {
@@ -539,26 +580,60 @@ fn plan_file_ticked(
         })
         .collect();
     let next = log.last().map_or(1, |r| r.seq + 1);
-    let plan = plan_batch_ticked(&Ledger::new(), log, next, &batch, tick)
-        .map_err(|e| Error::batch(name, &e))?;
+    let plan = plan_ids(log, &batch).map_err(|e| Error::batch(name, &e))?;
     let fresh = plan.new.len();
-    // The batch is consumed: its new events move into the log, in batch order.
+    // The batch is consumed: its new events move into the log, in batch order (and out of
+    // it again if the timeline they make fails).
+    let start = log.len();
     let mut keep = vec![false; batch.len()];
     for &i in &plan.new {
         keep[i] = true;
     }
     log.reserve(fresh);
+    let mut lines = Vec::with_capacity(fresh);
     for (k, b) in batch
         .into_iter()
         .zip(keep)
         .filter_map(|(b, keep)| keep.then_some(b))
         .enumerate()
     {
+        lines.push(b.line);
         log.push(RecordedEvent {
             seq: next + k as u64,
             recorded,
             event: b.event,
         });
     }
-    Ok((fresh, plan.skipped))
+    let (checked, keys) = {
+        let (before, added) = log.split_at(start);
+        let new: Vec<(Option<usize>, &Event)> = lines
+            .iter()
+            .zip(added)
+            .map(|(line, r)| (*line, &r.event))
+            .collect();
+        let check = || {
+            check_timeline(&Ledger::new(), before, next, &new, tick)
+                .map_err(|e| Error::batch(name, &e))
+        };
+        match keys {
+            Some(config) if start == 0 && fresh > 0 => {
+                let all: &[RecordedEvent] = log;
+                let (checked, keys) = crate::load::in_parallel(check, || {
+                    Ok(crate::checkpoints::maintain(
+                        &store::EmptyLog,
+                        all,
+                        0,
+                        config,
+                    ))
+                });
+                (checked, Some(keys.and_then(|k| k)))
+            }
+            _ => (check(), None),
+        }
+    };
+    if let Err(e) = checked {
+        log.truncate(start);
+        return Err(e);
+    }
+    Ok((fresh, plan.skipped, keys))
 }

@@ -581,21 +581,65 @@ impl Store {
         .unwrap_or_else(|| SegmentBuilder::new(head_seq + 1));
         // Full segments go to the log file, each where the last committed one ends; nothing
         // refers to them until the sled batch below commits.
-        let mut log_end = state.log_end;
         let mut buckets: BTreeMap<u16, Vec<(u64, u64)>> = BTreeMap::new();
         let mut last: Option<Stored<'r>> = None;
-        for r in records {
-            if segment.is_full_for(codec::encoded_record_len(r.recorded, r.id, r.body)) {
-                let full = std::mem::replace(&mut segment, SegmentBuilder::new(r.seq));
-                log_end = self.seal(full, log_end, &mut writes, &mut listed)?;
+        // Full segments are sealed (framed, compressed, written) on a second thread, started
+        // when the batch fills its first one, while this one chains the hashes and builds the
+        // next; a segment that cannot be handed over (no thread) is sealed here.
+        let sealed = std::thread::scope(|scope| {
+            let mut sealer = None;
+            let mut inline = (state.log_end, Vec::new());
+            for r in records {
+                if segment.is_full_for(codec::encoded_record_len(r.recorded, r.id, r.body)) {
+                    let full = std::mem::replace(&mut segment, SegmentBuilder::new(r.seq));
+                    if sealer.is_none() && inline.1.is_empty() {
+                        let (tx, rx) = std::sync::mpsc::sync_channel::<SegmentBuilder>(2);
+                        let start = inline.0;
+                        sealer = std::thread::Builder::new()
+                            .name("accord-seal".into())
+                            .spawn_scoped(scope, move || self.seal_all(rx, start))
+                            .ok()
+                            .map(|handle| (tx, handle));
+                    }
+                    match &sealer {
+                        // A closed channel: the sealer stopped on an error, reported below.
+                        Some((tx, _)) => {
+                            if tx.send(full).is_err() {
+                                break;
+                            }
+                        }
+                        None => {
+                            let (first, pointer, end) = self.seal(full, inline.0)?;
+                            inline.1.push((first, pointer));
+                            inline.0 = end;
+                        }
+                    }
+                }
+                segment.push(r.recorded, &r.hash, r.id, r.body);
+                let fp = codec::id_fingerprint(r.id);
+                buckets
+                    .entry(codec::id_bucket(fp))
+                    .or_default()
+                    .push((fp, r.seq));
+                last = Some(r);
             }
-            segment.push(r.recorded, &r.hash, r.id, r.body);
-            let fp = codec::id_fingerprint(r.id);
-            buckets
-                .entry(codec::id_bucket(fp))
-                .or_default()
-                .push((fp, r.seq));
-            last = Some(r);
+            match sealer {
+                Some((tx, handle)) => {
+                    drop(tx);
+                    handle.join().unwrap_or_else(|_| {
+                        Err(StoreError::corrupt(
+                            None,
+                            "sealing the log's segments panicked",
+                        ))
+                    })
+                }
+                None => Ok(inline),
+            }
+        });
+        let (log_end, sealed) = sealed?;
+        for (first, pointer) in sealed {
+            writes.insert(&codec::seg_key(first)[..], pointer.as_slice());
+            listed.push((first, Some(pointer)));
         }
         let last = last.ok_or_else(|| {
             StoreError::corrupt(Some(head_seq), "an empty batch reached the writer")
@@ -670,15 +714,13 @@ impl Store {
         Ok(head)
     }
 
-    /// Writes a full segment to the log file at `offset` and its entry into `writes`; returns
-    /// where the log file now ends.
+    /// Writes a full segment to the log file at `offset`; returns its first seq, its pointer
+    /// (the segment's sled value) and where the log file now ends.
     fn seal(
         &self,
         segment: SegmentBuilder,
         offset: u64,
-        writes: &mut sled::Batch,
-        listed: &mut Vec<DirEntry>,
-    ) -> Result<u64, StoreError> {
+    ) -> Result<(u64, Vec<u8>, u64), StoreError> {
         let log = self.log_for_writing()?;
         let file = self.path.join(LOG_FILE);
         let first = segment.first_seq;
@@ -686,9 +728,25 @@ impl Store {
         let (stored, table) = codec::frame_segment(first, &segment.plain())?;
         write_all_at(log, &stored, offset).map_err(io_error(&file))?;
         let pointer = codec::encode_framed_pointer(count, offset, &stored, table);
-        writes.insert(&codec::seg_key(first)[..], pointer.as_slice());
-        listed.push((first, Some(pointer)));
-        Ok(offset + stored.len() as u64)
+        Ok((first, pointer, offset + stored.len() as u64))
+    }
+
+    /// `seal` for each segment `segments` gives, in order, from `offset` on: where the log
+    /// file then ends, and each segment's first seq and pointer. Stops at the first error
+    /// (dropping `segments`, so that the sender stops too).
+    #[allow(clippy::type_complexity)]
+    fn seal_all(
+        &self,
+        segments: std::sync::mpsc::Receiver<SegmentBuilder>,
+        mut offset: u64,
+    ) -> Result<(u64, Vec<(u64, Vec<u8>)>), StoreError> {
+        let mut sealed = Vec::new();
+        for segment in segments {
+            let (first, pointer, end) = self.seal(segment, offset)?;
+            sealed.push((first, pointer));
+            offset = end;
+        }
+        Ok((offset, sealed))
     }
 
     /// Adds `listed` (segments that are no longer the last one, in seq order) to the segment
