@@ -322,8 +322,8 @@ fn plan_files(
     let tick: Option<domain::Tick<'_>> = options.progress.map(|_| &advance as domain::Tick<'_>);
     let mut plans = Vec::new();
     // An import (one file into an empty log): its keys are worked out on a second thread
-    // while its timeline is checked (and dropped if it fails).
-    let import = log.is_empty() && parsed.len() == 1;
+    // while its timeline is checked (and dropped if it fails). A dry run writes no keys.
+    let import = log.is_empty() && parsed.len() == 1 && !options.dry_run;
     let mut keys = None;
     for (name, events) in parsed {
         let next = log.last().map_or(1, |r| r.seq + 1);
