@@ -929,12 +929,14 @@ pub fn parse_jsonl_ticked(
         return parse_lines(&lines, tick);
     }
     let (first, second) = lines.split_at(lines.len() / 2);
+    // The first half is parsed straight into the file's list, sized once for both.
+    let mut events = Vec::with_capacity(lines.len());
     let (a, b) = std::thread::scope(|scope| {
         let other = scope.spawn(|| parse_lines(second, tick));
-        let a = parse_lines(first, tick);
+        let a = parse_lines_into(first, tick, &mut events);
         (a, other.join())
     });
-    let mut events = a?;
+    a?;
     match b {
         Ok(b) => events.extend(b?),
         // A panic while parsing is a bug; parse again on this thread so
@@ -951,6 +953,16 @@ fn parse_lines(
     tick: Option<crate::tick::Tick<'_>>,
 ) -> Result<ParsedFile, FileError> {
     let mut events = Vec::with_capacity(lines.len());
+    parse_lines_into(lines, tick, &mut events)?;
+    Ok(events)
+}
+
+/// `parse_lines`, pushing onto `events`.
+fn parse_lines_into(
+    lines: &[(usize, &str)],
+    tick: Option<crate::tick::Tick<'_>>,
+    events: &mut ParsedFile,
+) -> Result<(), FileError> {
     for (i, &(line_no, line)) in lines.iter().enumerate() {
         if let Some(tick) = tick {
             if i > 0 && (i as u64).is_multiple_of(crate::tick::TICK_EVERY) {
@@ -986,7 +998,7 @@ fn parse_lines(
         let full = !lines.is_empty() && rest == 0;
         tick(if full { crate::tick::TICK_EVERY } else { rest });
     }
-    Ok(events)
+    Ok(())
 }
 
 /// A line that is not one JSON object because the file is not JSON Lines: a JSON array, or

@@ -137,7 +137,8 @@ pub(crate) fn decode(r: &Record) -> Result<RecordedEvent, String> {
 
 /// The decoded log of a snapshot.
 pub(crate) fn load_events(snapshot: &dyn Snapshot) -> Result<Vec<RecordedEvent>, Error> {
-    decode_records(snapshot.records(), |_| {}).map_err(Error::from)
+    let count = usize::try_from(snapshot.len()).unwrap_or(0);
+    decode_records(snapshot.records(), count, |_| {}).map_err(Error::from)
 }
 
 /// The records with seqs in `after+1 ..= upto`, decoded.
@@ -149,8 +150,9 @@ pub(crate) fn decode_range(
     if upto <= after {
         return Ok(Vec::new());
     }
-    let records = Box::new(store.records_after(after).take((upto - after) as usize));
-    decode_records(records, |_| {}).map_err(Error::from)
+    let count = usize::try_from(upto - after).unwrap_or(usize::MAX);
+    let records = Box::new(store.records_after(after).take(count));
+    decode_records(records, count, |_| {}).map_err(Error::from)
 }
 
 /// Whether `decode_at` may read on a second thread (see `split_reads`).
@@ -237,10 +239,12 @@ pub(crate) enum DecodeFailure {
     Event(u64, String),
 }
 
-/// Decodes every record in order, showing each to `each` first. Decoding JSON is most of a
-/// replay's time, so each round of records is split over two threads.
+/// Decodes every record in order (about `count` of them), showing each to `each` first.
+/// Decoding JSON is most of a replay's time, so each round of records is split over two
+/// threads.
 pub(crate) fn decode_records(
     mut records: RecordIter<'_>,
+    count: usize,
     mut each: impl FnMut(&Record),
 ) -> Result<Vec<RecordedEvent>, DecodeFailure> {
     /// Records decoded per round: enough to keep both threads busy, few enough that the raw
@@ -252,9 +256,12 @@ pub(crate) fn decode_records(
             .map(|r| decode(r).map_err(|m| DecodeFailure::Event(r.seq, m)))
             .collect()
     };
-    let mut events = Vec::new();
+    // Sized once: grown by doubling, a million decoded events would be copied and their
+    // pages touched twice over (a fresh page is not free on a virtual machine).
+    let mut events: Vec<RecordedEvent> = Vec::with_capacity(count.min(1 << 24));
+    let mut chunk = Vec::with_capacity(CHUNK);
     loop {
-        let mut chunk = Vec::with_capacity(CHUNK);
+        chunk.clear();
         for r in records.by_ref().take(CHUNK) {
             let r = r.map_err(DecodeFailure::Store)?;
             each(&r);
@@ -264,9 +271,13 @@ pub(crate) fn decode_records(
             break;
         }
         let (first, second) = chunk.split_at(chunk.len() / 2);
+        // The first half is decoded straight into `events`, the second on another thread.
         let (a, b) = std::thread::scope(|scope| {
             let other = scope.spawn(|| decode_chunk(second));
-            let a = decode_chunk(first);
+            let a = first.iter().try_for_each(|r| {
+                events.push(decode(r).map_err(|m| DecodeFailure::Event(r.seq, m))?);
+                Ok(())
+            });
             let b = other.join().unwrap_or_else(|_| {
                 Err(DecodeFailure::Event(
                     second.first().map_or(0, |r| r.seq),
@@ -275,7 +286,7 @@ pub(crate) fn decode_records(
             });
             (a, b)
         });
-        events.extend(a?);
+        a?;
         events.extend(b?);
     }
     Ok(events)

@@ -54,7 +54,8 @@ impl Engine {
         let (head, decoded) = std::thread::scope(|scope| {
             let chain = scope.spawn(|| snapshot.verify());
             let mut hash = None;
-            let decoded = decode_records(snapshot.records(), |r| {
+            let count = usize::try_from(snapshot.len()).unwrap_or(0);
+            let decoded = decode_records(snapshot.records(), count, |r| {
                 if keep_hash_of == Some(r.seq) {
                     hash = Some(r.hash_hex());
                 }
