@@ -291,9 +291,13 @@ fn parse_file_ticked(
 struct Planned {
     files: Vec<(String, std::ops::Range<usize>, Receipt)>,
     log: Vec<RecordedEvent>,
-    /// The keys of an import (one file into an empty log), worked out while it was checked.
-    keys: Option<Result<Vec<AuxWrite>, Error>>,
+    /// The keys of an import's first batch, worked out while it was checked.
+    keys: Option<ImportKeys>,
 }
+
+/// The keys of the first batch of an empty log (`checkpoints::maintain`), or why they could
+/// not be worked out.
+type ImportKeys = Result<Vec<AuxWrite>, Error>;
 
 impl Planned {
     fn receipts(&self) -> Vec<FileReceipt> {
@@ -321,17 +325,19 @@ fn plan_files(
     let advance = |n: u64| options.advance(n);
     let tick: Option<domain::Tick<'_>> = options.progress.map(|_| &advance as domain::Tick<'_>);
     let mut plans = Vec::new();
-    // An import (one file into an empty log): its keys are worked out on a second thread
-    // while its timeline is checked (and dropped if it fails). A dry run writes no keys.
-    let import = log.is_empty() && parsed.len() == 1 && !options.dry_run;
+    // An import (into an empty log): the keys of its first batch are worked out on a second
+    // thread while that batch's timeline is checked (and dropped if it fails). A dry run
+    // writes no keys.
+    let import = log.is_empty() && !options.dry_run;
     let mut keys = None;
     for (name, events) in parsed {
         let next = log.last().map_or(1, |r| r.seq + 1);
         let count = events.len();
         let start = log.len();
         let ids: Vec<String> = events.iter().map(|(_, e)| e.id.to_string()).collect();
+        let first_keys = (import && keys.is_none()).then_some(config);
         let (fresh, skipped, import_keys) =
-            plan_file_ticked(&mut log, &name, events, now, tick, import.then_some(config))?;
+            plan_file_ticked(&mut log, &name, events, now, tick, first_keys)?;
         keys = keys.or(import_keys);
         let reversed = if skipped > 0 {
             reversed_among(&log, start, &ids)
@@ -456,68 +462,33 @@ fn as_batch<'a>(events: &[&'a Event], bodies: &'a [Vec<u8>]) -> Vec<NewEvent<'a>
         .collect()
 }
 
-/// Writes the first batch of an empty log, its keys worked out meanwhile (see
-/// `write_planned`).
+/// Writes the first batch of an empty log with its keys, worked out while it was checked
+/// (`plan_file_ticked`; here, when they were not), both threads encoding the events.
 fn first_batch(
     txn: &mut dyn Transaction,
     log: &[RecordedEvent],
     events: &[&Event],
-    worked_out: Option<Result<Vec<AuxWrite>, Error>>,
+    worked_out: Option<ImportKeys>,
     config: &Config,
     options: &Options<'_>,
 ) -> Result<store::Receipt, Error> {
-    if let Some(aux) = worked_out {
-        // The keys are ready: both threads encode.
-        let aux = aux?;
-        let (first, second) = events.split_at(events.len() / 2);
-        let (mut bodies, rest) =
-            crate::load::in_parallel(|| encode(first, options), || Ok(encode(second, options)));
-        bodies.extend(rest?);
-        let batch = as_batch(events, &bodies);
-        if let Some(p) = options.progress {
-            p.committing(batch.len() as u64);
-        }
-        let receipt = txn.commit(&batch, config.now(), &aux)?;
-        if let Some(p) = options.progress {
-            p.committed();
-        }
-        return Ok(receipt);
+    let aux = match worked_out {
+        Some(aux) => aux?,
+        None => crate::checkpoints::maintain(&store::EmptyLog, log, 0, config)?,
+    };
+    let (first, second) = events.split_at(events.len() / 2);
+    let (mut bodies, rest) =
+        crate::load::in_parallel(|| encode(first, options), || Ok(encode(second, options)));
+    bodies.extend(rest?);
+    let batch = as_batch(events, &bodies);
+    if let Some(p) = options.progress {
+        p.committing(batch.len() as u64);
     }
-    std::thread::scope(|scope| {
-        let keys = scope.spawn(|| crate::checkpoints::maintain(&store::EmptyLog, log, 0, config));
-        let bodies = encode(events, options);
-        let batch = as_batch(events, &bodies);
-        if let Some(p) = options.progress {
-            p.committing(batch.len() as u64);
-        }
-        let mut keys = Some(keys);
-        let mut failed = None;
-        let receipt = txn.commit_then(&batch, config.now(), &mut || {
-            let outcome = keys.take()?.join().unwrap_or_else(|_| {
-                Err(Error::failed("maintaining the query checkpoints panicked"))
-            });
-            match outcome {
-                Ok(aux) => Some(aux),
-                Err(e) => {
-                    failed = Some(e);
-                    None
-                }
-            }
-        });
-        // The keys' thread is joined by the closure, or here when the store failed first.
-        if let Some(k) = keys.take() {
-            let _ = k.join();
-        }
-        if let Some(e) = failed {
-            return Err(e);
-        }
-        let receipt =
-            receipt?.ok_or_else(|| Error::failed("the batch's keys were not worked out"))?;
-        if let Some(p) = options.progress {
-            p.committed();
-        }
-        Ok(receipt)
-    })
+    let receipt = txn.commit(&batch, config.now(), &aux)?;
+    if let Some(p) = options.progress {
+        p.committed();
+    }
+    Ok(receipt)
 }
 
 /// Of a file's `ids`, those skipped as already recorded (not among the new events from
@@ -560,10 +531,9 @@ pub(crate) fn plan_file(
 
 /// `plan_file`, telling `tick` of the new events checked.
 ///
-/// With `keys` (an import: `log` is empty), the keys of the new log are worked out
-/// (`checkpoints::maintain`) on a second thread while the timeline is checked, and returned
-/// when it passes.
-#[allow(clippy::type_complexity)]
+/// With `keys` and an empty `log` (an import's first batch), the keys of the new log are
+/// worked out (`checkpoints::maintain`) on a second thread while the timeline is checked,
+/// and returned when it passes.
 fn plan_file_ticked(
     log: &mut Vec<RecordedEvent>,
     name: &str,
@@ -571,7 +541,7 @@ fn plan_file_ticked(
     recorded: DateTime<Utc>,
     tick: Option<domain::Tick<'_>>,
     keys: Option<&Config>,
-) -> Result<(usize, usize, Option<Result<Vec<AuxWrite>, Error>>), Error> {
+) -> Result<(usize, usize, Option<ImportKeys>), Error> {
     let batch: Vec<BatchEvent> = events
         .into_iter()
         .map(|(line, event)| BatchEvent {

@@ -257,7 +257,8 @@ pub(crate) fn decode_records(
             .collect()
     };
     // Sized once: grown by doubling, a million decoded events would be copied and their
-    // pages touched twice over (a fresh page is not free on a virtual machine).
+    // pages touched twice over (a fresh page is not free on a virtual machine). Capped, as
+    // the count is the store's word.
     let mut events: Vec<RecordedEvent> = Vec::with_capacity(count.min(1 << 24));
     let mut chunk = Vec::with_capacity(CHUNK);
     loop {

@@ -123,21 +123,6 @@ pub trait Transaction: Snapshot {
         aux: &[AuxWrite],
     ) -> Result<Receipt, StoreError>;
 
-    /// `commit`, with the key writes worked out by `aux` (on this thread) while the store is
-    /// already writing the events where it can. `aux` returning `None` writes nothing and
-    /// gives `Ok(None)`.
-    fn commit_then(
-        &mut self,
-        batch: &[NewEvent<'_>],
-        now: DateTime<Utc>,
-        aux: &mut dyn FnMut() -> Option<Vec<AuxWrite>>,
-    ) -> Result<Option<Receipt>, StoreError> {
-        match aux() {
-            Some(aux) => self.commit(batch, now, &aux).map(Some),
-            None => Ok(None),
-        }
-    }
-
     /// `commit_records`, with the key writes worked out by `aux` (on this thread) while the
     /// store is already writing the records where it can (the PostgreSQL store's `COPY`
     /// runs meanwhile). `aux` returning `None` writes nothing and gives `Ok(None)`.

@@ -1573,22 +1573,6 @@ impl crate::Transaction for PgWrite<'_> {
         Ok(self.receipt(&records))
     }
 
-    fn commit_then(
-        &mut self,
-        batch: &[NewEvent<'_>],
-        now: DateTime<Utc>,
-        aux: &mut dyn FnMut() -> Option<Vec<AuxWrite>>,
-    ) -> Result<Option<Receipt>, StoreError> {
-        if batch.len() <= SMALL_ROWS {
-            return match aux() {
-                Some(aux) => self.commit(batch, now, &aux).map(Some),
-                None => Ok(None),
-            };
-        }
-        let records = self.new_records(batch, now)?;
-        self.copy_then(&records, aux)
-    }
-
     fn commit_records(
         &mut self,
         records: &[Record],

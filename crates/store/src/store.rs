@@ -734,12 +734,11 @@ impl Store {
     /// `seal` for each segment `segments` gives, in order, from `offset` on: where the log
     /// file then ends, and each segment's first seq and pointer. Stops at the first error
     /// (dropping `segments`, so that the sender stops too).
-    #[allow(clippy::type_complexity)]
     fn seal_all(
         &self,
         segments: std::sync::mpsc::Receiver<SegmentBuilder>,
         mut offset: u64,
-    ) -> Result<(u64, Vec<(u64, Vec<u8>)>), StoreError> {
+    ) -> Result<Sealed, StoreError> {
         let mut sealed = Vec::new();
         for segment in segments {
             let (first, pointer, end) = self.seal(segment, offset)?;
@@ -1861,6 +1860,10 @@ struct Stored<'a> {
     id: &'a str,
     body: &'a [u8],
 }
+
+/// Where the log file ends after segments were sealed, and each one's first seq and pointer
+/// (its sled value), in order.
+type Sealed = (u64, Vec<(u64, Vec<u8>)>);
 
 struct SegmentBuilder {
     first_seq: u64,
