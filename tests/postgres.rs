@@ -764,7 +764,8 @@ fn messages_never_show_a_password_and_say_what_they_mean() {
 
 /// The history of checkpoints (what each was as known before each batch that changed it)
 /// is checked by `verify` too: an entry deleted, or holding another entry's state, is an
-/// integrity failure (exit 3) that names the checkpoint.
+/// integrity failure (exit 3) that names the checkpoint; so is a checkpoint with a piece
+/// cut short or one piece too many.
 #[test]
 fn verify_finds_a_checkpoint_history_changed_behind_accords_back() {
     let Some(pg) = Cluster::start() else { return };
@@ -791,6 +792,20 @@ fn verify_finds_a_checkpoint_history_changed_behind_accords_back() {
             "UPDATE swapped.aux SET value = (SELECT value FROM swapped.aux WHERE key LIKE 'oh/%' ORDER BY key DESC LIMIT 1) \
              WHERE key = (SELECT key FROM swapped.aux WHERE key LIKE 'oh/%' ORDER BY key LIMIT 1)",
             "differs from the log",
+        ),
+        (
+            // The last checkpoint's last piece cut short: it no longer decodes.
+            "piece_short",
+            "UPDATE piece_short.aux SET value = substring(value from 1 for length(value) - 1) \
+             WHERE key = (SELECT key FROM piece_short.aux WHERE key LIKE 'cp/%' ORDER BY key DESC LIMIT 1)",
+            "does not decode",
+        ),
+        (
+            // A piece numbered past the last one of the first checkpoint.
+            "piece_extra",
+            "INSERT INTO piece_extra.aux (key, value) SELECT substring(key from 1 for 14) || convert_to('0fffff', 'UTF8'), value \
+             FROM piece_extra.aux WHERE key LIKE 'cp/%' ORDER BY key LIMIT 1",
+            "does not decode",
         ),
     ] {
         let url = pg.url(schema);

@@ -12,13 +12,16 @@
 //!
 //! Keys (all under the store's caller prefix):
 //!
-//! - `ck` -> format byte `7`, the head seq (u64 BE) the keys were written for
+//! - `ck` -> format byte `8`, the head seq (u64 BE) the keys were written for
 //!   (older formats count as not current: the next append rebuilds every
 //!   key);
 //! - `cl` -> the dates of every checkpoint, `YYYY-MM-DD` each, ascending;
-//! - `cp/YYYY-MM-DD` -> the ledger after every (not reversed) event dated on
+//! - `cp/YYYY-MM-DD/NNNNNN` -> the ledger after every (not reversed) event dated on
 //!   or before that day: LZ4 (size prepended) of its binary
-//!   encoding (`ledger_codec`);
+//!   encoding (`ledger_codec`), cut in pieces of `PIECE` bytes numbered from 0 (six hex
+//!   digits). A checkpoint is a few hundred kilobytes at 1M events; whole, it made the
+//!   embedded store's page of sixteen keys around it a separate file that every open of the
+//!   store read back and every read of a neighbouring key (`ck`, `cl`) pulled whole;
 //! - `ov/YYYY-MM-DD/AGGREGATE` -> a correction of that checkpoint: the state
 //!   of one aggregate there (a `Ledger` holding only it, encoded like a
 //!   checkpoint), written by an append that changed it from an earlier date
@@ -68,8 +71,12 @@ use crate::{Config, Error};
 const END_CHECKPOINT_MIN: usize = 1024;
 
 const CK: &[u8] = b"ck";
-/// The format byte of `ck` (6: `dx/` and `ag/` in chunks of seqs; 7: `rs`).
-const FORMAT: u8 = 7;
+/// The format byte of `ck` (6: `dx/` and `ag/` in chunks of seqs; 7: `rs`; 8: checkpoints in
+/// pieces).
+const FORMAT: u8 = 8;
+/// The size of a checkpoint's pieces: sixteen keys of a page of the embedded store stay well
+/// under the size (128 KiB) from which it writes the page as a file of its own.
+const PIECE: usize = 4096;
 /// Seqs per chunk of a `dx/` or `ag/` list.
 const CHUNK: usize = 1024;
 /// The list of checkpoint dates, so that finding them reads one small key
@@ -166,6 +173,77 @@ pub(crate) fn encode_ledger(ledger: &Ledger) -> Result<Vec<u8>, Error> {
     Ok(lz4_flex::block::compress_prepend_size(
         &crate::ledger_codec::encode(ledger),
     ))
+}
+
+/// The writes that store `ledger` as the checkpoint of `date`: the pieces a checkpoint
+/// stored there has are dropped first (`store`; `None`: there is none), so a shorter
+/// checkpoint leaves none of them behind. The store applies writes in order.
+pub(crate) fn checkpoint_writes(
+    store: Option<&dyn Snapshot>,
+    date: Date,
+    ledger: &Ledger,
+) -> Result<Vec<AuxWrite>, Error> {
+    let bytes = encode_ledger(ledger)?;
+    let prefix = checkpoint_prefix(date);
+    let mut writes = Vec::new();
+    if let Some(store) = store {
+        for k in store.aux_keys(&prefix, &list_end(&prefix))? {
+            writes.push(AuxWrite {
+                key: k,
+                value: None,
+            });
+        }
+    }
+    for (i, piece) in bytes.chunks(PIECE).enumerate() {
+        let mut k = prefix.clone();
+        k.extend(format!("{i:06x}").into_bytes());
+        writes.push(AuxWrite {
+            key: k,
+            value: Some(piece.to_vec()),
+        });
+    }
+    Ok(writes)
+}
+
+/// The prefix of a checkpoint's pieces, `cp/YYYY-MM-DD/`.
+fn checkpoint_prefix(date: Date) -> Vec<u8> {
+    format!("cp/{date}/").into_bytes()
+}
+
+/// A checkpoint's encoding put back together from its pieces (`entries`: the keys under its
+/// prefix, in order, with their values); `None` when a piece is missing, misnamed or
+/// out of place.
+fn join_pieces<'a>(
+    prefix: &[u8],
+    entries: impl IntoIterator<Item = (&'a [u8], &'a [u8])>,
+) -> Option<Vec<u8>> {
+    let mut bytes = Vec::new();
+    let mut count = 0usize;
+    for (k, v) in entries {
+        let n = std::str::from_utf8(k.strip_prefix(prefix)?).ok()?;
+        if n.len() != 6 || usize::from_str_radix(n, 16).ok()? != count {
+            return None;
+        }
+        bytes.extend_from_slice(v);
+        count += 1;
+    }
+    (count > 0).then_some(bytes)
+}
+
+/// The stored encoding of the checkpoint of `date`, its pieces joined; `None` when there is
+/// none.
+fn checkpoint_bytes(store: &dyn Snapshot, date: Date) -> Result<Option<Vec<u8>>, Error> {
+    let prefix = checkpoint_prefix(date);
+    let entries = store.aux_range(&prefix, &list_end(&prefix), false)?;
+    if entries.is_empty() {
+        return Ok(None);
+    }
+    join_pieces(
+        &prefix,
+        entries.iter().map(|(k, v)| (k.as_slice(), v.as_slice())),
+    )
+    .map(Some)
+    .ok_or_else(|| corrupt("checkpoint pieces"))
 }
 
 pub(crate) fn decode_ledger(bytes: &[u8]) -> Option<Ledger> {
@@ -378,8 +456,8 @@ fn key_date(key: &[u8]) -> Option<Date> {
     Date::parse(text).ok()
 }
 
-/// The checkpoint stored under `cp/DATE` (its value given), with the
-/// corrections of that date applied.
+/// The checkpoint of `date` (its stored encoding given), with the corrections of that date
+/// applied.
 pub(crate) fn load_checkpoint(
     store: &dyn Snapshot,
     date: Date,
@@ -401,9 +479,7 @@ pub(crate) fn load_checkpoint(
 
 /// The checkpoint of `date` (which the checkpoint list names), with its corrections applied.
 pub(crate) fn stored_checkpoint(store: &dyn Snapshot, date: Date) -> Result<Ledger, Error> {
-    let value = store
-        .aux_get(&key("cp", &date.to_string()))?
-        .ok_or_else(|| corrupt("checkpoint"))?;
+    let value = checkpoint_bytes(store, date)?.ok_or_else(|| corrupt("checkpoint"))?;
     load_checkpoint(store, date, &value)
 }
 
@@ -588,13 +664,11 @@ pub(crate) fn maintain(
     let every = config.every();
     let mut pending = existing.iter().copied().peekable();
     let mut dates: BTreeSet<Date> = existing.iter().copied().collect();
+    // Re-taking a stored checkpoint drops its pieces first (a rebuild dropped them all).
+    let stored = if up_to_date { Some(store) } else { None };
     let snapshot = |date: Date, ledger: &Ledger, writes: &mut Vec<AuxWrite>| {
-        encode_ledger(ledger).map(|bytes| {
-            writes.push(AuxWrite {
-                key: key("cp", &date.to_string()),
-                value: Some(bytes),
-            })
-        })
+        let have = stored.filter(|_| existing.contains(&date));
+        checkpoint_writes(have, date, ledger).map(|w| writes.extend(w))
     };
     let timeline = order(log.iter().map(|r| (r.seq, &r.event)).collect());
     let mut ledger = Ledger::new();
@@ -747,10 +821,11 @@ pub(crate) fn ledger_as_of(store: &dyn Snapshot, as_of: Date) -> Result<Option<L
     let day = as_of.to_string();
     let mut upper = key("cp", &day);
     upper.push(0xff);
+    // The last piece on or before the day names the checkpoint to read.
     let (mut ledger, after) = match store.aux_range(b"cp/", &upper, true)?.pop() {
-        Some((k, v)) => {
+        Some((k, _)) => {
             let date = key_date(&k).ok_or_else(|| corrupt("checkpoint key"))?;
-            (load_checkpoint(store, date, &v)?, Some(date))
+            (stored_checkpoint(store, date)?, Some(date))
         }
         None => (Ledger::new(), None),
     };
@@ -1090,28 +1165,46 @@ fn check_history(
             .chain(own.get(a).into_iter().flatten().copied())
             .collect();
         part.sort_unstable_by_key(|r| r.seq);
+        // The entries of one batch (one `first`) share a fold: the part as known before the
+        // batch, in timeline order, compared at each of their dates as the fold passes it.
+        let mut batches: BTreeMap<u64, Vec<(Date, &Ledger)>> = BTreeMap::new();
         for (date, first, _, slice) in list {
+            batches.entry(*first).or_default().push((*date, slice));
+        }
+        for (first, mut at) in batches {
+            at.sort_unstable_by_key(|(date, _)| *date);
             let timeline = order(
                 part.iter()
-                    .filter(|r| r.seq < *first)
+                    .filter(|r| r.seq < first)
                     .map(|r| (r.seq, &r.event))
                     .collect(),
             );
             let mut ledger = Ledger::new();
-            for (seq, event) in timeline {
-                if event.effective > *date {
-                    break;
+            let mut pending = at.into_iter().peekable();
+            let compare = |ledger: &Ledger, date: Date, slice: &Ledger| {
+                if ledger.slice([a]) == slice.slice([a]) {
+                    Ok(())
+                } else {
+                    Err(format!(
+                        "checkpoint history of {a} at {date} before seq {first} differs from the log"
+                    ))
                 }
+            };
+            for (seq, event) in timeline {
+                while let Some((date, slice)) = pending.next_if(|(d, _)| *d < event.effective) {
+                    compare(&ledger, date, slice)?;
+                }
+                let Some((date, _)) = pending.peek() else {
+                    break;
+                };
                 if ledger.apply(event).is_err() {
                     return Err(format!(
                         "checkpoint history of {a} at {date} does not fold (seq {seq})"
                     ));
                 }
             }
-            if ledger.slice([a]) != slice.slice([a]) {
-                return Err(format!(
-                    "checkpoint history of {a} at {date} before seq {first} differs from the log"
-                ));
+            for (date, slice) in pending {
+                compare(&ledger, date, slice)?;
             }
         }
     }
@@ -1160,14 +1253,19 @@ pub(crate) fn check(store: &dyn Snapshot, log: &[RecordedEvent]) -> Result<(), C
     let keys = keys.map_err(CheckFailure::Failed)?;
     let mut first_difference: Option<String> = None;
     let mut dates: BTreeSet<Date> = BTreeSet::new();
+    let mut pieces_of: BTreeMap<Date, usize> = BTreeMap::new();
     if let Ok(Some(all_keys)) = &keys {
         for d in all_keys.keys().filter_map(|k| k.strip_prefix(b"cp/")) {
-            match std::str::from_utf8(d)
-                .ok()
+            // `DATE/NNNNNN`: the pieces themselves are checked when the checkpoint is.
+            match d
+                .get(..10)
+                .filter(|_| d.len() == 17 && d[10] == b'/')
+                .and_then(|t| std::str::from_utf8(t).ok())
                 .and_then(|t| Date::parse(t).ok())
             {
                 Some(d) => {
                     dates.insert(d);
+                    *pieces_of.entry(d).or_default() += 1;
                 }
                 None => {
                     first_difference.get_or_insert("a checkpoint key is damaged".into());
@@ -1182,9 +1280,24 @@ pub(crate) fn check(store: &dyn Snapshot, log: &[RecordedEvent]) -> Result<(), C
             return;
         }
         let stored = match &keys {
-            Ok(Some(all_keys)) => all_keys
-                .get(&key("cp", &d.to_string()))
-                .and_then(|v| load_checkpoint(store, d, v).ok()),
+            Ok(Some(all_keys)) => {
+                // Every piece the keys hold for the date, numbered from 0 without a gap.
+                let prefix = checkpoint_prefix(d);
+                let count = pieces_of.get(&d).copied().unwrap_or(0);
+                let mut pieces = Vec::new();
+                for i in 0..count {
+                    let mut k = prefix.clone();
+                    k.extend(format!("{i:06x}").into_bytes());
+                    match all_keys.get_key_value(&k) {
+                        Some((k, v)) => pieces.push((k.as_slice(), v.as_slice())),
+                        None => break,
+                    }
+                }
+                (pieces.len() == count)
+                    .then(|| join_pieces(&prefix, pieces))
+                    .flatten()
+                    .and_then(|v| load_checkpoint(store, d, &v).ok())
+            }
             _ => return,
         };
         match stored {
@@ -1310,4 +1423,63 @@ pub(crate) fn check(store: &dyn Snapshot, log: &[RecordedEvent]) -> Result<(), C
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use domain::event::Event;
+
+    fn ledger_of(lines: &[&str]) -> Ledger {
+        let mut ledger = Ledger::new();
+        for line in lines {
+            let event = Event::from_line(line).expect("event");
+            ledger.apply(&event).expect("applies");
+        }
+        ledger
+    }
+
+    fn parties(n: usize) -> Ledger {
+        let lines: Vec<String> = (0..n)
+            .map(|i| {
+                format!(
+                    r#"{{"type":"party_registered","id":"e{i}","effective":"2025-01-01","party":"party-{i}","name":"Party number {i} with a long enough name","kind":"fund"}}"#
+                )
+            })
+            .collect();
+        ledger_of(&lines.iter().map(String::as_str).collect::<Vec<_>>())
+    }
+
+    #[test]
+    fn a_checkpoint_is_cut_in_numbered_pieces_that_join_back() {
+        let ledger = parties(2000);
+        let date = Date::parse("2025-01-01").unwrap();
+        let writes = checkpoint_writes(None, date, &ledger).unwrap();
+        let bytes = encode_ledger(&ledger).unwrap();
+        assert!(
+            writes.len() > 2,
+            "{} bytes in {} pieces",
+            bytes.len(),
+            writes.len()
+        );
+        for (i, w) in writes.iter().enumerate() {
+            assert_eq!(w.key, format!("cp/2025-01-01/{i:06x}").into_bytes());
+            assert!(w.value.as_ref().unwrap().len() <= PIECE);
+        }
+        let prefix = checkpoint_prefix(date);
+        let entries = || {
+            writes
+                .iter()
+                .map(|w| (w.key.as_slice(), w.value.as_deref().unwrap()))
+        };
+        let joined = join_pieces(&prefix, entries()).unwrap();
+        assert_eq!(decode_ledger(&joined).unwrap(), ledger);
+        // A piece missing, out of place or misnamed is not a checkpoint.
+        assert_eq!(join_pieces(&prefix, entries().skip(1)), None);
+        assert_eq!(join_pieces(&prefix, entries().rev()), None);
+        let renamed = b"cp/2025-01-01/00000x".to_vec();
+        let odd = std::iter::once((renamed.as_slice(), &b"x"[..]));
+        assert_eq!(join_pieces(&prefix, odd), None);
+        assert_eq!(join_pieces(&prefix, std::iter::empty()), None);
+    }
 }

@@ -34,10 +34,10 @@ use domain::{order, plan_batch_at, plan_batch_on, Aggregate, BatchEvent, Plan, R
 use store::{AuxWrite, NewEvent, Snapshot, Transaction};
 
 use crate::checkpoints::{
-    checkpoint_dates, checkpoint_list, ck_value, corrupt, created, date_of_key, date_prefix,
-    decode_seqs, decode_tail, encode_ledger, encode_seqs, encode_tail, extend_list, extend_pairs,
-    history, key, keys_current, ledger_as_of, overlay_key, party_writes, read_stream, replay,
-    stored_checkpoint, stream_writes, tail_key, RV,
+    checkpoint_dates, checkpoint_list, checkpoint_writes, ck_value, corrupt, created, date_of_key,
+    date_prefix, decode_seqs, decode_tail, encode_ledger, encode_seqs, encode_tail, extend_list,
+    extend_pairs, history, key, keys_current, ledger_as_of, overlay_key, party_writes, read_stream,
+    replay, stored_checkpoint, stream_writes, tail_key, RV,
 };
 use crate::load::decode_at;
 use crate::receipt::Receipt;
@@ -585,13 +585,9 @@ fn corrections(
             .count();
         if existing.len() + fresh > max_corrections {
             // Fold the corrections into the checkpoint itself.
-            let cp = key("cp", &date.to_string());
             let mut whole = stored_checkpoint(store, date)?;
             whole.overlay(touched, slice);
-            writes.push(AuxWrite {
-                key: cp,
-                value: Some(encode_ledger(&whole)?),
-            });
+            writes.extend(checkpoint_writes(Some(store), date, &whole)?);
             for k in existing {
                 writes.push(AuxWrite {
                     key: k,
@@ -646,12 +642,7 @@ fn new_checkpoint(
     let mut dates = checkpoint_dates(store, None)?;
     dates.push(date);
     // Taken from the log as it was before the batch, which does not change it.
-    Ok(vec![
-        AuxWrite {
-            key: key("cp", &date.to_string()),
-            value: Some(encode_ledger(&ledger)?),
-        },
-        created(date, store.len()),
-        checkpoint_list(&dates),
-    ])
+    let mut writes = checkpoint_writes(None, date, &ledger)?;
+    writes.extend([created(date, store.len()), checkpoint_list(&dates)]);
+    Ok(writes)
 }
