@@ -1314,7 +1314,8 @@ pub(crate) fn check(store: &dyn Snapshot, log: &[RecordedEvent]) -> Result<(), C
         }
     };
     // The replay here; meanwhile, when there are keys to compare, the index keys the log
-    // gives and each aggregate's last date are worked out on a second thread.
+    // gives, each aggregate's last date and the checkpoints' history are worked out on a
+    // second thread (each result is reported in its turn below).
     let mut replay = || -> Result<Ledger, CheckFailure> {
         let mut ledger = Ledger::new();
         let mut pending = dates.iter().copied().peekable();
@@ -1341,7 +1342,11 @@ pub(crate) fn check(store: &dyn Snapshot, log: &[RecordedEvent]) -> Result<(), C
     let (ledger, derived) = match &keys {
         Ok(Some(all_keys)) => {
             let (ledger, derived) = crate::load::in_parallel(replay, || {
-                Ok((expected_index(log, &all_keys[CK], &dates), last_dates(log)))
+                Ok((
+                    expected_index(log, &all_keys[CK], &dates),
+                    last_dates(log),
+                    check_history(all_keys, log, &dates),
+                ))
             });
             (ledger?, Some(derived.map_err(CheckFailure::Failed)?))
         }
@@ -1355,7 +1360,7 @@ pub(crate) fn check(store: &dyn Snapshot, log: &[RecordedEvent]) -> Result<(), C
     if let Some(m) = first_difference {
         return Err(CheckFailure::Keys(m));
     }
-    let Some((expected, last)) = derived else {
+    let Some((expected, last, history)) = derived else {
         return Err(CheckFailure::Keys("the keys were read twice".into()));
     };
     // Tails are compared as values, not bytes: a decimal keeps the scale it
@@ -1380,7 +1385,7 @@ pub(crate) fn check(store: &dyn Snapshot, log: &[RecordedEvent]) -> Result<(), C
             "the tail of aggregate {a} is missing"
         )));
     }
-    check_history(&all_keys, log, &dates).map_err(CheckFailure::Keys)?;
+    history.map_err(CheckFailure::Keys)?;
     for (k, v) in &all_keys {
         if k.starts_with(b"cp/") || k.starts_with(b"at/") || k.starts_with(b"oh/") {
             continue;
