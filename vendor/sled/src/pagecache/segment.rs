@@ -1142,7 +1142,7 @@ impl SegmentAccountant {
 /// keeping the file's length (accord's copy). `false` where the file system
 /// or the platform cannot, and the caller writes the zeroes instead.
 #[cfg(target_os = "linux")]
-fn punch_hole(file: &std::fs::File, offset: LogOffset, len: usize) -> bool {
+pub(super) fn punch_hole(file: &std::fs::File, offset: LogOffset, len: usize) -> bool {
     use std::os::unix::io::AsRawFd;
     let (offset, len) = match (libc::off_t::try_from(offset), libc::off_t::try_from(len)) {
         (Ok(o), Ok(l)) => (o, l),
@@ -1172,6 +1172,6 @@ fn punch_hole(file: &std::fs::File, offset: LogOffset, len: usize) -> bool {
 }
 
 #[cfg(not(target_os = "linux"))]
-fn punch_hole(_file: &std::fs::File, _offset: LogOffset, _len: usize) -> bool {
+pub(super) fn punch_hole(_file: &std::fs::File, _offset: LogOffset, _len: usize) -> bool {
     false
 }

@@ -317,7 +317,6 @@ fn advance_snapshot(
                 let shred_len = config.segment_size
                     - usize::try_from(segment_progress).unwrap()
                     - 1;
-                let shred_zone = vec![MessageKind::Corrupted.into(); shred_len];
                 let shred_base =
                     offset + LogOffset::try_from(segment_progress).unwrap();
 
@@ -332,7 +331,15 @@ fn advance_snapshot(
                     shred_base,
                     shred_base + shred_len as LogOffset
                 );
-                pwrite_all(&config.file, &shred_zone, shred_base)?;
+                // accord's copy: the zone is zeroed by punching a hole, as free
+                // segments are (`segment::punch_hole`), and left alone when it is a
+                // hole already. The original wrote these zeroes (up to 512 KiB) at
+                // every open, read-only ones included, and synced them.
+                if !super::segment::punch_hole(&config.file, shred_base, shred_len) {
+                    let shred_zone =
+                        vec![MessageKind::Corrupted.into(); shred_len];
+                    pwrite_all(&config.file, &shred_zone, shred_base)?;
+                }
                 config.file.sync_all()?;
             }
             (iterated_lsn, iter.segment_base.map(|bb| bb.offset))
