@@ -175,34 +175,52 @@ pub(crate) fn encode_ledger(ledger: &Ledger) -> Result<Vec<u8>, Error> {
     ))
 }
 
-/// The writes that store `ledger` as the checkpoint of `date`: the pieces a checkpoint
-/// stored there has are dropped first (`store`; `None`: there is none), so a shorter
-/// checkpoint leaves none of them behind. The store applies writes in order.
+/// The writes that store `ledger` as the checkpoint of `date`: the keys of `old` (the pieces
+/// stored there, if any) are dropped first, so a shorter checkpoint leaves none of them
+/// behind. The store applies writes in order.
 pub(crate) fn checkpoint_writes(
-    store: Option<&dyn Snapshot>,
+    old: impl IntoIterator<Item = Vec<u8>>,
     date: Date,
     ledger: &Ledger,
 ) -> Result<Vec<AuxWrite>, Error> {
     let bytes = encode_ledger(ledger)?;
-    let prefix = checkpoint_prefix(date);
-    let mut writes = Vec::new();
-    if let Some(store) = store {
-        for k in store.aux_keys(&prefix, &list_end(&prefix))? {
-            writes.push(AuxWrite {
-                key: k,
-                value: None,
-            });
-        }
-    }
+    let mut writes: Vec<AuxWrite> = old
+        .into_iter()
+        .map(|key| AuxWrite { key, value: None })
+        .collect();
     for (i, piece) in bytes.chunks(PIECE).enumerate() {
-        let mut k = prefix.clone();
-        k.extend(format!("{i:06x}").into_bytes());
         writes.push(AuxWrite {
-            key: k,
+            key: piece_key(date, i),
             value: Some(piece.to_vec()),
         });
     }
     Ok(writes)
+}
+
+/// The keys of the pieces stored for the checkpoints dated on or after `from` (and on or
+/// before `through`), by date, in one read.
+pub(crate) fn stored_pieces(
+    store: &dyn Snapshot,
+    from: Date,
+    through: Option<Date>,
+) -> Result<BTreeMap<Date, Vec<Vec<u8>>>, Error> {
+    let end = match through {
+        Some(d) => list_end(&checkpoint_prefix(d)),
+        None => b"cp0".to_vec(),
+    };
+    let mut by_date: BTreeMap<Date, Vec<Vec<u8>>> = BTreeMap::new();
+    for k in store.aux_keys(&key("cp", &from.to_string()), &end)? {
+        let date = key_date(&k).ok_or_else(|| corrupt("checkpoint key"))?;
+        by_date.entry(date).or_default().push(k);
+    }
+    Ok(by_date)
+}
+
+/// The key of piece `i` of the checkpoint of `date`.
+fn piece_key(date: Date, i: usize) -> Vec<u8> {
+    let mut k = checkpoint_prefix(date);
+    k.extend(format!("{i:06x}").into_bytes());
+    k
 }
 
 /// The prefix of a checkpoint's pieces, `cp/YYYY-MM-DD/`.
@@ -219,9 +237,14 @@ fn join_pieces<'a>(
 ) -> Option<Vec<u8>> {
     let mut bytes = Vec::new();
     let mut count = 0usize;
+    let mut short = false;
     for (k, v) in entries {
-        let n = std::str::from_utf8(k.strip_prefix(prefix)?).ok()?;
-        if n.len() != 6 || usize::from_str_radix(n, 16).ok()? != count {
+        // Named exactly as written, numbered from 0; every piece but the last one full.
+        if k.strip_prefix(prefix)? != format!("{count:06x}").as_bytes() || short || v.is_empty() {
+            return None;
+        }
+        short = v.len() != PIECE;
+        if v.len() > PIECE {
             return None;
         }
         bytes.extend_from_slice(v);
@@ -253,6 +276,10 @@ pub(crate) fn decode_ledger(bytes: &[u8]) -> Option<Ledger> {
         return None;
     }
     let plain = lz4_flex::block::decompress_size_prepended(bytes).ok()?;
+    // The decoder stops, without an error, at a block that ends early.
+    if plain.len() != size {
+        return None;
+    }
     crate::ledger_codec::decode(&plain)
 }
 
@@ -450,7 +477,7 @@ pub(crate) fn extend_list(
     Ok(writes)
 }
 
-/// The date of a `cp/DATE` or `ov/DATE/...` key.
+/// The date of a `cp/DATE/PIECE`, `ov/DATE/...` (or any `XX/DATE...`) key.
 fn key_date(key: &[u8]) -> Option<Date> {
     let text = std::str::from_utf8(key.get(3..13)?).ok()?;
     Date::parse(text).ok()
@@ -664,11 +691,16 @@ pub(crate) fn maintain(
     let every = config.every();
     let mut pending = existing.iter().copied().peekable();
     let mut dates: BTreeSet<Date> = existing.iter().copied().collect();
-    // Re-taking a stored checkpoint drops its pieces first (a rebuild dropped them all).
-    let stored = if up_to_date { Some(store) } else { None };
-    let snapshot = |date: Date, ledger: &Ledger, writes: &mut Vec<AuxWrite>| {
-        let have = stored.filter(|_| existing.contains(&date));
-        checkpoint_writes(have, date, ledger).map(|w| writes.extend(w))
+    // Re-taking a stored checkpoint drops its pieces first (a rebuild dropped them all), all
+    // found in one read.
+    let mut stored = if up_to_date {
+        stored_pieces(store, from, None)?
+    } else {
+        BTreeMap::new()
+    };
+    let mut snapshot = |date: Date, ledger: &Ledger, writes: &mut Vec<AuxWrite>| {
+        let old = stored.remove(&date).unwrap_or_default();
+        checkpoint_writes(old, date, ledger).map(|w| writes.extend(w))
     };
     let timeline = order(log.iter().map(|r| (r.seq, &r.event)).collect());
     let mut ledger = Ledger::new();
@@ -1459,7 +1491,7 @@ mod tests {
     fn a_checkpoint_is_cut_in_numbered_pieces_that_join_back() {
         let ledger = parties(2000);
         let date = Date::parse("2025-01-01").unwrap();
-        let writes = checkpoint_writes(None, date, &ledger).unwrap();
+        let writes = checkpoint_writes(Vec::new(), date, &ledger).unwrap();
         let bytes = encode_ledger(&ledger).unwrap();
         assert!(
             writes.len() > 2,
@@ -1486,5 +1518,58 @@ mod tests {
         let odd = std::iter::once((renamed.as_slice(), &b"x"[..]));
         assert_eq!(join_pieces(&prefix, odd), None);
         assert_eq!(join_pieces(&prefix, std::iter::empty()), None);
+        // Numbers written otherwise, a piece too short before the last, an empty one.
+        let last = writes.len() - 1;
+        let with = |i: usize, key: &[u8], value: &[u8]| -> Vec<(Vec<u8>, Vec<u8>)> {
+            let mut e: Vec<(Vec<u8>, Vec<u8>)> =
+                entries().map(|(k, v)| (k.to_vec(), v.to_vec())).collect();
+            e[i] = (key.to_vec(), value.to_vec());
+            e
+        };
+        let join = |e: &[(Vec<u8>, Vec<u8>)]| {
+            join_pieces(&prefix, e.iter().map(|(k, v)| (k.as_slice(), v.as_slice())))
+        };
+        let first = entries().next().unwrap().1.to_vec();
+        assert_eq!(join(&with(0, b"cp/2025-01-01/+00000", &first)), None);
+        let upper = format!("cp/2025-01-01/{last:06X}").into_bytes();
+        let tail = entries().next_back().unwrap().1.to_vec();
+        if format!("{last:06X}") != format!("{last:06x}") {
+            assert_eq!(join(&with(last, &upper, &tail)), None);
+        }
+        assert_eq!(join(&with(0, &writes[0].key, &first[..10])), None);
+        let mut extra = with(last, &writes[last].key, &tail);
+        extra.push((piece_key(date, last + 1), Vec::new()));
+        assert_eq!(join(&extra), None);
+    }
+
+    #[test]
+    fn a_checkpoint_rewritten_shorter_leaves_no_piece_behind() {
+        let date = Date::parse("2025-01-01").unwrap();
+        let long = parties(2000);
+        let short = parties(3);
+        let mut keys: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
+        let apply = |keys: &mut BTreeMap<Vec<u8>, Vec<u8>>, writes: Vec<AuxWrite>| {
+            for w in writes {
+                match w.value {
+                    Some(v) => keys.insert(w.key, v),
+                    None => keys.remove(&w.key),
+                };
+            }
+        };
+        apply(
+            &mut keys,
+            checkpoint_writes(Vec::new(), date, &long).unwrap(),
+        );
+        assert!(keys.len() > 2);
+        let old: Vec<Vec<u8>> = keys.keys().cloned().collect();
+        apply(&mut keys, checkpoint_writes(old, date, &short).unwrap());
+        assert_eq!(keys.len(), 1, "{:?}", keys.keys().collect::<Vec<_>>());
+        let prefix = checkpoint_prefix(date);
+        let joined = join_pieces(
+            &prefix,
+            keys.iter().map(|(k, v)| (k.as_slice(), v.as_slice())),
+        )
+        .unwrap();
+        assert_eq!(decode_ledger(&joined).unwrap(), short);
     }
 }

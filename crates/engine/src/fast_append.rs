@@ -37,7 +37,7 @@ use crate::checkpoints::{
     checkpoint_dates, checkpoint_list, checkpoint_writes, ck_value, corrupt, created, date_of_key,
     date_prefix, decode_seqs, decode_tail, encode_ledger, encode_seqs, encode_tail, extend_list,
     extend_pairs, history, key, keys_current, ledger_as_of, overlay_key, party_writes, read_stream,
-    replay, stored_checkpoint, stream_writes, tail_key, RV,
+    replay, stored_checkpoint, stored_pieces, stream_writes, tail_key, RV,
 };
 use crate::load::decode_at;
 use crate::receipt::Receipt;
@@ -587,7 +587,10 @@ fn corrections(
             // Fold the corrections into the checkpoint itself.
             let mut whole = stored_checkpoint(store, date)?;
             whole.overlay(touched, slice);
-            writes.extend(checkpoint_writes(Some(store), date, &whole)?);
+            let old = stored_pieces(store, date, Some(date))?
+                .remove(&date)
+                .unwrap_or_default();
+            writes.extend(checkpoint_writes(old, date, &whole)?);
             for k in existing {
                 writes.push(AuxWrite {
                     key: k,
@@ -642,7 +645,8 @@ fn new_checkpoint(
     let mut dates = checkpoint_dates(store, None)?;
     dates.push(date);
     // Taken from the log as it was before the batch, which does not change it.
-    let mut writes = checkpoint_writes(None, date, &ledger)?;
+    // A date after the last checkpoint's: no piece is stored there.
+    let mut writes = checkpoint_writes(Vec::new(), date, &ledger)?;
     writes.extend([created(date, store.len()), checkpoint_list(&dates)]);
     Ok(writes)
 }

@@ -332,9 +332,9 @@ fn advance_snapshot(
                     shred_base + shred_len as LogOffset
                 );
                 // accord's copy: the zone is zeroed by punching a hole, as free
-                // segments are (`segment::punch_hole`), and left alone when it is a
-                // hole already. The original wrote these zeroes (up to 512 KiB) at
-                // every open, read-only ones included, and synced them.
+                // segments are (`segment::punch_hole`); punching it again at the
+                // next open writes no data. The original wrote these zeroes (up to
+                // 512 KiB) at every open, read-only ones included, and synced them.
                 if !super::segment::punch_hole(&config.file, shred_base, shred_len) {
                     let shred_zone =
                         vec![MessageKind::Corrupted.into(); shred_len];
