@@ -24,9 +24,10 @@ pub enum Aggregate {
     Issuer(PartyId),
     /// An entity's latest valuation.
     Valuation(PartyId),
-    /// The list of investments (they never refuse on their own, but their
-    /// list is state that queries read).
-    Investments,
+    /// The investments one party made (they never refuse on their own, but
+    /// their list is state that queries read). One list per investor, so that
+    /// an investment reads and rewrites its investor's list, not every one.
+    Investor(PartyId),
     Obligation(ObligationId),
     Right(RightId),
     Milestone(MilestoneId),
@@ -47,7 +48,7 @@ impl Aggregate {
                 Aggregate::Issuer(t.issuer.clone())
             }
             Payload::ValuationRecorded(p) => Aggregate::Valuation(p.entity.clone()),
-            Payload::InvestmentMade(_) => Aggregate::Investments,
+            Payload::InvestmentMade(p) => Aggregate::Investor(p.investor.clone()),
             Payload::ObligationIncurred(p) => Aggregate::Obligation(p.obligation.clone()),
             Payload::ObligationSettled(p) => Aggregate::Obligation(p.obligation.clone()),
             Payload::ObligationAmended(p) => Aggregate::Obligation(p.obligation.clone()),
@@ -69,15 +70,13 @@ impl Aggregate {
 
     /// Reads a key written by `key`.
     pub fn parse(key: &str) -> Option<Aggregate> {
-        if key == "n" {
-            return Some(Aggregate::Investments);
-        }
         let (kind, id) = key.split_once(':')?;
         let id = Slug::parse(id).ok()?;
         Some(match kind {
             "p" => Aggregate::Party(id),
             "i" => Aggregate::Issuer(id),
             "v" => Aggregate::Valuation(id),
+            "n" => Aggregate::Investor(id),
             "o" => Aggregate::Obligation(id),
             "r" => Aggregate::Right(id),
             "m" => Aggregate::Milestone(id),
@@ -92,7 +91,7 @@ impl fmt::Display for Aggregate {
             Aggregate::Party(id) => write!(f, "p:{id}"),
             Aggregate::Issuer(id) => write!(f, "i:{id}"),
             Aggregate::Valuation(id) => write!(f, "v:{id}"),
-            Aggregate::Investments => f.write_str("n"),
+            Aggregate::Investor(id) => write!(f, "n:{id}"),
             Aggregate::Obligation(id) => write!(f, "o:{id}"),
             Aggregate::Right(id) => write!(f, "r:{id}"),
             Aggregate::Milestone(id) => write!(f, "m:{id}"),
@@ -122,7 +121,11 @@ impl Ledger {
                         out.valuations.insert(id.clone(), s.clone());
                     }
                 }
-                Aggregate::Investments => out.investments = self.investments.clone(),
+                Aggregate::Investor(id) => {
+                    if let Some(s) = self.investments.get(id) {
+                        out.investments.insert(id.clone(), s.clone());
+                    }
+                }
                 Aggregate::Obligation(id) => {
                     if let Some(s) = self.obligations.get(id) {
                         out.obligations.insert(id.clone(), s.clone());
@@ -169,7 +172,7 @@ impl Ledger {
                 Aggregate::Party(id) => put(&mut self.parties, &slice.parties, id),
                 Aggregate::Issuer(id) => put(&mut self.holdings, &slice.holdings, id),
                 Aggregate::Valuation(id) => put(&mut self.valuations, &slice.valuations, id),
-                Aggregate::Investments => self.investments = slice.investments.clone(),
+                Aggregate::Investor(id) => put(&mut self.investments, &slice.investments, id),
                 Aggregate::Obligation(id) => put(&mut self.obligations, &slice.obligations, id),
                 Aggregate::Right(id) => put(&mut self.rights, &slice.rights, id),
                 Aggregate::Milestone(id) => put(&mut self.milestones, &slice.milestones, id),
@@ -189,7 +192,7 @@ mod tests {
             Aggregate::Party(id.clone()),
             Aggregate::Issuer(id.clone()),
             Aggregate::Valuation(id.clone()),
-            Aggregate::Investments,
+            Aggregate::Investor(id.clone()),
             Aggregate::Obligation(id.clone()),
             Aggregate::Right(id.clone()),
             Aggregate::Milestone(id.clone()),

@@ -140,7 +140,9 @@ pub struct Ledger {
     pub holdings: BTreeMap<PartyId, HoldingTable>,
     /// Entity -> the latest valuation applied, with its date.
     pub valuations: BTreeMap<PartyId, (Date, Money)>,
-    pub investments: Vec<Investment>,
+    /// Investor -> the investments they made, in fold order (each investor's list is one
+    /// aggregate: an investment changes its investor's list only).
+    pub investments: BTreeMap<PartyId, Vec<Investment>>,
     pub obligations: BTreeMap<ObligationId, ObligationState>,
     pub rights: BTreeMap<RightId, RightState>,
     pub milestones: BTreeMap<MilestoneId, MilestoneState>,
@@ -406,15 +408,19 @@ impl Ledger {
                 self.valuations
                     .insert(p.entity.clone(), (event.effective, p.post_money.clone()));
             }
-            Payload::InvestmentMade(p) => self.investments.push(Investment {
-                event: id(),
-                date: event.effective,
-                investor: p.investor.clone(),
-                investee: p.investee.clone(),
-                amount: p.amount.clone(),
-                instrument: p.instrument.unwrap_or_default(),
-                label: p.label.clone(),
-            }),
+            Payload::InvestmentMade(p) => self
+                .investments
+                .entry(p.investor.clone())
+                .or_default()
+                .push(Investment {
+                    event: id(),
+                    date: event.effective,
+                    investor: p.investor.clone(),
+                    investee: p.investee.clone(),
+                    amount: p.amount.clone(),
+                    instrument: p.instrument.unwrap_or_default(),
+                    label: p.label.clone(),
+                }),
             Payload::ObligationIncurred(p) => {
                 if self.obligations.contains_key(&p.obligation) {
                     return Err(Rejection::ObligationAlreadyExists {

@@ -12,7 +12,7 @@
 //!
 //! Keys (all under the store's caller prefix):
 //!
-//! - `ck` -> format byte `8`, the head seq (u64 BE) the keys were written for
+//! - `ck` -> format byte `9`, the head seq (u64 BE) the keys were written for
 //!   (older formats count as not current: the next append rebuilds every
 //!   key);
 //! - `cl` -> the dates of every checkpoint, `YYYY-MM-DD` each, ascending;
@@ -72,8 +72,8 @@ const END_CHECKPOINT_MIN: usize = 1024;
 
 const CK: &[u8] = b"ck";
 /// The format byte of `ck` (6: `dx/` and `ag/` in chunks of seqs; 7: `rs`; 8: checkpoints in
-/// pieces).
-const FORMAT: u8 = 8;
+/// pieces; 9: one investments aggregate per investor, `n:PARTY`).
+const FORMAT: u8 = 9;
 /// The size of a checkpoint's pieces: sixteen keys of a page of the embedded store stay well
 /// under the size (128 KiB) from which it writes the page as a file of its own.
 const PIECE: usize = 4096;
@@ -980,8 +980,8 @@ fn differing_aggregate(a: &Ledger, b: &Ledger) -> Option<Aggregate> {
     if let Some(k) = differing(&a.valuations, &b.valuations) {
         return Some(Aggregate::Valuation(k));
     }
-    if a.investments != b.investments {
-        return Some(Aggregate::Investments);
+    if let Some(k) = differing(&a.investments, &b.investments) {
+        return Some(Aggregate::Investor(k));
     }
     if let Some(k) = differing(&a.obligations, &b.obligations) {
         return Some(Aggregate::Obligation(k));

@@ -194,8 +194,10 @@ pub(crate) fn encode(ledger: &Ledger) -> Vec<u8> {
         w.date(date);
         w.money(money);
     }
-    w.len(ledger.investments.len());
-    for i in &ledger.investments {
+    // One flat list, investor after investor, each in fold order (what a list in fold order
+    // of every investment, as older checkpoints hold it, decodes to as well).
+    w.len(ledger.investments.values().map(Vec::len).sum());
+    for i in ledger.investments.values().flatten() {
         w.str(i.event.as_str());
         w.date(&i.date);
         w.str(i.investor.as_str());
@@ -276,7 +278,7 @@ pub(crate) fn decode(bytes: &[u8]) -> Option<Ledger> {
         ledger.valuations.insert(entity, valuation);
     }
     for _ in 0..r.count()? {
-        ledger.investments.push(Investment {
+        let investment = Investment {
             event: EventId::parse(r.str()?).ok()?,
             date: r.date()?,
             investor: r.slug()?,
@@ -284,7 +286,12 @@ pub(crate) fn decode(bytes: &[u8]) -> Option<Ledger> {
             amount: r.money()?,
             instrument: r.pick(&INSTRUMENTS)?,
             label: r.opt(R::text)?,
-        });
+        };
+        ledger
+            .investments
+            .entry(investment.investor.clone())
+            .or_default()
+            .push(investment);
     }
     let mut obligations = BTreeMap::new();
     for _ in 0..r.count()? {

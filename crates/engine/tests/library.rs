@@ -419,7 +419,7 @@ fn a_copy_has_the_same_log_and_current_query_keys() {
     // The target's checkpoints were written with its records: they name its head.
     drop(target);
     let store = store::Store::open_existing(&target_path).unwrap();
-    let mut ck = vec![8u8];
+    let mut ck = vec![9u8];
     ck.extend_from_slice(&42u64.to_be_bytes());
     assert_eq!(store.aux_get(b"ck").unwrap(), Some(ck));
     assert!(store.aux_get(b"pt/microsoft").unwrap().is_some());

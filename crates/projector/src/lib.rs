@@ -407,12 +407,7 @@ impl Projection {
         // Investments grouped by investee and currency; the multiple compares
         // the holding's value with the money put in, same currency only.
         let mut invested: BTreeMap<(PartyId, Currency), Decimal> = BTreeMap::new();
-        for i in self
-            .ledger
-            .investments
-            .iter()
-            .filter(|i| i.investor == *party)
-        {
+        for i in self.ledger.investments.get(party).into_iter().flatten() {
             *invested
                 .entry((i.investee.clone(), i.amount.currency.clone()))
                 .or_default() += i.amount.amount.0;

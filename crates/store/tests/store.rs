@@ -536,9 +536,16 @@ proptest! {
         for (n, step) in steps.iter().enumerate() {
             match step {
                 Step::Reopen => {
-                    // Close before reopening: the lock allows one handle at a time.
+                    // Close before reopening: the lock allows one handle at a time. A child
+                    // that another test of this binary spawns holds a copy of every open
+                    // descriptor, the lock's included, from its fork to its exec: the reopen
+                    // waits out that instant instead of failing as locked.
                     drop(store.take());
-                    store = Some(Store::open_existing(dir.path()).map_err(fail)?);
+                    let opening = store::Opening {
+                        wait: std::time::Duration::from_secs(5),
+                        holder: None,
+                    };
+                    store = Some(Store::open_existing_with(dir.path(), &opening).map_err(fail)?);
                 }
                 Step::Append(pairs) => {
                     let ids: Vec<String> = pairs.iter().map(|(i, _)| format!("id-{i}")).collect();
