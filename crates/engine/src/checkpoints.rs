@@ -239,14 +239,12 @@ fn join_pieces<'a>(
     let mut count = 0usize;
     let mut short = false;
     for (k, v) in entries {
-        // Named exactly as written, numbered from 0; every piece but the last one full.
-        if k.strip_prefix(prefix)? != format!("{count:06x}").as_bytes() || short || v.is_empty() {
+        // Named exactly as written, numbered from 0; every piece full but the last, none empty.
+        let named = k.strip_prefix(prefix)? == format!("{count:06x}").as_bytes();
+        if !named || short || v.is_empty() || v.len() > PIECE {
             return None;
         }
-        short = v.len() != PIECE;
-        if v.len() > PIECE {
-            return None;
-        }
+        short = v.len() < PIECE;
         bytes.extend_from_slice(v);
         count += 1;
     }
@@ -1318,9 +1316,7 @@ pub(crate) fn check(store: &dyn Snapshot, log: &[RecordedEvent]) -> Result<(), C
                 let count = pieces_of.get(&d).copied().unwrap_or(0);
                 let mut pieces = Vec::new();
                 for i in 0..count {
-                    let mut k = prefix.clone();
-                    k.extend(format!("{i:06x}").into_bytes());
-                    match all_keys.get_key_value(&k) {
+                    match all_keys.get_key_value(&piece_key(d, i)) {
                         Some((k, v)) => pieces.push((k.as_slice(), v.as_slice())),
                         None => break,
                     }
