@@ -132,6 +132,8 @@ proptest! {
         let seconds = Arc::new(AtomicI64::new(0));
         let (boundaries, last) = build(&path, seed, cuts, &seconds);
         let fast = Engine::open(&path, Access::Read, config(seconds.clone(), false)).unwrap();
+        let verified = fast.verify(None).unwrap();
+        prop_assert!(verified.streamed, "a healthy store is verified in one streamed pass");
         let log = fast.events().unwrap();
         let mut rng = Rng::new(seed);
         let days = [0, 1 + rng.below(u64::from(last)) as u32, last / 3, last / 2, last, last + 20];
@@ -244,7 +246,11 @@ fn history_folds_around_a_reversed_registration() {
     append(&engine, "two", "{\"id\": \"undo-a1\", \"type\": \"event_reversed\", \"effective\": \"2020-01-05\", \"reverses\": \"a1\", \"reason\": \"test\"}\n".to_string());
     append(&engine, "three", register("a2", "alice", "02"));
     append(&engine, "four", update("u5", "02"));
-    engine.verify(None).expect("the store verifies");
+    let verified = engine.verify(None).expect("the store verifies");
+    assert!(
+        verified.streamed,
+        "a healthy store is verified in one streamed pass"
+    );
     let log = engine.events().unwrap();
     let head = log.len() as u64;
     for day in ["2020-01-01", "2020-01-02", "2020-01-03", "2020-01-10"] {
@@ -258,4 +264,143 @@ fn history_folds_around_a_reversed_registration() {
             assert!(from_keys == replayed, "as of {day}, known at {known}");
         }
     }
+}
+
+/// Copies the store directory `from` to `to`.
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}
+
+/// Every kind of query key, removed, changed, given another key's value or added to: the
+/// streamed `verify` gives exactly the verdict of the reference check over the log decoded
+/// whole (which it falls back to for every store it does not accept), and the damage the
+/// reference catches is caught.
+#[test]
+fn a_tampered_key_gets_the_same_verdict_streamed_and_in_memory() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store");
+    let seconds = Arc::new(AtomicI64::new(0));
+    build(&path, 7, 5, &seconds);
+    let verdict = |store: &Path, full: bool| -> Result<bool, String> {
+        let engine = Engine::open(store, Access::Read, config(seconds.clone(), full)).unwrap();
+        engine
+            .verify(None)
+            .map(|v| v.streamed)
+            .map_err(|e| e.to_string())
+    };
+    assert_eq!(verdict(&path, false), Ok(true));
+    assert_eq!(verdict(&path, true), Ok(false));
+    let keys: Vec<(Vec<u8>, Vec<u8>)> = {
+        let store = store::Store::open_existing(&path).unwrap();
+        let read = store.read();
+        store::Snapshot::aux_range(&read, b"", &[0xff], false).unwrap()
+    };
+    // The keys by kind: the part before the first `/`, or the whole key.
+    type Entry = (Vec<u8>, Vec<u8>);
+    let mut kinds: std::collections::BTreeMap<Vec<u8>, Vec<Entry>> =
+        std::collections::BTreeMap::new();
+    for (k, v) in &keys {
+        let kind = k.split(|b| *b == b'/').next().unwrap().to_vec();
+        kinds.entry(kind).or_default().push((k.clone(), v.clone()));
+    }
+    for kind in [
+        "ck", "cl", "cp", "cs", "oh", "ov", "ag", "at", "dx", "rv", "rs", "pt",
+    ] {
+        assert!(
+            kinds.contains_key(kind.as_bytes()),
+            "the store has {kind} keys"
+        );
+    }
+    let mut tampers: Vec<(String, Vec<u8>, Option<Vec<u8>>)> = Vec::new();
+    for (kind, list) in &kinds {
+        let name = String::from_utf8_lossy(kind).to_string();
+        let mut chosen = vec![&list[0], &list[list.len() / 2], &list[list.len() - 1]];
+        chosen.dedup();
+        for (i, (k, v)) in chosen.iter().enumerate() {
+            let shown = String::from_utf8_lossy(k).to_string();
+            tampers.push((format!("{shown} removed"), k.clone(), None));
+            if let Some(last) = v.last() {
+                let mut changed = v.clone();
+                *changed.last_mut().unwrap() = last.wrapping_add(1);
+                tampers.push((
+                    format!("{shown}: last byte changed"),
+                    k.clone(),
+                    Some(changed),
+                ));
+                tampers.push((
+                    format!("{shown}: cut short"),
+                    k.clone(),
+                    Some(v[..v.len() - 1].to_vec()),
+                ));
+            }
+            let mut longer = v.clone();
+            longer.push(0);
+            tampers.push((format!("{shown}: a byte added"), k.clone(), Some(longer)));
+            if let Some((_, other)) = list.iter().find(|(_, o)| o != v) {
+                tampers.push((
+                    format!("{shown}: another {name} key's value"),
+                    k.clone(),
+                    Some(other.clone()),
+                ));
+            }
+            if i == 0 && k.len() > kind.len() {
+                let mut added = k.clone();
+                *added.last_mut().unwrap() ^= 1;
+                if !keys.iter().any(|(o, _)| *o == added) {
+                    tampers.push((
+                        format!("{shown}: a {name} key added"),
+                        added,
+                        Some(v.clone()),
+                    ));
+                }
+            }
+        }
+    }
+    let mut caught = 0;
+    for (n, (what, key, value)) in tampers.iter().enumerate() {
+        let copy = dir.path().join(format!("t{n}"));
+        copy_dir(&path, &copy);
+        {
+            let db = sled::open(&copy).unwrap();
+            let mut full = b"aux".to_vec();
+            full.extend_from_slice(key);
+            match value {
+                Some(v) => db.insert(full, v.clone()).unwrap(),
+                None => db.remove(full).unwrap(),
+            };
+            db.flush().unwrap();
+        }
+        let streamed = verdict(&copy, false);
+        let reference = verdict(&copy, true);
+        assert_eq!(
+            streamed.clone().map(|_| ()),
+            reference.clone().map(|_| ()),
+            "{what}: streamed {streamed:?}, reference {reference:?}"
+        );
+        if streamed.is_err() {
+            caught += 1;
+        } else {
+            // Accepted by both: only the reference may have been used if the keys are not
+            // current any more (a changed `ck`).
+            assert!(
+                streamed == Ok(true) || key == b"ck",
+                "{what}: accepted, but not streamed"
+            );
+        }
+        std::fs::remove_dir_all(&copy).unwrap();
+    }
+    assert!(
+        caught * 10 >= tampers.len() * 8,
+        "{caught} of {} tampers caught",
+        tampers.len()
+    );
 }

@@ -70,10 +70,10 @@ use crate::{Config, Error};
 /// this many events follow the last one.
 const END_CHECKPOINT_MIN: usize = 1024;
 
-const CK: &[u8] = b"ck";
+pub(crate) const CK: &[u8] = b"ck";
 /// The format byte of `ck` (6: `dx/` and `ag/` in chunks of seqs; 7: `rs`; 8: checkpoints in
 /// pieces; 9: one investments aggregate per investor, `n:PARTY`).
-const FORMAT: u8 = 9;
+pub(crate) const FORMAT: u8 = 9;
 /// The size of a checkpoint's pieces: sixteen keys of a page of the embedded store stay well
 /// under the size (128 KiB) from which it writes the page as a file of its own.
 const PIECE: usize = 4096;
@@ -81,7 +81,7 @@ const PIECE: usize = 4096;
 const CHUNK: usize = 1024;
 /// The list of checkpoint dates, so that finding them reads one small key
 /// and not the checkpoints (a store may read a key's whole page, values included).
-const CL: &[u8] = b"cl";
+pub(crate) const CL: &[u8] = b"cl";
 pub(crate) const RV: &[u8] = b"rv";
 pub(crate) const RS: &[u8] = b"rs";
 
@@ -149,7 +149,7 @@ pub(crate) fn decode_seqs(bytes: &[u8]) -> Option<BTreeSet<u64>> {
 }
 
 /// Varints written by `put_varint`, in order; `None` when one is cut short or too long.
-fn decode_varints(bytes: &[u8]) -> Option<Vec<u64>> {
+pub(crate) fn decode_varints(bytes: &[u8]) -> Option<Vec<u64>> {
     let mut out = Vec::new();
     let mut value = 0u64;
     let mut shift = 0u32;
@@ -217,21 +217,21 @@ pub(crate) fn stored_pieces(
 }
 
 /// The key of piece `i` of the checkpoint of `date`.
-fn piece_key(date: Date, i: usize) -> Vec<u8> {
+pub(crate) fn piece_key(date: Date, i: usize) -> Vec<u8> {
     let mut k = checkpoint_prefix(date);
     k.extend(format!("{i:06x}").into_bytes());
     k
 }
 
 /// The prefix of a checkpoint's pieces, `cp/YYYY-MM-DD/`.
-fn checkpoint_prefix(date: Date) -> Vec<u8> {
+pub(crate) fn checkpoint_prefix(date: Date) -> Vec<u8> {
     format!("cp/{date}/").into_bytes()
 }
 
 /// A checkpoint's encoding put back together from its pieces (`entries`: the keys under its
 /// prefix, in order, with their values); `None` when a piece is missing, misnamed or
 /// out of place.
-fn join_pieces<'a>(
+pub(crate) fn join_pieces<'a>(
     prefix: &[u8],
     entries: impl IntoIterator<Item = (&'a [u8], &'a [u8])>,
 ) -> Option<Vec<u8>> {
@@ -476,7 +476,7 @@ pub(crate) fn extend_list(
 }
 
 /// The date of a `cp/DATE/PIECE`, `ov/DATE/...` (or any `XX/DATE...`) key.
-fn key_date(key: &[u8]) -> Option<Date> {
+pub(crate) fn key_date(key: &[u8]) -> Option<Date> {
     let text = std::str::from_utf8(key.get(3..13)?).ok()?;
     Date::parse(text).ok()
 }
@@ -956,506 +956,6 @@ pub(crate) fn party_registered(store: &dyn Snapshot, party: &Slug) -> Result<Opt
         return Ok(None);
     }
     Ok(Some(store.aux_get(&key("pt", party.as_str()))?.is_some()))
-}
-
-/// The first aggregate whose state differs between two ledgers, if one can be named.
-fn differing_aggregate(a: &Ledger, b: &Ledger) -> Option<Aggregate> {
-    fn differing<K: Ord + Clone, V: PartialEq>(
-        x: &BTreeMap<K, V>,
-        y: &BTreeMap<K, V>,
-    ) -> Option<K> {
-        x.keys()
-            .chain(y.keys())
-            .find(|k| x.get(*k) != y.get(*k))
-            .cloned()
-    }
-    if let Some(k) = differing(&a.parties, &b.parties) {
-        return Some(Aggregate::Party(k));
-    }
-    if let Some(k) = differing(&a.holdings, &b.holdings) {
-        return Some(Aggregate::Issuer(k));
-    }
-    if let Some(k) = differing(&a.valuations, &b.valuations) {
-        return Some(Aggregate::Valuation(k));
-    }
-    if let Some(k) = differing(&a.investments, &b.investments) {
-        return Some(Aggregate::Investor(k));
-    }
-    if let Some(k) = differing(&a.obligations, &b.obligations) {
-        return Some(Aggregate::Obligation(k));
-    }
-    if let Some(k) = differing(&a.rights, &b.rights) {
-        return Some(Aggregate::Right(k));
-    }
-    differing(&a.milestones, &b.milestones).map(Aggregate::Milestone)
-}
-
-/// Why `check` failed.
-pub(crate) enum CheckFailure {
-    /// Replaying the log breaks a rule at this event.
-    Rule(Box<domain::FoldError>),
-    /// A checkpoint or index key differs from what the log gives.
-    Keys(String),
-    /// The check itself could not run (its second thread panicked): no verdict on the log.
-    Failed(Error),
-}
-
-/// The caller keys to check: `None` when there are none, or they were
-/// written for an older head (then no query uses them).
-type Keys = HashMap<Vec<u8>, Vec<u8>>;
-
-fn keys_to_check(store: &dyn Snapshot) -> Result<Option<Keys>, String> {
-    let Some(ck) = store.aux_get(CK).map_err(|e| e.to_string())? else {
-        return Ok(None);
-    };
-    if ck.len() != 9 || !(1..=FORMAT).contains(&ck[0]) {
-        return Err("the checkpoint marker is damaged".into());
-    }
-    // Keys of an older format or head are not used by any query, and the
-    // next append rebuilds them.
-    if ck[0] != FORMAT || ck[1..] != store.len().to_be_bytes() {
-        return Ok(None);
-    }
-    Ok(Some(
-        store
-            .aux_range(b"", &[0xff], false)
-            .map_err(|e| e.to_string())?
-            .into_iter()
-            .collect(),
-    ))
-}
-
-/// The index keys (everything but checkpoints) the log gives, with `ck` as
-/// stored and the list of the checkpoints there are.
-fn expected_index(log: &[RecordedEvent], ck: &[u8], checkpoints: &BTreeSet<Date>) -> Keys {
-    let mut expected = Keys::new();
-    if let Some(v) = checkpoint_list(checkpoints).value {
-        expected.insert(CL.to_vec(), v);
-    }
-    // The log is in seq order, so each list below is built ascending.
-    let mut by_date: BTreeMap<Date, Vec<u64>> = BTreeMap::new();
-    let targets = reversed_ids(log);
-    let mut reversed = BTreeSet::new();
-    let mut streams: ahash::AHashMap<Aggregate, Vec<u64>> = ahash::AHashMap::new();
-    for r in log {
-        by_date.entry(r.event.effective).or_default().push(r.seq);
-        if let Some(a) = Aggregate::of(&r.event) {
-            streams.entry(a).or_default().push(r.seq);
-        }
-        if targets.contains(r.event.id.as_str()) {
-            reversed.insert(r.seq);
-        }
-        if let Payload::PartyRegistered(p) = &r.event.payload {
-            expected.insert(key("pt", p.party.as_str()), Vec::new());
-        }
-    }
-    if !reversed.is_empty() {
-        expected.insert(RV.to_vec(), encode_seqs(&reversed));
-    }
-    let seq_of: ahash::AHashMap<&str, u64> = log
-        .iter()
-        .filter(|r| targets.contains(r.event.id.as_str()))
-        .map(|r| (r.event.id.as_str(), r.seq))
-        .collect();
-    let pairs: Vec<(u64, u64)> = log
-        .iter()
-        .filter_map(|r| match &r.event.payload {
-            Payload::EventReversed(p) => seq_of.get(p.reverses.as_str()).map(|t| (r.seq, *t)),
-            _ => None,
-        })
-        .collect();
-    if !pairs.is_empty() {
-        expected.insert(RS.to_vec(), encode_pairs(&pairs));
-    }
-    let lists = by_date
-        .into_iter()
-        .map(|(date, seqs)| (date_prefix(date), seqs))
-        .chain(
-            streams
-                .into_iter()
-                .map(|(a, seqs)| (stream_prefix(&a), seqs)),
-        );
-    for (prefix, seqs) in lists {
-        for w in extend_list(None, &prefix, &seqs).unwrap_or_default() {
-            expected.insert(w.key, w.value.unwrap_or_default());
-        }
-    }
-    expected.insert(CK.to_vec(), ck.to_vec());
-    expected
-}
-
-/// Checks every history entry against the log: its aggregate's state at its checkpoint as
-/// known before its batch must be what a fold of the events before the batch gives, and
-/// every event recorded after a checkpoint was taken that changes an aggregate there
-/// (dated on or before it, or reversing an event that is) must fall inside the batch of an
-/// entry of that aggregate, so that no change lacks its history.
-fn check_history(
-    all_keys: &Keys,
-    log: &[RecordedEvent],
-    dates: &BTreeSet<Date>,
-) -> Result<(), String> {
-    let mut entries: BTreeMap<Aggregate, Vec<(Date, u64, u64, Ledger)>> = BTreeMap::new();
-    for (k, v) in all_keys.iter().filter(|(k, _)| k.starts_with(b"oh/")) {
-        let damaged = || {
-            format!(
-                "checkpoint history {:?} is damaged",
-                String::from_utf8_lossy(k)
-            )
-        };
-        let (date, a, first, last, slice) = parse_history(k, v).ok_or_else(damaged)?;
-        let head = log.last().map_or(0, |r| r.seq);
-        if !dates.contains(&date) || first == 0 || first > last || last > head {
-            return Err(damaged());
-        }
-        entries
-            .entry(a)
-            .or_default()
-            .push((date, first, last, slice));
-    }
-    if entries.is_empty() && !all_keys.keys().any(|k| k.starts_with(b"cs/")) {
-        return Ok(());
-    }
-    // The reversals' targets, found in one pass.
-    let mut targets: ahash::AHashMap<&str, Option<(Aggregate, Date)>> = log
-        .iter()
-        .filter_map(|r| match &r.event.payload {
-            Payload::EventReversed(p) => Some((p.reverses.as_str(), None)),
-            _ => None,
-        })
-        .collect();
-    for r in log {
-        if let Some(t) = targets.get_mut(r.event.id.as_str()) {
-            *t = Aggregate::of(&r.event).map(|a| (a, r.event.effective));
-        }
-    }
-    // What each event changes: its own aggregate, or for a reversal its target's, at the
-    // target's date.
-    let change = |r: &RecordedEvent| -> Option<(Aggregate, Date)> {
-        match &r.event.payload {
-            Payload::EventReversed(p) => targets.get(p.reverses.as_str()).cloned().flatten(),
-            _ => Some((Aggregate::of(&r.event)?, r.event.effective)),
-        }
-    };
-    // Completeness.
-    let mut created: Vec<(Date, u64)> = Vec::new();
-    for (k, v) in all_keys.iter().filter(|(k, _)| k.starts_with(b"cs/")) {
-        if let (Some(d), Ok(b)) = (key_date(k), <[u8; 8]>::try_from(v.as_slice())) {
-            created.push((d, u64::from_be_bytes(b)));
-        }
-    }
-    for (date, since) in &created {
-        // The log is in seq order: the events after `since` are a suffix of it.
-        let after = log.partition_point(|r| r.seq <= *since);
-        for r in &log[after..] {
-            let Some((a, effective)) = change(r) else {
-                continue;
-            };
-            if effective > *date {
-                continue;
-            }
-            let covered = entries.get(&a).is_some_and(|list| {
-                list.iter()
-                    .any(|(d, first, last, _)| d == date && (*first..=*last).contains(&r.seq))
-            });
-            if !covered {
-                return Err(format!(
-                    "checkpoint {date} has no history of seq {} (aggregate {a})",
-                    r.seq
-                ));
-            }
-        }
-    }
-    // Each entry's state: the aggregate's events, the parties' and the reversals of the
-    // aggregate's events, folded up to the entry's date as known before its batch.
-    // Every reversal, so that a reversed party registration is left out as the log leaves it
-    // out (a reversal of an event outside the part changes nothing here); the parties' events
-    // and the reversals are shared by every aggregate, its own events are its own. One pass
-    // over the log sorts them out.
-    let mut shared: Vec<&RecordedEvent> = Vec::new();
-    let mut own: ahash::AHashMap<&Aggregate, Vec<&RecordedEvent>> =
-        entries.keys().map(|a| (a, Vec::new())).collect();
-    if !entries.is_empty() {
-        for r in log {
-            match &r.event.payload {
-                Payload::PartyRegistered(_)
-                | Payload::PartyUpdated(_)
-                | Payload::EventReversed(_) => shared.push(r),
-                _ => {
-                    if let Some(list) = Aggregate::of(&r.event).and_then(|a| own.get_mut(&a)) {
-                        list.push(r);
-                    }
-                }
-            }
-        }
-    }
-    for (a, list) in &entries {
-        let mut part: Vec<&RecordedEvent> = shared
-            .iter()
-            .copied()
-            .chain(own.get(a).into_iter().flatten().copied())
-            .collect();
-        part.sort_unstable_by_key(|r| r.seq);
-        // The entries of one batch (one `first`) share a fold: the part as known before the
-        // batch, in timeline order, compared at each of their dates as the fold passes it.
-        let mut batches: BTreeMap<u64, Vec<(Date, &Ledger)>> = BTreeMap::new();
-        for (date, first, _, slice) in list {
-            batches.entry(*first).or_default().push((*date, slice));
-        }
-        for (first, mut at) in batches {
-            at.sort_unstable_by_key(|(date, _)| *date);
-            let timeline = order(
-                part.iter()
-                    .filter(|r| r.seq < first)
-                    .map(|r| (r.seq, &r.event))
-                    .collect(),
-            );
-            let mut ledger = Ledger::new();
-            let mut pending = at.into_iter().peekable();
-            let compare = |ledger: &Ledger, date: Date, slice: &Ledger| {
-                if ledger.slice([a]) == slice.slice([a]) {
-                    Ok(())
-                } else {
-                    Err(format!(
-                        "checkpoint history of {a} at {date} before seq {first} differs from the log"
-                    ))
-                }
-            };
-            for (seq, event) in timeline {
-                while let Some((date, slice)) = pending.next_if(|(d, _)| *d < event.effective) {
-                    compare(&ledger, date, slice)?;
-                }
-                let Some((date, _)) = pending.peek() else {
-                    break;
-                };
-                if ledger.apply(event).is_err() {
-                    return Err(format!(
-                        "checkpoint history of {a} at {date} does not fold (seq {seq})"
-                    ));
-                }
-            }
-            for (date, slice) in pending {
-                compare(&ledger, date, slice)?;
-            }
-        }
-    }
-    Ok(())
-}
-
-/// The ids of the events that some reversal in `log` reverses.
-fn reversed_ids(log: &[RecordedEvent]) -> ahash::AHashSet<&str> {
-    log.iter()
-        .filter_map(|r| match &r.event.payload {
-            Payload::EventReversed(p) => Some(p.reverses.as_str()),
-            _ => None,
-        })
-        .collect()
-}
-
-/// Each aggregate's last effective date among the events a replay folds (reversals and the
-/// events they reverse left out): what its tail's date must be.
-fn last_dates(log: &[RecordedEvent]) -> ahash::AHashMap<Aggregate, Date> {
-    let reversed = reversed_ids(log);
-    let mut last: ahash::AHashMap<Aggregate, Date> = ahash::AHashMap::new();
-    for r in log {
-        if matches!(r.event.payload, Payload::EventReversed(_))
-            || reversed.contains(r.event.id.as_str())
-        {
-            continue;
-        }
-        if let Some(a) = Aggregate::of(&r.event) {
-            let date = last.entry(a).or_insert(r.event.effective);
-            *date = (*date).max(r.event.effective);
-        }
-    }
-    last
-}
-
-/// Replays the whole log as known now, checking every rule, and compares
-/// every checkpoint and index key with what the replay gives, in one pass.
-/// A rule broken anywhere is reported before a key that differs; a store
-/// without current keys only has its rules checked.
-pub(crate) fn check(store: &dyn Snapshot, log: &[RecordedEvent]) -> Result<(), CheckFailure> {
-    // The keys are read on a second thread while this one puts the log in timeline order.
-    let (timeline, keys) = crate::load::in_parallel(
-        || order(log.iter().map(|r| (r.seq, &r.event)).collect()),
-        || Ok(keys_to_check(store)),
-    );
-    let keys = keys.map_err(CheckFailure::Failed)?;
-    let mut first_difference: Option<String> = None;
-    let mut dates: BTreeSet<Date> = BTreeSet::new();
-    let mut pieces_of: BTreeMap<Date, usize> = BTreeMap::new();
-    if let Ok(Some(all_keys)) = &keys {
-        for d in all_keys.keys().filter_map(|k| k.strip_prefix(b"cp/")) {
-            // `DATE/NNNNNN`: the pieces themselves are checked when the checkpoint is.
-            match d
-                .get(..10)
-                .filter(|_| d.len() == 17 && d[10] == b'/')
-                .and_then(|t| std::str::from_utf8(t).ok())
-                .and_then(|t| Date::parse(t).ok())
-            {
-                Some(d) => {
-                    dates.insert(d);
-                    *pieces_of.entry(d).or_default() += 1;
-                }
-                None => {
-                    first_difference.get_or_insert("a checkpoint key is damaged".into());
-                }
-            }
-        }
-    }
-    // Each checkpoint is compared when the replay reaches its date, so no
-    // state is kept beyond the one being folded.
-    let compare = |d: Date, ledger: &Ledger, first: &mut Option<String>| {
-        if first.is_some() {
-            return;
-        }
-        let stored = match &keys {
-            Ok(Some(all_keys)) => {
-                // Every piece the keys hold for the date, numbered from 0 without a gap.
-                let prefix = checkpoint_prefix(d);
-                let count = pieces_of.get(&d).copied().unwrap_or(0);
-                let mut pieces = Vec::new();
-                for i in 0..count {
-                    match all_keys.get_key_value(&piece_key(d, i)) {
-                        Some((k, v)) => pieces.push((k.as_slice(), v.as_slice())),
-                        None => break,
-                    }
-                }
-                (pieces.len() == count)
-                    .then(|| join_pieces(&prefix, pieces))
-                    .flatten()
-                    .and_then(|v| load_checkpoint(store, d, &v).ok())
-            }
-            _ => return,
-        };
-        match stored {
-            None => *first = Some(format!("checkpoint {d} does not decode")),
-            Some(stored) if stored != *ledger => {
-                *first = Some(format!(
-                    "checkpoint {d} differs from a replay of the log{}",
-                    differing_aggregate(&stored, ledger)
-                        .map(|a| format!(" (aggregate {a})"))
-                        .unwrap_or_default()
-                ))
-            }
-            Some(_) => {}
-        }
-    };
-    // The replay here; meanwhile, when there are keys to compare, the index keys the log
-    // gives, each aggregate's last date and the checkpoints' history are worked out on a
-    // second thread (each result is reported in its turn below).
-    let mut replay = || -> Result<Ledger, CheckFailure> {
-        let mut ledger = Ledger::new();
-        let mut pending = dates.iter().copied().peekable();
-        for (seq, event) in &timeline {
-            while let Some(&d) = pending.peek() {
-                if d >= event.effective {
-                    break;
-                }
-                compare(d, &ledger, &mut first_difference);
-                pending.next();
-            }
-            ledger.apply(event).map_err(|rejection| {
-                CheckFailure::Rule(Box::new(domain::FoldError {
-                    seq: *seq,
-                    rejection,
-                }))
-            })?;
-        }
-        for d in pending {
-            compare(d, &ledger, &mut first_difference);
-        }
-        Ok(ledger)
-    };
-    let (ledger, derived) = match &keys {
-        Ok(Some(all_keys)) => {
-            let (ledger, derived) = crate::load::in_parallel(replay, || {
-                Ok((
-                    expected_index(log, &all_keys[CK], &dates),
-                    last_dates(log),
-                    check_history(all_keys, log, &dates),
-                ))
-            });
-            (ledger?, Some(derived.map_err(CheckFailure::Failed)?))
-        }
-        _ => (replay()?, None),
-    };
-    let all_keys = match keys {
-        Err(m) => return Err(CheckFailure::Keys(m)),
-        Ok(None) => return Ok(()),
-        Ok(Some(all_keys)) => all_keys,
-    };
-    if let Some(m) = first_difference {
-        return Err(CheckFailure::Keys(m));
-    }
-    let Some((expected, last, history)) = derived else {
-        return Err(CheckFailure::Keys("the keys were read twice".into()));
-    };
-    // Tails are compared as values, not bytes: a decimal keeps the scale it
-    // was appended with (`5.50`) in memory but not in the log (`5.5`).
-    for (k, v) in all_keys.iter().filter(|(k, _)| k.starts_with(b"at/")) {
-        let aggregate = std::str::from_utf8(&k[3..]).ok().and_then(Aggregate::parse);
-        let matches = match (aggregate, decode_tail(v)) {
-            (Some(a), Some((date, slice))) => {
-                last.get(&a) == Some(&date) && slice == ledger.slice([&a])
-            }
-            _ => false,
-        };
-        if !matches {
-            return Err(CheckFailure::Keys(format!(
-                "aggregate tail {:?} differs from the log",
-                String::from_utf8_lossy(k)
-            )));
-        }
-    }
-    if let Some(a) = last.keys().find(|a| !all_keys.contains_key(&tail_key(a))) {
-        return Err(CheckFailure::Keys(format!(
-            "the tail of aggregate {a} is missing"
-        )));
-    }
-    history.map_err(CheckFailure::Keys)?;
-    for (k, v) in &all_keys {
-        if k.starts_with(b"cp/") || k.starts_with(b"at/") || k.starts_with(b"oh/") {
-            continue;
-        }
-        if k.starts_with(b"cs/") {
-            let date = key_date(k).filter(|d| dates.contains(d));
-            let seq = <[u8; 8]>::try_from(v.as_slice()).map(u64::from_be_bytes);
-            if date.is_none() || seq.map_or(true, |s| s > store.len()) {
-                return Err(CheckFailure::Keys(format!(
-                    "checkpoint creation key {:?} is damaged or has no checkpoint",
-                    String::from_utf8_lossy(k)
-                )));
-            }
-            continue;
-        }
-        // Corrections were applied to their checkpoint above; one without
-        // a checkpoint corrects nothing and is damage.
-        if k.starts_with(b"ov/") {
-            if key_date(k).is_none_or(|d| !dates.contains(&d)) {
-                return Err(CheckFailure::Keys(format!(
-                    "checkpoint correction {:?} has no checkpoint",
-                    String::from_utf8_lossy(k)
-                )));
-            }
-            continue;
-        }
-        if expected.get(k) != Some(v) {
-            return Err(CheckFailure::Keys(format!(
-                "index key {:?} differs from the log",
-                String::from_utf8_lossy(k)
-            )));
-        }
-    }
-    for k in expected.keys() {
-        if !all_keys.contains_key(k) {
-            return Err(CheckFailure::Keys(format!(
-                "index key {:?} is missing",
-                String::from_utf8_lossy(k)
-            )));
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -74,8 +74,10 @@ impl W {
         self.len(s.len());
         self.0.extend_from_slice(s.as_bytes());
     }
+    /// Normalized (`5.50` as `5.5`), so that equal ledgers encode to equal bytes: `verify`
+    /// compares a checkpoint's encoding with its replay's before decoding it.
     fn dec(&mut self, d: &Decimal) {
-        self.0.extend_from_slice(&d.serialize());
+        self.0.extend_from_slice(&d.normalize().serialize());
     }
     fn date(&mut self, d: &Date) {
         let days = i64::from(d.0.num_days_from_ce());

@@ -22,6 +22,7 @@
 //! ```
 
 mod append;
+mod audit;
 mod checkpoints;
 mod copy;
 mod error;
@@ -70,8 +71,8 @@ pub struct Config {
     /// Validate every append against the whole log, never against only what it touches
     /// (tests compare the two paths).
     pub full_append: bool,
-    /// Answer every question by a replay of the whole log, never from the keys (tests
-    /// compare the two).
+    /// Answer every question by a replay of the whole log, never from the keys, and verify
+    /// with the log decoded whole, never streamed (tests compare the two).
     pub full_replay: bool,
     /// How long opening waits for a store that another process holds (default: not at all).
     pub wait: std::time::Duration,

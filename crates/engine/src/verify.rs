@@ -2,10 +2,9 @@
 
 use std::path::Path;
 
-use domain::RecordedEvent;
 use store::{Access, StoreError};
 
-use crate::checkpoints::CheckFailure;
+use crate::audit::CheckFailure;
 use crate::load::{decode_records, DecodeFailure};
 use crate::{Config, Engine, Error, ExpectedHead};
 
@@ -14,6 +13,10 @@ use crate::{Config, Engine, Error, ExpectedHead};
 pub struct Verified {
     pub events: usize,
     pub head: Option<store::Head>,
+    /// Whether the log was checked in one streamed pass, in bounded memory (a store whose
+    /// query keys are current and agree with it), rather than decoded whole (keys of an
+    /// older format, or a check that names damage).
+    pub streamed: bool,
 }
 
 fn integrity(e: StoreError) -> Error {
@@ -45,59 +48,35 @@ impl Engine {
     /// decoding, every rule replayed, and every query checkpoint and index compared with the
     /// replay. With `expected`, also fails unless the log still holds that exact prefix.
     pub fn verify(&self, expected: Option<&ExpectedHead>) -> Result<Verified, Error> {
-        // Two passes over one snapshot, on two threads: the store checks the hash chain and its
-        // own indexes while this thread decodes every event for the replay below. Neither
-        // takes a lock of its own, so a writer of the same process waits for the snapshot
-        // rather than for one of them.
+        // The store checks the hash chain and its own indexes on a second thread while this
+        // one streams the log through the replay (`audit::streamed`). Neither takes a lock
+        // of its own, so a writer of the same process waits for the snapshot rather than for
+        // one of them.
         let snapshot = self.store.read()?;
         let keep_hash_of = expected.map(|e| e.seq);
-        let (head, decoded) = std::thread::scope(|scope| {
+        let (head, streamed) = std::thread::scope(|scope| {
             let chain = scope.spawn(|| snapshot.verify());
-            let mut hash = None;
-            let count = usize::try_from(snapshot.len()).unwrap_or(0);
-            let decoded = decode_records(snapshot.records(), count, |r| {
-                if keep_hash_of == Some(r.seq) {
-                    hash = Some(r.hash_hex());
-                }
-            })
-            .map(|events| (events, hash));
+            // `full_replay` asks for the reference everywhere (tests compare the two).
+            let streamed = (!self.config.full_replay)
+                .then(|| crate::audit::streamed(&*snapshot, keep_hash_of).ok())
+                .flatten();
             let head = chain.join().unwrap_or_else(|_| {
                 Err(StoreError::Corrupt {
                     seq: None,
                     detail: "the hash check panicked".into(),
                 })
             });
-            (head, decoded)
+            (head, streamed)
         });
         let head = head.map_err(integrity)?;
-        let (events, hash_at_expected): (Vec<RecordedEvent>, Option<String>) =
-            decoded.map_err(|e| match e {
-                DecodeFailure::Store(e) => integrity(e),
-                DecodeFailure::Event(seq, m) => Error::Integrity {
-                    seq: Some(seq),
-                    message: format!(
-                        "integrity check failed at seq {seq}: the event does not decode: {m}"
-                    ),
-                },
-            })?;
-        // One replay checks every rule and, against it, the query checkpoints and
-        // indexes derived from the log.
-        crate::checkpoints::check(&*snapshot, &events).map_err(|f| match f {
-            CheckFailure::Rule(e) => Error::Integrity {
-                seq: Some(e.seq),
-                message: format!(
-                    "integrity check failed at seq {}: replaying it breaks a rule: {}",
-                    e.seq, e.rejection
-                ),
-            },
-            CheckFailure::Keys(m) => Error::Integrity {
-                seq: None,
-                message: format!(
-                    "integrity check failed: the query checkpoints disagree with the log: {m}"
-                ),
-            },
-            CheckFailure::Failed(e) => e,
-        })?;
+        let streamed_ok = streamed.is_some();
+        let (events, hash_at_expected) = match streamed {
+            Some(s) => (usize::try_from(s.events).unwrap_or(usize::MAX), s.hash),
+            // Keys of an older format, or something the streamed check did not find as it
+            // expected: the log decoded whole and checked by the reference, which names the
+            // damage if there is one.
+            None => self.verify_in_memory(&*snapshot, keep_hash_of)?,
+        };
         // `0`, the empty log, is a prefix of every log.
         if let Some(ExpectedHead { seq, hash }) = expected.filter(|e| e.seq > 0) {
             match &hash_at_expected {
@@ -115,20 +94,65 @@ impl Engine {
                         seq: Some(*seq),
                         message: format!(
                             "the log does not hold the expected prefix: it has {} events, fewer than seq {seq}: it was truncated or replaced",
-                            events.len()
+                            events
                         ),
                     })
                 }
             }
         }
-        let verified = Verified {
-            events: events.len(),
+        Ok(Verified {
+            events,
             head,
-        };
+            streamed: streamed_ok,
+        })
+    }
+
+    /// The reference check over the log decoded whole (`audit::check`): the number of events
+    /// and the hash of `keep_hash_of`.
+    fn verify_in_memory(
+        &self,
+        snapshot: &dyn store::Snapshot,
+        keep_hash_of: Option<u64>,
+    ) -> Result<(usize, Option<String>), Error> {
+        let mut hash = None;
+        let count = usize::try_from(snapshot.len()).unwrap_or(0);
+        let events = decode_records(snapshot.records(), count, |r| {
+            if keep_hash_of == Some(r.seq) {
+                hash = Some(r.hash_hex());
+            }
+        })
+        .map_err(|e| match e {
+            DecodeFailure::Store(e) => integrity(e),
+            DecodeFailure::Event(seq, m) => Error::Integrity {
+                seq: Some(seq),
+                message: format!(
+                    "integrity check failed at seq {seq}: the event does not decode: {m}"
+                ),
+            },
+        })?;
+        // One replay checks every rule and, against it, the query checkpoints and
+        // indexes derived from the log.
+        crate::audit::check(snapshot, &events).map_err(|f| match f {
+            CheckFailure::Rule(e) => Error::Integrity {
+                seq: Some(e.seq),
+                message: format!(
+                    "integrity check failed at seq {}: replaying it breaks a rule: {}",
+                    e.seq, e.rejection
+                ),
+            },
+            CheckFailure::Keys(m) => Error::Integrity {
+                seq: None,
+                message: format!(
+                    "integrity check failed: the query checkpoints disagree with the log: {m}"
+                ),
+            },
+            CheckFailure::Failed(e) => e,
+        })?;
+        let count = events.len();
         // Freeing a million decoded events takes a tenth of a second that the answer need
         // not wait for.
         drop_elsewhere(events);
-        Ok(verified)
+        Ok((count, hash))
     }
 }
 
