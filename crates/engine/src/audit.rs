@@ -33,7 +33,7 @@ use crate::checkpoints::{
     encode_pairs, encode_seqs, extend_list, join_pieces, key, key_date, load_checkpoint,
     parse_history, piece_key, stream_prefix, tail_key, CK, CL, FORMAT, RS, RV,
 };
-use crate::load::decode;
+use crate::load::{decode_with, RecordedTimes};
 use crate::Error;
 
 /// The first aggregate whose state differs between two ledgers, if one can be named.
@@ -230,33 +230,15 @@ impl IndexFold {
         }
     }
 
-    /// The keys, with `ck` as stored and the list of the checkpoints there are; `seq_of`
-    /// finds the seq of a reversed event's id.
-    fn finish(
-        self,
-        ck: &[u8],
-        checkpoints: &BTreeSet<Date>,
-        seq_of: impl Fn(&str) -> Option<u64>,
-    ) -> Keys {
+    /// The keys but the reversals' (`reversal_keys`), with `ck` as stored and the list of
+    /// the checkpoints there are; and the reversals.
+    fn finish(self, ck: &[u8], checkpoints: &BTreeSet<Date>) -> (Keys, Vec<(u64, String)>) {
         let mut expected = Keys::new();
         if let Some(v) = checkpoint_list(checkpoints).value {
             expected.insert(CL.to_vec(), v);
         }
         for k in self.parties {
             expected.insert(k, Vec::new());
-        }
-        let mut pairs: Vec<(u64, u64)> = self
-            .reversals
-            .iter()
-            .filter_map(|(r, id)| seq_of(id).map(|t| (*r, t)))
-            .collect();
-        pairs.sort_unstable();
-        let reversed: BTreeSet<u64> = pairs.iter().map(|(_, t)| *t).collect();
-        if !reversed.is_empty() {
-            expected.insert(RV.to_vec(), encode_seqs(&reversed));
-        }
-        if !pairs.is_empty() {
-            expected.insert(RS.to_vec(), encode_pairs(&pairs));
         }
         let lists = self
             .by_date
@@ -275,7 +257,28 @@ impl IndexFold {
             }
         }
         expected.insert(CK.to_vec(), ck.to_vec());
-        expected
+        (expected, self.reversals)
+    }
+}
+
+/// Adds to `expected` the reversed set and the reversals' index that `reversals` (each
+/// reversal's seq and the id it reverses) give; `seq_of` finds the seq of a reversed id.
+fn reversal_keys(
+    expected: &mut Keys,
+    reversals: &[(u64, String)],
+    seq_of: impl Fn(&str) -> Option<u64>,
+) {
+    let mut pairs: Vec<(u64, u64)> = reversals
+        .iter()
+        .filter_map(|(r, id)| seq_of(id).map(|t| (*r, t)))
+        .collect();
+    pairs.sort_unstable();
+    let reversed: BTreeSet<u64> = pairs.iter().map(|(_, t)| *t).collect();
+    if !reversed.is_empty() {
+        expected.insert(RV.to_vec(), encode_seqs(&reversed));
+    }
+    if !pairs.is_empty() {
+        expected.insert(RS.to_vec(), encode_pairs(&pairs));
     }
 }
 
@@ -632,8 +635,10 @@ pub(crate) fn check(store: &dyn Snapshot, log: &[RecordedEvent]) -> Result<(), C
                         .map(|r| (r.event.id.as_str(), r.seq))
                         .collect()
                 };
+                let (mut expected, reversals) = index.finish(&s.all[CK], &s.dates);
+                reversal_keys(&mut expected, &reversals, |id| seq_of.get(id).copied());
                 Ok((
-                    index.finish(&s.all[CK], &s.dates, |id| seq_of.get(id).copied()),
+                    expected,
                     last_dates(log),
                     check_history(&s.all, log, &s.dates),
                 ))
@@ -694,7 +699,17 @@ pub(crate) fn streamed(store: &dyn Snapshot, hash_of: Option<u64>) -> Result<Str
     let (reading, folded) = std::thread::scope(|scope| {
         let reader = std::thread::Builder::new()
             .name("accord-verify-read".into())
-            .spawn_scoped(scope, || plan.read(store, hash_of, tx));
+            .spawn_scoped(scope, || {
+                let with_history = history.entries.keys().collect();
+                plan.read(
+                    store,
+                    hash_of,
+                    tx,
+                    &stored.all[CK],
+                    &stored.dates,
+                    &with_history,
+                )
+            });
         let folded = match &reader {
             Ok(_) => fold_streamed(
                 store,
@@ -714,7 +729,12 @@ pub(crate) fn streamed(store: &dyn Snapshot, hash_of: Option<u64>) -> Result<Str
             .and_then(|r| r);
         (reading, folded)
     });
-    let (hash, mut index) = reading?;
+    let Read {
+        hash,
+        mut expected,
+        reversals,
+        streams,
+    } = reading?;
     let Folded {
         ledger,
         last,
@@ -726,8 +746,7 @@ pub(crate) fn streamed(store: &dyn Snapshot, hash_of: Option<u64>) -> Result<Str
     // The reversed set the fold left out must be the one the log gives: every planned event's
     // id reversed by some reversal, and every id a reversal names either a planned event's or
     // none in the log (ids are unique in a log, which the store's own check holds to).
-    let reversed_ids: ahash::AHashSet<&str> =
-        index.reversals.iter().map(|(_, id)| id.as_str()).collect();
+    let reversed_ids: ahash::AHashSet<&str> = reversals.iter().map(|(_, id)| id.as_str()).collect();
     if targets.len() != planned_reversed.len()
         || targets
             .values()
@@ -760,19 +779,15 @@ pub(crate) fn streamed(store: &dyn Snapshot, hash_of: Option<u64>) -> Result<Str
     // Each aggregate with history, its own events read back where they stand.
     shared_events.sort_unstable_by_key(|r| r.seq);
     for a in history.entries.keys() {
-        let seqs = index.streams.get(a).cloned().unwrap_or_default();
+        let seqs = streams.get(a).cloned().unwrap_or_default();
         let own = crate::load::decode_at(store, &seqs).map_err(|e| e.to_string())?;
+        // A party's own events are shared ones too: each once.
         let mut part: Vec<&RecordedEvent> = shared_events.iter().chain(own.iter()).collect();
         part.sort_unstable_by_key(|r| r.seq);
+        part.dedup_by_key(|r| r.seq);
         history.check_states(a, &part)?;
     }
-    // The date lists are the plan's, which every event was checked against.
-    for run in plan.order.chunk_by(|a, b| plan.date(*a) == plan.date(*b)) {
-        if let Some(date) = run.first().and_then(|s| plan.date(*s)) {
-            index.by_date.insert(date, run.to_vec());
-        }
-    }
-    let expected = index.finish(&stored.all[CK], &stored.dates, |id| seq_of.get(id).copied());
+    reversal_keys(&mut expected, &reversals, |id| seq_of.get(id).copied());
     compare_keys(store, &stored, &expected, &last, &ledger, Ok(()))?;
     Ok(Streamed { events: head, hash })
 }
@@ -882,6 +897,18 @@ fn fold_streamed(
     })
 }
 
+/// What the reads of a streamed check give beside the events.
+struct Read {
+    /// The hash of the event asked for, when the log has it.
+    hash: Option<String>,
+    /// The index keys the events give, but for the reversals'.
+    expected: Keys,
+    /// Each reversal's seq and the id it reverses.
+    reversals: Vec<(u64, String)>,
+    /// The streams of the aggregates with history.
+    streams: BTreeMap<Aggregate, Vec<u64>>,
+}
+
 /// The order a streamed check reads the log in, from the date index.
 struct Plan {
     /// Every seq in timeline order: by date, then by seq.
@@ -951,10 +978,14 @@ impl Plan {
         store: &dyn Snapshot,
         hash_of: Option<u64>,
         tx: mpsc::SyncSender<Result<Batch, String>>,
-    ) -> Result<(Option<String>, IndexFold), String> {
+        ck: &[u8],
+        checkpoints: &BTreeSet<Date>,
+        with_history: &BTreeSet<&Aggregate>,
+    ) -> Result<Read, String> {
         let mut hash = None;
         let mut index = IndexFold::default();
         let mut log = store.records();
+        let mut times = RecordedTimes::default();
         let mut run = || -> Result<(), String> {
             for batch in self.order.chunks(BATCH) {
                 let late: Vec<u64> = batch.iter().copied().filter(|s| self.is_late(*s)).collect();
@@ -985,7 +1016,8 @@ impl Plan {
                     if hash_of == Some(record.seq) {
                         hash = Some(record.hash_hex());
                     }
-                    let r = decode(&record).map_err(|m| format!("seq {}: {m}", record.seq))?;
+                    let r = decode_with(&record, &mut times)
+                        .map_err(|m| format!("seq {}: {m}", record.seq))?;
                     let aggregate = Aggregate::of(&r.event);
                     index.add(&r, aggregate.as_ref(), false);
                     events.push((r, aggregate));
@@ -998,7 +1030,30 @@ impl Plan {
             Ok(())
         };
         match run() {
-            Ok(()) => Ok((hash, index)),
+            Ok(()) => {
+                // The date lists are the plan's, which every event is checked against.
+                for run in self.order.chunk_by(|a, b| self.date(*a) == self.date(*b)) {
+                    if let Some(date) = run.first().and_then(|s| self.date(*s)) {
+                        index.by_date.insert(date, run.to_vec());
+                    }
+                }
+                let streams = with_history
+                    .iter()
+                    .map(|a| {
+                        (
+                            (*a).clone(),
+                            index.streams.get(*a).cloned().unwrap_or_default(),
+                        )
+                    })
+                    .collect();
+                let (expected, reversals) = index.finish(ck, checkpoints);
+                Ok(Read {
+                    hash,
+                    expected,
+                    reversals,
+                    streams,
+                })
+            }
             Err(m) => {
                 let _ = tx.send(Err(m.clone()));
                 Err(m)

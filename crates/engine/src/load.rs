@@ -117,6 +117,31 @@ impl Engine {
 
 /// A stored record's event, checked against the record's id and recorded time.
 pub(crate) fn decode(r: &Record) -> Result<RecordedEvent, String> {
+    decode_with(r, &mut RecordedTimes::default())
+}
+
+/// The recorded time last parsed: the records of one batch share theirs, and a long pass
+/// parses each only once.
+#[derive(Default)]
+pub(crate) struct RecordedTimes(Option<(String, DateTime<Utc>)>);
+
+impl RecordedTimes {
+    fn parse(&mut self, text: &str) -> Result<DateTime<Utc>, String> {
+        if let Some((last, at)) = &self.0 {
+            if last == text {
+                return Ok(*at);
+            }
+        }
+        let at = DateTime::parse_from_rfc3339(text)
+            .map_err(|_| format!("bad recorded time {text:?}"))?
+            .with_timezone(&Utc);
+        self.0 = Some((text.to_string(), at));
+        Ok(at)
+    }
+}
+
+/// `decode`, parsing the recorded time only when it differs from the last one `times` saw.
+pub(crate) fn decode_with(r: &Record, times: &mut RecordedTimes) -> Result<RecordedEvent, String> {
     let text = std::str::from_utf8(&r.body).map_err(|_| "the event is not UTF-8".to_string())?;
     let event = Event::from_line(text).map_err(|e| e.to_string())?;
     if event.id.as_str() != r.id {
@@ -125,9 +150,7 @@ pub(crate) fn decode(r: &Record) -> Result<RecordedEvent, String> {
             r.id, event.id
         ));
     }
-    let recorded = DateTime::parse_from_rfc3339(&r.recorded)
-        .map_err(|_| format!("bad recorded time {:?}", r.recorded))?
-        .with_timezone(&Utc);
+    let recorded = times.parse(&r.recorded)?;
     Ok(RecordedEvent {
         seq: r.seq,
         recorded,
@@ -251,11 +274,13 @@ pub(crate) fn decode_records(
     /// records of one round stay small next to the decoded log.
     const CHUNK: usize = 16 * 1024;
     let decode_chunk = |chunk: &[Record]| -> Result<Vec<RecordedEvent>, DecodeFailure> {
+        let mut times = RecordedTimes::default();
         chunk
             .iter()
-            .map(|r| decode(r).map_err(|m| DecodeFailure::Event(r.seq, m)))
+            .map(|r| decode_with(r, &mut times).map_err(|m| DecodeFailure::Event(r.seq, m)))
             .collect()
     };
+    let mut times = RecordedTimes::default();
     // Sized once: grown by doubling, a million decoded events would be copied and their
     // pages touched twice over (a fresh page is not free on a virtual machine). Capped, as
     // the count is the store's word.
@@ -276,7 +301,8 @@ pub(crate) fn decode_records(
         let (a, b) = std::thread::scope(|scope| {
             let other = scope.spawn(|| decode_chunk(second));
             let a = first.iter().try_for_each(|r| {
-                events.push(decode(r).map_err(|m| DecodeFailure::Event(r.seq, m))?);
+                events
+                    .push(decode_with(r, &mut times).map_err(|m| DecodeFailure::Event(r.seq, m))?);
                 Ok(())
             });
             let b = other.join().unwrap_or_else(|_| {
