@@ -365,6 +365,12 @@ fn a_tampered_key_gets_the_same_verdict_streamed_and_in_memory() {
             }
         }
     }
+    // A checkpoint stating a larger size than its encoding has: the decoder would cut its
+    // output back without a word; the check must not.
+    let (k, v) = &kinds[b"cp".as_slice()][0];
+    let mut larger = v.clone();
+    larger[0] = larger[0].wrapping_add(1);
+    tampers.push(("a checkpoint's stated size".into(), k.clone(), Some(larger)));
     let mut caught = 0;
     for (n, (what, key, value)) in tampers.iter().enumerate() {
         let copy = dir.path().join(format!("t{n}"));
@@ -386,6 +392,9 @@ fn a_tampered_key_gets_the_same_verdict_streamed_and_in_memory() {
             reference.clone().map(|_| ()),
             "{what}: streamed {streamed:?}, reference {reference:?}"
         );
+        if what.ends_with("stated size") {
+            assert!(streamed.is_err(), "{what}: {streamed:?}");
+        }
         if streamed.is_err() {
             caught += 1;
         } else {

@@ -30,8 +30,8 @@ use store::{Record, Snapshot};
 
 use crate::checkpoints::{
     checkpoint_list, checkpoint_prefix, date_prefix, decode_seqs, decode_tail, decode_varints,
-    encode_pairs, encode_seqs, extend_list, join_pieces, key, key_date, load_checkpoint,
-    parse_history, piece_key, stream_prefix, tail_key, CK, CL, FORMAT, RS, RV,
+    encode_pairs, encode_seqs, extend_list, join_pieces, key, key_date, ledger_plain,
+    load_checkpoint, parse_history, piece_key, stream_prefix, tail_key, CK, CL, FORMAT, RS, RV,
 };
 use crate::load::{decode_with, RecordedTimes};
 use crate::Error;
@@ -173,8 +173,8 @@ impl Stored {
         // cheaper than decoding it; encodings differ where equal values do not (a decimal's
         // scale), and then the values are compared.
         if !self.corrected.contains(&d)
-            && lz4_flex::block::decompress_size_prepended(&joined)
-                .is_ok_and(|plain| plain == crate::ledger_codec::encode(ledger))
+            && ledger_plain(&joined)
+                .is_some_and(|plain| plain == crate::ledger_codec::encode(ledger))
         {
             return;
         }
@@ -897,6 +897,18 @@ fn fold_streamed(
     })
 }
 
+/// `records` decoded, each event with its aggregate.
+fn decode_all(records: &[Record], times: &mut RecordedTimes) -> Result<Batch, String> {
+    records
+        .iter()
+        .map(|record| {
+            let r = decode_with(record, times).map_err(|m| format!("seq {}: {m}", record.seq))?;
+            let aggregate = Aggregate::of(&r.event);
+            Ok((r, aggregate))
+        })
+        .collect()
+}
+
 /// What the reads of a streamed check give beside the events.
 struct Read {
     /// The hash of the event asked for, when the log has it.
@@ -995,7 +1007,7 @@ impl Plan {
                     .into_iter()
                     .map(|r| (r.seq, r))
                     .collect();
-                let mut events = Vec::with_capacity(batch.len());
+                let mut records = Vec::with_capacity(batch.len());
                 for &seq in batch {
                     let record = if self.is_late(seq) {
                         fetched.remove(&seq).ok_or("a late record was not read")?
@@ -1016,11 +1028,11 @@ impl Plan {
                     if hash_of == Some(record.seq) {
                         hash = Some(record.hash_hex());
                     }
-                    let r = decode_with(&record, &mut times)
-                        .map_err(|m| format!("seq {}: {m}", record.seq))?;
-                    let aggregate = Aggregate::of(&r.event);
-                    index.add(&r, aggregate.as_ref(), false);
-                    events.push((r, aggregate));
+                    records.push(record);
+                }
+                let events = decode_all(&records, &mut times)?;
+                for (r, aggregate) in &events {
+                    index.add(r, aggregate.as_ref(), false);
                 }
                 if tx.send(Ok(events)).is_err() {
                     // The fold stopped: its verdict is in.

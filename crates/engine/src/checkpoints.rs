@@ -268,17 +268,20 @@ fn checkpoint_bytes(store: &dyn Snapshot, date: Date) -> Result<Option<Vec<u8>>,
 }
 
 pub(crate) fn decode_ledger(bytes: &[u8]) -> Option<Ledger> {
+    crate::ledger_codec::decode(&ledger_plain(bytes)?)
+}
+
+/// A stored ledger's encoding, uncompressed: `None` unless it is exactly the size it states.
+pub(crate) fn ledger_plain(bytes: &[u8]) -> Option<Vec<u8>> {
     // Refuse absurd sizes before allocating.
     let size = u32::from_le_bytes(bytes.get(..4)?.try_into().ok()?) as usize;
     if size > bytes.len().saturating_mul(255) {
         return None;
     }
     let plain = lz4_flex::block::decompress_size_prepended(bytes).ok()?;
-    // The decoder stops, without an error, at a block that ends early.
-    if plain.len() != size {
-        return None;
-    }
-    crate::ledger_codec::decode(&plain)
+    // The decoder stops, without an error, at a block that ends early, and cuts its output
+    // back to what it wrote when the stated size is larger.
+    (plain.len() == size).then_some(plain)
 }
 
 /// Whether the keys were written for the store's current head.

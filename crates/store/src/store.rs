@@ -1335,6 +1335,22 @@ impl Store {
 
         // The id index must hold exactly one entry per record, under its id's fingerprint.
         expected_index.sort_unstable();
+        // And no id twice (an append refuses a recorded id): records that share a
+        // fingerprint are read back, and their ids compared.
+        for pair in expected_index.windows(2) {
+            let ((b1, f1, s1), (b2, f2, s2)) = (pair[0], pair[1]);
+            if (b1, f1) == (b2, f2) {
+                let records = self.records_at_upto(&[s1, s2], last_seq)?;
+                if let [one, two] = records.as_slice() {
+                    if one.id == two.id {
+                        return Err(StoreError::corrupt(
+                            Some(s2),
+                            format!("seq {s2} has the id of seq {s1}, {:?}", one.id),
+                        ));
+                    }
+                }
+            }
+        }
         let mut expected = expected_index.into_iter().peekable();
         for kv in self.db.scan_prefix(ID_PREFIX) {
             let (key, value) = kv.map_err(&sled_err)?;
