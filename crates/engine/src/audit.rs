@@ -170,8 +170,8 @@ impl Stored {
             return;
         };
         // Without corrections, the stored encoding is compared with the replay's, which is
-        // cheaper than decoding it; encodings differ where equal values do not (a decimal's
-        // scale), and then the values are compared.
+        // cheaper than decoding it; where they differ (a checkpoint written before decimals
+        // were encoded normalized, or damage), the values are compared.
         if !self.corrected.contains(&d)
             && ledger_plain(&joined)
                 .is_some_and(|plain| plain == crate::ledger_codec::encode(ledger))
@@ -692,35 +692,14 @@ pub(crate) fn streamed(store: &dyn Snapshot, hash_of: Option<u64>) -> Result<Str
         None => BTreeSet::new(),
     };
     let history = History::read(&stored.all, head, &stored.dates)?;
-    let since = history.since();
-    let keep_shared = !history.entries.is_empty();
 
     let (tx, rx) = mpsc::sync_channel::<Result<Batch, String>>(2);
     let (reading, folded) = std::thread::scope(|scope| {
         let reader = std::thread::Builder::new()
             .name("accord-verify-read".into())
-            .spawn_scoped(scope, || {
-                let with_history = history.entries.keys().collect();
-                plan.read(
-                    store,
-                    hash_of,
-                    tx,
-                    &stored.all[CK],
-                    &stored.dates,
-                    &with_history,
-                )
-            });
+            .spawn_scoped(scope, || plan.read(store, &stored, &history, hash_of, tx));
         let folded = match &reader {
-            Ok(_) => fold_streamed(
-                store,
-                &stored,
-                &plan,
-                &planned_reversed,
-                &history,
-                since,
-                keep_shared,
-                rx,
-            ),
+            Ok(_) => fold_streamed(store, &stored, &plan, &planned_reversed, &history, rx),
             Err(e) => Err(format!("no thread for the reads: {e}")),
         };
         let reading = reader
@@ -779,8 +758,8 @@ pub(crate) fn streamed(store: &dyn Snapshot, hash_of: Option<u64>) -> Result<Str
     // Each aggregate with history, its own events read back where they stand.
     shared_events.sort_unstable_by_key(|r| r.seq);
     for a in history.entries.keys() {
-        let seqs = streams.get(a).cloned().unwrap_or_default();
-        let own = crate::load::decode_at(store, &seqs).map_err(|e| e.to_string())?;
+        let seqs = streams.get(a).map_or(&[][..], Vec::as_slice);
+        let own = crate::load::decode_at(store, seqs).map_err(|e| e.to_string())?;
         // A party's own events are shared ones too: each once.
         let mut part: Vec<&RecordedEvent> = shared_events.iter().chain(own.iter()).collect();
         part.sort_unstable_by_key(|r| r.seq);
@@ -814,17 +793,16 @@ struct Target {
 }
 
 /// The fold of a streamed check, from the batches of `rx`.
-#[allow(clippy::too_many_arguments)]
 fn fold_streamed(
     store: &dyn Snapshot,
     stored: &Stored,
     plan: &Plan,
     planned_reversed: &BTreeSet<u64>,
     history: &History,
-    since: Option<u64>,
-    keep_shared: bool,
     rx: mpsc::Receiver<Result<Batch, String>>,
 ) -> Result<Folded, String> {
+    let since = history.since();
+    let keep_shared = !history.entries.is_empty();
     let mut ledger = Ledger::new();
     let mut pending = stored.dates.iter().copied().peekable();
     let mut first_difference = None;
@@ -982,17 +960,16 @@ impl Plan {
     }
 
     /// Reads and decodes the log in `order`, a batch at a time, into `tx`: the events in
-    /// seq order from one pass over the log, the late ones where they stand. Returns the
-    /// hash of `hash_of` (when the log has it) and the index keys the events give, but for
-    /// the date lists.
+    /// seq order from one pass over the log, the late ones where they stand. Then gives the
+    /// hash of `hash_of` (when the log has it), the index keys the events give but for the
+    /// reversals', and the streams of the aggregates with `history`.
     fn read(
         &self,
         store: &dyn Snapshot,
+        stored: &Stored,
+        history: &History,
         hash_of: Option<u64>,
         tx: mpsc::SyncSender<Result<Batch, String>>,
-        ck: &[u8],
-        checkpoints: &BTreeSet<Date>,
-        with_history: &BTreeSet<&Aggregate>,
     ) -> Result<Read, String> {
         let mut hash = None;
         let mut index = IndexFold::default();
@@ -1049,16 +1026,12 @@ impl Plan {
                         index.by_date.insert(date, run.to_vec());
                     }
                 }
-                let streams = with_history
-                    .iter()
-                    .map(|a| {
-                        (
-                            (*a).clone(),
-                            index.streams.get(*a).cloned().unwrap_or_default(),
-                        )
-                    })
+                let streams = history
+                    .entries
+                    .keys()
+                    .map(|a| (a.clone(), index.streams.get(a).cloned().unwrap_or_default()))
                     .collect();
-                let (expected, reversals) = index.finish(ck, checkpoints);
+                let (expected, reversals) = index.finish(&stored.all[CK], &stored.dates);
                 Ok(Read {
                     hash,
                     expected,

@@ -1337,17 +1337,23 @@ impl Store {
         expected_index.sort_unstable();
         // And no id twice (an append refuses a recorded id): records that share a
         // fingerprint are read back, and their ids compared.
-        for pair in expected_index.windows(2) {
-            let ((b1, f1, s1), (b2, f2, s2)) = (pair[0], pair[1]);
-            if (b1, f1) == (b2, f2) {
-                let records = self.records_at_upto(&[s1, s2], last_seq)?;
-                if let [one, two] = records.as_slice() {
-                    if one.id == two.id {
-                        return Err(StoreError::corrupt(
-                            Some(s2),
-                            format!("seq {s2} has the id of seq {s1}, {:?}", one.id),
-                        ));
-                    }
+        for group in expected_index.chunk_by(|a, b| (a.0, a.1) == (b.0, b.1)) {
+            if group.len() < 2 {
+                continue;
+            }
+            let seqs: Vec<u64> = group.iter().map(|(_, _, seq)| *seq).collect();
+            let mut first_of: HashMap<String, u64> = HashMap::new();
+            for record in self.records_at_upto(&seqs, last_seq)? {
+                if let Some(first) = first_of.insert(record.id.clone(), record.seq) {
+                    return Err(StoreError::corrupt(
+                        Some(record.seq.max(first)),
+                        format!(
+                            "seq {} has the id of seq {}, {:?}",
+                            record.seq.max(first),
+                            record.seq.min(first),
+                            record.id
+                        ),
+                    ));
                 }
             }
         }
