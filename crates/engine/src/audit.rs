@@ -33,7 +33,7 @@ use crate::checkpoints::{
     encode_pairs, encode_seqs, extend_list, join_pieces, key, key_date, ledger_plain,
     load_checkpoint, parse_history, piece_key, stream_prefix, tail_key, CK, CL, FORMAT, RS, RV,
 };
-use crate::load::{decode_with, RecordedTimes};
+use crate::load::{decode_with, Feed, RecordedTimes};
 use crate::Error;
 
 /// The first aggregate whose state differs between two ledgers, if one can be named.
@@ -680,7 +680,12 @@ type Batch = Vec<(RecordedEvent, Option<Aggregate>)>;
 ///
 /// Two threads: one reads and decodes the log in timeline order and works out the index keys
 /// the events give; this one folds them, comparing each checkpoint as the fold passes its date.
-pub(crate) fn streamed(store: &dyn Snapshot, hash_of: Option<u64>) -> Result<Streamed, String> {
+/// `log`: every record in seq order (what the store's own check hands on, `read_checked`).
+pub(crate) fn streamed(
+    store: &dyn Snapshot,
+    log: Feed,
+    hash_of: Option<u64>,
+) -> Result<Streamed, String> {
     let stored = Stored::read(store)?.ok_or("the keys are not current")?;
     if let Some(m) = &stored.damaged {
         return Err(m.clone());
@@ -697,7 +702,9 @@ pub(crate) fn streamed(store: &dyn Snapshot, hash_of: Option<u64>) -> Result<Str
     let (reading, folded) = std::thread::scope(|scope| {
         let reader = std::thread::Builder::new()
             .name("accord-verify-read".into())
-            .spawn_scoped(scope, || plan.read(store, &stored, &history, hash_of, tx));
+            .spawn_scoped(scope, || {
+                plan.read(store, log, &stored, &history, hash_of, tx)
+            });
         let folded = match &reader {
             Ok(_) => fold_streamed(store, &stored, &plan, &planned_reversed, &history, rx),
             Err(e) => Err(format!("no thread for the reads: {e}")),
@@ -966,6 +973,7 @@ impl Plan {
     fn read(
         &self,
         store: &dyn Snapshot,
+        mut log: Feed,
         stored: &Stored,
         history: &History,
         hash_of: Option<u64>,
@@ -973,7 +981,6 @@ impl Plan {
     ) -> Result<Read, String> {
         let mut hash = None;
         let mut index = IndexFold::default();
-        let mut log = store.records();
         let mut times = RecordedTimes::default();
         let mut run = || -> Result<(), String> {
             for batch in self.order.chunks(BATCH) {

@@ -37,37 +37,29 @@ impl Engine {
         if let Some(p) = progress {
             p.phase("read", total);
         }
-        let (chain, read) = std::thread::scope(|scope| {
-            let chain = scope.spawn(|| snapshot.verify());
-            let read = (|| -> Result<LogCopy, Error> {
-                let capacity = usize::try_from(total).unwrap_or(0);
-                let mut copy = LogCopy {
-                    records: Vec::with_capacity(capacity),
-                    events: Vec::with_capacity(capacity),
-                };
-                for r in snapshot.records() {
-                    let r = r?;
-                    copy.events
-                        .push(decode(&r).map_err(|m| Error::corrupt_at(r.seq, &m))?);
-                    copy.records.push(r);
-                    if let Some(p) = progress {
-                        if (copy.records.len() as u64).is_multiple_of(domain::TICK_EVERY) {
-                            p.advance(domain::TICK_EVERY);
-                        }
+        // The store's check hands each record on as it passes it (`read_checked`): the log
+        // is read once.
+        let (chain, read) = crate::load::read_checked(&*snapshot, |log| {
+            let capacity = usize::try_from(total).unwrap_or(0);
+            let mut copy = LogCopy {
+                records: Vec::with_capacity(capacity),
+                events: Vec::with_capacity(capacity),
+            };
+            for r in log {
+                let r = r?;
+                copy.events
+                    .push(decode(&r).map_err(|m| Error::corrupt_at(r.seq, &m))?);
+                copy.records.push(r);
+                if let Some(p) = progress {
+                    if (copy.records.len() as u64).is_multiple_of(domain::TICK_EVERY) {
+                        p.advance(domain::TICK_EVERY);
                     }
                 }
-                if let Some(p) = progress {
-                    p.advance(copy.records.len() as u64 % domain::TICK_EVERY);
-                }
-                Ok(copy)
-            })();
-            let chain = chain.join().unwrap_or_else(|_| {
-                Err(StoreError::Corrupt {
-                    seq: None,
-                    detail: "the hash check panicked".into(),
-                })
-            });
-            (chain, read)
+            }
+            if let Some(p) = progress {
+                p.advance(copy.records.len() as u64 % domain::TICK_EVERY);
+            }
+            Ok::<_, Error>(copy)
         });
         chain?;
         read

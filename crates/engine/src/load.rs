@@ -318,3 +318,93 @@ pub(crate) fn decode_records(
     }
     Ok(events)
 }
+
+/// Runs the store's own check of `snapshot` (`Snapshot::verify_each`) on a second thread
+/// while `read` reads every record of the log in seq order from what that check hands on:
+/// the log is read (and decompressed) once for both. `read` sees the records a batch at a
+/// time as the check passes them; they end early if the check fails, so the check's verdict,
+/// returned beside `read`'s answer, decides. If `read` stops early, the check goes on alone.
+pub(crate) fn read_checked<T>(
+    snapshot: &dyn Snapshot,
+    read: impl FnOnce(Feed) -> T,
+) -> (Result<Option<store::Head>, StoreError>, T) {
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<Record>>(FEED_DEPTH);
+    std::thread::scope(|scope| {
+        let chain = scope.spawn(move || {
+            let mut hand = Hand {
+                tx: Some(tx),
+                batch: Vec::with_capacity(FEED_BATCH),
+            };
+            let head = snapshot.verify_each(&mut |r| hand.hand(r));
+            if head.is_ok() {
+                hand.finish();
+            }
+            head
+        });
+        let answer = read(Feed {
+            rx,
+            pending: Vec::new().into_iter(),
+        });
+        let head = chain.join().unwrap_or_else(|_| {
+            Err(StoreError::Corrupt {
+                seq: None,
+                detail: "the hash check panicked".into(),
+            })
+        });
+        (head, answer)
+    })
+}
+
+/// Records per batch handed from the store's check to the reader, and batches in flight.
+const FEED_BATCH: usize = 1024;
+const FEED_DEPTH: usize = 4;
+
+/// The store's check's end of a `Feed`.
+struct Hand {
+    /// `None` once the reader stopped reading: the records are dropped.
+    tx: Option<std::sync::mpsc::SyncSender<Vec<Record>>>,
+    batch: Vec<Record>,
+}
+
+impl Hand {
+    fn hand(&mut self, record: Record) {
+        let Some(tx) = &self.tx else {
+            return;
+        };
+        self.batch.push(record);
+        if self.batch.len() >= FEED_BATCH {
+            let full = std::mem::replace(&mut self.batch, Vec::with_capacity(FEED_BATCH));
+            if tx.send(full).is_err() {
+                self.tx = None;
+            }
+        }
+    }
+
+    /// The last records, once the check passed (after one that failed, the feed just ends).
+    fn finish(mut self) {
+        if let Some(tx) = self.tx.take() {
+            if !self.batch.is_empty() {
+                let _ = tx.send(std::mem::take(&mut self.batch));
+            }
+        }
+    }
+}
+
+/// The reader's end of `read_checked`: the records in seq order.
+pub(crate) struct Feed {
+    rx: std::sync::mpsc::Receiver<Vec<Record>>,
+    pending: std::vec::IntoIter<Record>,
+}
+
+impl Iterator for Feed {
+    type Item = Result<Record, StoreError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            if let Some(r) = self.pending.next() {
+                return Some(Ok(r));
+            }
+            self.pending = self.rx.recv().ok()?.into_iter();
+        }
+    }
+}

@@ -48,26 +48,20 @@ impl Engine {
     /// decoding, every rule replayed, and every query checkpoint and index compared with the
     /// replay. With `expected`, also fails unless the log still holds that exact prefix.
     pub fn verify(&self, expected: Option<&ExpectedHead>) -> Result<Verified, Error> {
-        // The store checks the hash chain and its own indexes on a second thread while this
-        // one streams the log through the replay (`audit::streamed`). Neither takes a lock
-        // of its own, so a writer of the same process waits for the snapshot rather than for
-        // one of them.
+        // The store checks the hash chain and its own indexes on a second thread, handing
+        // each record on as it passes it, while this one streams those records through the
+        // replay (`audit::streamed`): the log is read once. Neither takes a lock of its own,
+        // so a writer of the same process waits for the snapshot rather than for one of them.
         let snapshot = self.store.read()?;
         let keep_hash_of = expected.map(|e| e.seq);
-        let (head, streamed) = std::thread::scope(|scope| {
-            let chain = scope.spawn(|| snapshot.verify());
-            // `full_replay` asks for the reference everywhere (tests compare the two).
-            let streamed = (!self.config.full_replay)
-                .then(|| crate::audit::streamed(&*snapshot, keep_hash_of).ok())
-                .flatten();
-            let head = chain.join().unwrap_or_else(|_| {
-                Err(StoreError::Corrupt {
-                    seq: None,
-                    detail: "the hash check panicked".into(),
-                })
-            });
-            (head, streamed)
-        });
+        // `full_replay` asks for the reference everywhere (tests compare the two).
+        let (head, streamed) = if self.config.full_replay {
+            (snapshot.verify(), None)
+        } else {
+            crate::load::read_checked(&*snapshot, |log| {
+                crate::audit::streamed(&*snapshot, log, keep_hash_of).ok()
+            })
+        };
         let head = head.map_err(integrity)?;
         let streamed_ok = streamed.is_some();
         let (events, hash_at_expected) = match streamed {

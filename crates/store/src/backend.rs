@@ -58,7 +58,14 @@ pub trait Snapshot: Sync {
     /// Re-reads the whole log of this view: seq continuity, every hash link, the store's own
     /// indexes and its record of acknowledged appends. Returns the head, or `Corrupt` naming
     /// the first bad seq. It may run on another thread beside the view's other reads.
-    fn verify(&self) -> Result<Option<Head>, StoreError>;
+    fn verify(&self) -> Result<Option<Head>, StoreError> {
+        self.verify_each(&mut |_| {})
+    }
+    /// `verify`, handing every record to `each` in seq order as soon as its hash link is
+    /// checked, so that a caller who reads the whole log beside the check (`accord verify`
+    /// decodes every event) reads it once. The records handed prove nothing until the check
+    /// returns `Ok`: on `Err`, the handing stops somewhere before the damage.
+    fn verify_each(&self, each: &mut dyn FnMut(Record)) -> Result<Option<Head>, StoreError>;
 }
 
 /// An empty log: no record and no key (what the keys of a log are worked out against when it
@@ -93,7 +100,7 @@ impl Snapshot for EmptyLog {
     fn aux_keys(&self, _from: &[u8], _to: &[u8]) -> Result<Vec<Vec<u8>>, StoreError> {
         Ok(Vec::new())
     }
-    fn verify(&self) -> Result<Option<Head>, StoreError> {
+    fn verify_each(&self, _each: &mut dyn FnMut(Record)) -> Result<Option<Head>, StoreError> {
         Ok(None)
     }
 }

@@ -1047,7 +1047,7 @@ impl<'s> View<'s> {
 
     /// Every record re-read: seqs gapless, every hash recomputed and chained, ids unique, the
     /// head row naming the last record.
-    fn verify(&self) -> Result<Option<Head>, StoreError> {
+    fn verify(&self, each: &mut dyn FnMut(Record)) -> Result<Option<Head>, StoreError> {
         if self.empty {
             return Ok(None);
         }
@@ -1055,11 +1055,11 @@ impl<'s> View<'s> {
         // that the check runs beside the other reads of this snapshot (`accord verify`
         // decodes every event meanwhile) instead of taking turns with them.
         if let Some(side) = self.attach() {
-            let checked = side.check_chain();
+            let checked = side.check_chain(each);
             side.end(true);
             return checked;
         }
-        self.check_chain()
+        self.check_chain(each)
     }
 
     /// A second connection reading this read's snapshot (`pg_export_snapshot`), when the
@@ -1090,9 +1090,9 @@ impl<'s> View<'s> {
         })
     }
 
-    fn check_chain(&self) -> Result<Option<Head>, StoreError> {
+    fn check_chain(&self, each: &mut dyn FnMut(Record)) -> Result<Option<Head>, StoreError> {
         let mut prev = [0u8; 32];
-        let mut last: Option<Record> = None;
+        let mut last: Option<(u64, [u8; 32])> = None;
         for r in self.records_after(0) {
             let r = r?;
             let hash = chain_hash(&prev, r.seq, &r.recorded, &r.id, &r.body);
@@ -1103,7 +1103,8 @@ impl<'s> View<'s> {
                 });
             }
             prev = hash;
-            last = Some(r);
+            last = Some((r.seq, hash));
+            each(r);
         }
         // Rows past the head (inserted behind accord's back) are named by the first of them.
         let count_sql = format!(
@@ -1124,7 +1125,9 @@ impl<'s> View<'s> {
         }
         match (&last, &self.head) {
             (None, None) => Ok(None),
-            (Some(r), Some(h)) if r.seq == h.seq && r.hash == h.hash => Ok(self.head.clone()),
+            (Some((seq, hash)), Some(h)) if *seq == h.seq && *hash == h.hash => {
+                Ok(self.head.clone())
+            }
             _ => Err(StoreError::Corrupt {
                 seq: Some(self.len()),
                 detail: "the head row does not name the last record".into(),
@@ -1208,8 +1211,11 @@ macro_rules! pg_snapshot {
             fn aux_keys(&self, from: &[u8], to: &[u8]) -> Result<Vec<Vec<u8>>, StoreError> {
                 self.view.aux_keys(from, to)
             }
-            fn verify(&self) -> Result<Option<Head>, StoreError> {
-                self.view.verify()
+            fn verify_each(
+                &self,
+                each: &mut dyn FnMut(Record),
+            ) -> Result<Option<Head>, StoreError> {
+                self.view.verify(each)
             }
         }
     };

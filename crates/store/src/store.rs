@@ -1225,7 +1225,11 @@ impl Store {
     /// `verify` for a view that keeps commits out while it lives (a snapshot holds the
     /// published head, a write transaction the writer's state) and whose log has `capacity`
     /// records. It takes no lock itself, so it can run beside the view's other reads.
-    fn verify_view(&self, capacity: u64) -> Result<Option<Head>, StoreError> {
+    fn verify_view(
+        &self,
+        capacity: u64,
+        each: &mut dyn FnMut(Record),
+    ) -> Result<Option<Head>, StoreError> {
         let sled_err = sled_error(&self.path);
         let acknowledged = read_head_file(&self.path)?;
         let mut acknowledged_seen: Option<[u8; 32]> = None;
@@ -1281,6 +1285,7 @@ impl Store {
                 }
                 prev = hash;
                 expected = seq + 1;
+                each(record);
             }
         }
         let last_seq = expected - 1;
@@ -2280,8 +2285,11 @@ macro_rules! embedded_snapshot {
             fn aux_keys(&self, from: &[u8], to: &[u8]) -> Result<Vec<Vec<u8>>, StoreError> {
                 self.store.aux_keys(from, to)
             }
-            fn verify(&self) -> Result<Option<Head>, StoreError> {
-                self.store.verify_view(self.len())
+            fn verify_each(
+                &self,
+                each: &mut dyn FnMut(Record),
+            ) -> Result<Option<Head>, StoreError> {
+                self.store.verify_view(self.len(), each)
             }
         }
     };
