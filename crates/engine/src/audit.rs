@@ -699,14 +699,24 @@ pub(crate) fn streamed(
     let history = History::read(&stored.all, head, &stored.dates)?;
 
     let (tx, rx) = mpsc::sync_channel::<Result<Batch, String>>(2);
+    // The batches folded go back to the reader, which made them, to be freed there: a free on
+    // the thread that allocated is cheaper than one from another thread.
+    let (done_tx, done_rx) = mpsc::channel::<Batch>();
     let (reading, folded) = std::thread::scope(|scope| {
         let reader = std::thread::Builder::new()
             .name("accord-verify-read".into())
             .spawn_scoped(scope, || {
-                plan.read(store, log, &stored, &history, hash_of, tx)
+                plan.read(store, log, &stored, &history, hash_of, (tx, done_rx))
             });
         let folded = match &reader {
-            Ok(_) => fold_streamed(store, &stored, &plan, &planned_reversed, &history, rx),
+            Ok(_) => fold_streamed(
+                store,
+                &stored,
+                &plan,
+                &planned_reversed,
+                &history,
+                (rx, done_tx),
+            ),
             Err(e) => Err(format!("no thread for the reads: {e}")),
         };
         let reading = reader
@@ -806,7 +816,7 @@ fn fold_streamed(
     plan: &Plan,
     planned_reversed: &BTreeSet<u64>,
     history: &History,
-    rx: mpsc::Receiver<Result<Batch, String>>,
+    (rx, done): (mpsc::Receiver<Result<Batch, String>>, mpsc::Sender<Batch>),
 ) -> Result<Folded, String> {
     let since = history.since();
     let keep_shared = !history.entries.is_empty();
@@ -819,7 +829,8 @@ fn fold_streamed(
     let mut shared_events = Vec::new();
     let mut next = plan.order.iter();
     for batch in rx.iter() {
-        for (r, aggregate) in batch? {
+        let batch = batch?;
+        for (r, aggregate) in &batch {
             if next.next() != Some(&r.seq) || plan.date(r.seq) != Some(r.event.effective) {
                 return Err(format!("seq {} is not where the date index puts it", r.seq));
             }
@@ -851,18 +862,20 @@ fn fold_streamed(
                     .apply(&r.event)
                     .map_err(|e| format!("seq {}: {e}", r.seq))?;
                 if let Some(a) = aggregate {
-                    match last.get_mut(&a) {
+                    match last.get_mut(a) {
                         Some(d) => *d = r.event.effective,
                         None => {
-                            last.insert(a, r.event.effective);
+                            last.insert(a.clone(), r.event.effective);
                         }
                     }
                 }
             }
-            if keep_shared && shared(&r) {
-                shared_events.push(r);
+            if keep_shared && shared(r) {
+                shared_events.push(r.clone());
             }
         }
+        // The reader frees it; if the reader is gone, it is freed here.
+        let _ = done.send(batch);
     }
     if next.next().is_some() {
         return Err("the log ended before the date index".into());
@@ -977,13 +990,17 @@ impl Plan {
         stored: &Stored,
         history: &History,
         hash_of: Option<u64>,
-        tx: mpsc::SyncSender<Result<Batch, String>>,
+        (tx, done): (mpsc::SyncSender<Result<Batch, String>>, mpsc::Receiver<Batch>),
     ) -> Result<Read, String> {
         let mut hash = None;
         let mut index = IndexFold::default();
         let mut times = RecordedTimes::default();
         let mut run = || -> Result<(), String> {
             for batch in self.order.chunks(BATCH) {
+                // The batches the fold is through with, freed on this thread that made them.
+                while let Ok(folded) = done.try_recv() {
+                    drop(folded);
+                }
                 let late: Vec<u64> = batch.iter().copied().filter(|s| self.is_late(*s)).collect();
                 let mut fetched: ahash::AHashMap<u64, Record> = store
                     .records_at(&late)
