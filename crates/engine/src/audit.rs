@@ -990,7 +990,10 @@ impl Plan {
         stored: &Stored,
         history: &History,
         hash_of: Option<u64>,
-        (tx, done): (mpsc::SyncSender<Result<Batch, String>>, mpsc::Receiver<Batch>),
+        (tx, done): (
+            mpsc::SyncSender<Result<Batch, String>>,
+            mpsc::Receiver<Batch>,
+        ),
     ) -> Result<Read, String> {
         let mut hash = None;
         let mut index = IndexFold::default();
