@@ -196,7 +196,10 @@ pub fn bench(plan: &Plan<'_>) -> Result<PgResult, String> {
         r.verify_rss_kib = r.verify_rss_kib.max(o.max_rss_kib);
     }
     r.verify_ms = median(&times);
-    say(&format!("PostgreSQL: verify {:.0} ms (median of 3)", r.verify_ms));
+    say(&format!(
+        "PostgreSQL: verify {:.0} ms (median of 3)",
+        r.verify_ms
+    ));
 
     checkpoint(plan.cluster)?;
     say("PostgreSQL: copy from the embedded store");

@@ -291,7 +291,8 @@ pub fn render(ctx: &Context, results: &[SizeResult]) -> String {
          process's own `ru_maxrss` from `wait4`. Cold: the store's files fsynced and dropped \
          from the page cache (`posix_fadvise(DONTNEED)`) just before. Warm: the median of the \
          {} runs that follow. Single appends are one settlement each, with the cache as the \
-         queries left it; verify runs once after them (N + {} events).",
+         queries left it; verify runs three times after them (N + {} events; the median, \
+         and the largest peak RSS).",
         ctx.runs,
         2 * ctx.runs
     );
