@@ -504,6 +504,11 @@ impl Event {
     /// path's. The fast path is never laxer: it goes through the same
     /// payload types, with `deny_unknown_fields`, and the same checks.
     pub fn from_line(line: &str) -> Result<Event, ParseError> {
+        // The two commonest types in the compact form read by hand (`compact`), the rest
+        // through serde.
+        if let Some(event) = crate::compact::parse(line) {
+            return Ok(event);
+        }
         if let Some(event) = Event::from_line_fast(line) {
             return Ok(event);
         }
@@ -546,7 +551,7 @@ impl Event {
         Some(event)
     }
 
-    fn from_line_strict(line: &str) -> Result<Event, ParseError> {
+    pub(crate) fn from_line_strict(line: &str) -> Result<Event, ParseError> {
         let value: Value = serde_json::from_str(line).map_err(|e| ParseError {
             id: None,
             message: format!("not a JSON object: {e}"),

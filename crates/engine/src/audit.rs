@@ -680,10 +680,11 @@ type Batch = Vec<(RecordedEvent, Option<Aggregate>)>;
 ///
 /// Two threads: one reads and decodes the log in timeline order and works out the index keys
 /// the events give; this one folds them, comparing each checkpoint as the fold passes its date.
-/// `log`: every record in seq order (what the store's own check hands on, `read_checked`).
+/// `log`: the records in seq order as the store's own check hands them on (`read_checked`);
+/// where they end is not a verdict (the caller's check of the store gives that).
 pub(crate) fn streamed(
     store: &dyn Snapshot,
-    log: Feed,
+    log: &mut Feed,
     hash_of: Option<u64>,
 ) -> Result<Streamed, String> {
     let stored = Stored::read(store)?.ok_or("the keys are not current")?;
@@ -986,7 +987,7 @@ impl Plan {
     fn read(
         &self,
         store: &dyn Snapshot,
-        mut log: Feed,
+        log: &mut Feed,
         stored: &Stored,
         history: &History,
         hash_of: Option<u64>,

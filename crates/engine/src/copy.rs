@@ -45,7 +45,7 @@ impl Engine {
                 records: Vec::with_capacity(capacity),
                 events: Vec::with_capacity(capacity),
             };
-            for r in log {
+            for r in log.by_ref() {
                 let r = r?;
                 copy.events
                     .push(decode(&r).map_err(|m| Error::corrupt_at(r.seq, &m))?);

@@ -64,7 +64,8 @@ pub trait Snapshot: Sync {
     /// `verify`, handing every record to `each` in seq order as soon as its hash link is
     /// checked, so that a caller who reads the whole log beside the check (`accord verify`
     /// decodes every event) reads it once. The records handed prove nothing until the check
-    /// returns `Ok`: on `Err`, the handing stops somewhere before the damage.
+    /// returns `Ok`: on `Err`, some or all of them may have been handed (damage in the
+    /// store's own indexes is found after the last record).
     fn verify_each(&self, each: &mut dyn FnMut(Record)) -> Result<Option<Head>, StoreError>;
 }
 
