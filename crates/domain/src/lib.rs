@@ -10,7 +10,6 @@
 #![allow(clippy::result_large_err)]
 
 pub mod aggregate;
-mod compact;
 pub mod error;
 pub mod event;
 pub mod ledger;
