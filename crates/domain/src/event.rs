@@ -1407,13 +1407,16 @@ mod compact {
             "shares_transferred" => Payload::SharesTransferred(transferred(payload)?),
             _ => return None,
         };
-        Some(Event {
+        let event = Event {
             id: EventId::parse(envelope.id?).ok()?,
             effective: Date::parse(envelope.effective?).ok()?,
             source: envelope.source.map(Text::parse).transpose().ok()?,
             note: envelope.note.map(Text::parse).transpose().ok()?,
             payload,
-        })
+        };
+        // The rules one event must keep on its own, as every reader checks them.
+        event.check_shape().ok()?;
+        Some(event)
     }
 
     #[derive(Default)]
@@ -1432,10 +1435,9 @@ mod compact {
         }
     }
 
-    /// A strictly positive decimal, as `Positive` deserializes one.
-    fn positive(s: &str) -> Option<Dec> {
-        let d = parse_decimal(s).ok()?;
-        (d > rust_decimal::Decimal::ZERO).then_some(Dec(d))
+    /// A decimal, as `Dec` reads one from a JSON string.
+    fn decimal(s: &str) -> Option<Dec> {
+        parse_decimal(s).ok().map(Dec)
     }
 
     fn settled(fields: Vec<(&str, Value<'_>)>) -> Option<ObligationSettled> {
@@ -1458,10 +1460,9 @@ mod compact {
     /// `{"amount":"...","currency":"..."}`, both and nothing else (keys ascend, so in that order).
     fn money(m: &[(&str, &str)]) -> Option<Money> {
         match m {
-            [("amount", a), ("currency", c)] => Some(Money {
-                amount: positive(a)?,
-                currency: Currency::parse(c).ok()?,
-            }),
+            [("amount", a), ("currency", c)] => {
+                Money::of(decimal(a)?, Currency::parse(c).ok()?).ok()
+            }
             _ => None,
         }
     }
@@ -1474,7 +1475,7 @@ mod compact {
                 "issuer" => issuer = Some(Slug::parse(s).ok()?),
                 "from" => from = Some(Slug::parse(s).ok()?),
                 "to" => to = Some(Slug::parse(s).ok()?),
-                "units" => units = Some(Positive(positive(s)?)),
+                "units" => units = Some(Positive::of(decimal(s)?).ok()?),
                 "class" => class = Some(ClassName::parse(s).ok()?),
                 _ => return None,
             }
@@ -1560,6 +1561,204 @@ mod compact {
                     "{bad}"
                 );
             }
+        }
+
+        /// A small deterministic generator (xorshift), so that a failure is the same every run.
+        struct Rng(u64);
+
+        impl Rng {
+            fn below(&mut self, n: usize) -> usize {
+                self.0 ^= self.0 << 13;
+                self.0 ^= self.0 >> 7;
+                self.0 ^= self.0 << 17;
+                (self.0 % n as u64) as usize
+            }
+            /// One of `xs`, one of the first `VALID` (the valid values) three times in four.
+            fn pick(&mut self, xs: &[String]) -> String {
+                let n = if self.chance(75) { VALID } else { xs.len() };
+                xs[self.below(n)].clone()
+            }
+            fn chance(&mut self, percent: usize) -> bool {
+                self.below(100) < percent
+            }
+        }
+
+        /// Every pool below starts with this many valid values.
+        const VALID: usize = 2;
+
+        fn strs(xs: &[&str]) -> Vec<String> {
+            xs.iter().map(|s| s.to_string()).collect()
+        }
+
+        /// Lines built from valid and hostile values of every field, with fields left out,
+        /// added, said twice, out of order or of the wrong kind: whatever the hand reader
+        /// accepts, the strict reading gives the same event, scale of decimals included (their
+        /// `Debug`, which `==` does not compare).
+        #[test]
+        fn generated_lines_read_as_the_strict_parser_reads_them() {
+            let decimals = strs(&[
+                "1",
+                "1.00",
+                "250000000",
+                "10.5",
+                "0",
+                "0.0",
+                "-1",
+                "-0",
+                "+1",
+                "1.",
+                ".5",
+                "1e3",
+                "007",
+                "1 ",
+                "",
+                "\\u0031",
+                "79228162514264337593543950335",
+                "79228162514264337593543950336",
+                "0.0000000000000000000000000001",
+                "0.00000000000000000000000000001",
+                "\u{967}",
+            ]);
+            let slugs = strs(&[
+                "ob-0",
+                "p1",
+                "e0",
+                "azure-commitment",
+                "A",
+                "-x",
+                "a_b",
+                "",
+                "a b",
+                "é",
+                &"a".repeat(64),
+                &"a".repeat(65),
+            ]);
+            let texts = strs(&[
+                "bench",
+                "é ü",
+                "\u{7f}",
+                "\u{85}",
+                "\u{2028}",
+                "\u{feff}",
+                "\t",
+                "",
+                "a\\b",
+                &"t".repeat(4096),
+                &"t".repeat(4097),
+            ]);
+            let classes = strs(&["common", "series a", "", &"c".repeat(64), &"c".repeat(65)]);
+            let currencies = strs(&["USD", "EUR", "usd", "US", "USDX", "€UR"]);
+            let dates = strs(&[
+                "2020-12-31",
+                "2016-01-01",
+                "2020-02-30",
+                "2020-2-3",
+                "0000-01-01",
+                "9999-12-31",
+                "2020-12-31T00:00",
+            ]);
+            let ids = strs(&[
+                "ev-1",
+                "s1",
+                "",
+                "ev 1",
+                "é",
+                &"i".repeat(128),
+                &"i".repeat(129),
+            ]);
+            let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+            let (mut accepted, total) = (0usize, 20_000usize);
+            for _ in 0..total {
+                let settled = rng.chance(50);
+                let mut fields: Vec<(String, String)> = Vec::new();
+                let string = |rng: &mut Rng, pool: &[String]| {
+                    let v = rng.pick(pool);
+                    match rng.below(40) {
+                        0 => v,
+                        1 => "null".to_string(),
+                        2 => format!("[\"{v}\"]"),
+                        _ => format!("\"{v}\""),
+                    }
+                };
+                fields.push(("effective".into(), string(&mut rng, &dates)));
+                fields.push(("id".into(), string(&mut rng, &ids)));
+                for (key, pool) in [("note", &texts), ("source", &texts)] {
+                    if rng.chance(20) {
+                        fields.push((key.into(), string(&mut rng, pool)));
+                    }
+                }
+                if settled {
+                    fields.push(("type".into(), "\"obligation_settled\"".into()));
+                    fields.push(("obligation".into(), string(&mut rng, &slugs)));
+                    if rng.chance(40) {
+                        fields.push(("reference".into(), string(&mut rng, &texts)));
+                    }
+                    let mut money = vec![
+                        ("amount".to_string(), string(&mut rng, &decimals)),
+                        ("currency".to_string(), string(&mut rng, &currencies)),
+                    ];
+                    match rng.below(12) {
+                        0 => money.reverse(),
+                        1 => {
+                            money.pop();
+                        }
+                        2 => money.push(("extra".into(), "\"x\"".into())),
+                        3 => money.push(("currency".into(), "\"USD\"".into())),
+                        _ => {}
+                    }
+                    let inner: Vec<String> =
+                        money.iter().map(|(k, v)| format!("\"{k}\":{v}")).collect();
+                    fields.push(("amount".into(), format!("{{{}}}", inner.join(","))));
+                } else {
+                    fields.push(("type".into(), "\"shares_transferred\"".into()));
+                    for key in ["issuer", "from", "to"] {
+                        fields.push((key.into(), string(&mut rng, &slugs)));
+                    }
+                    fields.push(("units".into(), string(&mut rng, &decimals)));
+                    if rng.chance(30) {
+                        fields.push(("class".into(), string(&mut rng, &classes)));
+                    }
+                    if rng.chance(3) {
+                        fields.push((
+                            "amount".into(),
+                            "{\"amount\":\"1\",\"currency\":\"USD\"}".into(),
+                        ));
+                    }
+                }
+                match rng.below(30) {
+                    0 => {
+                        let i = rng.below(fields.len());
+                        fields.remove(i);
+                    }
+                    1 => fields.push(("zzz".into(), "\"x\"".into())),
+                    2 => {
+                        let i = rng.below(fields.len());
+                        let twice = fields[i].clone();
+                        fields.push(twice);
+                    }
+                    _ => {}
+                }
+                fields.sort();
+                if rng.chance(3) {
+                    let (i, j) = (rng.below(fields.len()), rng.below(fields.len()));
+                    fields.swap(i, j);
+                }
+                let body: Vec<String> =
+                    fields.iter().map(|(k, v)| format!("\"{k}\":{v}")).collect();
+                let line = format!("{{{}}}", body.join(","));
+                if let Some(fast) = parse(&line) {
+                    accepted += 1;
+                    let strict = Event::from_line_strict(&line).unwrap_or_else(|e| {
+                        panic!("accepted, but refused by the strict reading ({e}): {line}")
+                    });
+                    assert_eq!(format!("{fast:?}"), format!("{strict:?}"), "{line}");
+                }
+            }
+            // The test means something only if many of its lines are accepted.
+            assert!(
+                accepted * 20 > total,
+                "only {accepted} of {total} lines accepted"
+            );
         }
 
         proptest! {

@@ -335,15 +335,21 @@ impl Positive {
     }
 }
 
-impl<'de> Deserialize<'de> for Positive {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let v = Dec::deserialize(d)?;
+impl Positive {
+    /// `v`, if strictly positive: the one rule of every reader (serde's and the compact one).
+    pub fn of(v: Dec) -> Result<Positive, String> {
         if v.0 <= Decimal::ZERO {
-            return Err(de::Error::custom(format!(
+            return Err(format!(
                 "{v} is not accepted: the value must be strictly positive"
-            )));
+            ));
         }
         Ok(Positive(v))
+    }
+}
+
+impl<'de> Deserialize<'de> for Positive {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Positive::of(Dec::deserialize(d)?).map_err(de::Error::custom)
     }
 }
 
@@ -361,6 +367,17 @@ impl Money {
             currency,
         }
     }
+
+    /// An amount as read from an event: strictly positive (the one rule of every reader,
+    /// serde's and the compact one).
+    pub fn of(amount: Dec, currency: Currency) -> Result<Money, String> {
+        if amount.0 <= Decimal::ZERO {
+            return Err(format!(
+                "amount {amount} is not accepted: amounts must be strictly positive"
+            ));
+        }
+        Ok(Money { amount, currency })
+    }
 }
 
 impl<'de> Deserialize<'de> for Money {
@@ -375,16 +392,7 @@ impl<'de> Deserialize<'de> for Money {
             currency: Currency,
         }
         let raw = Raw::deserialize(d)?;
-        if raw.amount.0 <= Decimal::ZERO {
-            return Err(de::Error::custom(format!(
-                "amount {} is not accepted: amounts must be strictly positive",
-                raw.amount
-            )));
-        }
-        Ok(Money {
-            amount: raw.amount,
-            currency: raw.currency,
-        })
+        Money::of(raw.amount, raw.currency).map_err(de::Error::custom)
     }
 }
 
