@@ -9,6 +9,9 @@ pub mod report;
 pub mod serve;
 pub mod workload;
 
+/// Runs of `verify` per size and store (the median is reported, with the largest peak RSS).
+pub const VERIFY_RUNS: usize = 3;
+
 /// Issue 15's questions after the import of `n` events and the bench's single appends (the
 /// log's head is then `head`): as known at the import's end (by seq and by the time
 /// `after_import`), inside the import, a what-if of `what_if`, a diff, one entity's

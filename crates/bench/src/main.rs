@@ -20,6 +20,7 @@ use clap::Parser;
 use accord_bench::measure::{self, median, Run};
 use accord_bench::report::{self, Context, Ledger, Machine, Query, SizeResult};
 use accord_bench::workload::{self, date_str, Workload, LAST_DAY};
+use accord_bench::VERIFY_RUNS;
 
 /// Benchmark accord on synthetic workloads of N events and compare with ledger-cli.
 #[derive(Parser, Debug)]
@@ -59,9 +60,6 @@ struct Args {
     #[arg(long, default_value_t = 900)]
     timeout: u64,
 }
-
-/// Runs of `verify` per size (the median is reported).
-const VERIFY_RUNS: usize = 3;
 
 fn main() -> ExitCode {
     let args = Args::parse();
@@ -285,23 +283,17 @@ fn bench_size(
         }
         measure::evict(&store).map_err(|e| format!("evicting {}: {e}", store.display()))?;
         let cold = q.measure_ok()?;
-        let mut warm = Vec::new();
-        let mut max_rss_kib = cold.max_rss_kib;
-        for _ in 0..args.runs {
-            let o = q.measure_ok()?;
-            max_rss_kib = max_rss_kib.max(o.max_rss_kib);
-            warm.push(o.millis());
-        }
+        let (warm, rss) = q.measure_median(args.runs)?;
+        let max_rss_kib = rss.max(cold.max_rss_kib);
         progress(&format!(
-            "N = {n}: cold {:.1} ms, warm {:.1} ms, peak RSS {:.1} MiB",
+            "N = {n}: cold {:.1} ms, warm {warm:.1} ms, peak RSS {:.1} MiB",
             cold.millis(),
-            median(&warm),
             max_rss_kib as f64 / 1024.0
         ));
         Ok(Query {
             command,
             cold_ms: cold.millis(),
-            warm_ms: median(&warm),
+            warm_ms: warm,
             max_rss_kib,
         })
     };
@@ -337,13 +329,7 @@ fn bench_size(
     // Three runs (one on a noisy machine can be half as slow again): the median time, the
     // largest peak RSS.
     progress(&format!("N = {n}: verify"));
-    let (mut verify_times, mut verify_rss_kib) = (Vec::new(), 0);
-    for _ in 0..VERIFY_RUNS {
-        let o = accord_run(&["verify"]).measure_ok()?;
-        verify_times.push(o.millis());
-        verify_rss_kib = verify_rss_kib.max(o.max_rss_kib);
-    }
-    let verify_ms = median(&verify_times);
+    let (verify_ms, verify_rss_kib) = accord_run(&["verify"]).measure_median(VERIFY_RUNS)?;
     let verify_events = n + 2 * args.runs;
     progress(&format!(
         "N = {n}: verify {verify_ms:.0} ms (median of {VERIFY_RUNS}), peak RSS {:.1} MiB",

@@ -167,6 +167,18 @@ impl Run {
         }
         Ok(o)
     }
+
+    /// Runs it `runs` times (each must exit 0): the median wall time in ms and the largest
+    /// peak RSS in KiB.
+    pub fn measure_median(&self, runs: usize) -> Result<(f64, u64), String> {
+        let (mut times, mut rss) = (Vec::with_capacity(runs), 0);
+        for _ in 0..runs {
+            let o = self.measure_ok()?;
+            times.push(o.millis());
+            rss = rss.max(o.max_rss_kib);
+        }
+        Ok((median(&times), rss))
+    }
 }
 
 fn drain<R: Read + Send + 'static>(mut r: R) -> thread::JoinHandle<io::Result<Vec<u8>>> {

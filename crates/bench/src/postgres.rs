@@ -122,19 +122,13 @@ pub fn bench(plan: &Plan<'_>) -> Result<PgResult, String> {
         measure::evict(&plan.cluster.data_dir())
             .map_err(|e| format!("evicting the cluster's files: {e}"))?;
         let cold = q.measure_ok()?;
-        let mut rss = cold.max_rss_kib;
-        let mut warm = Vec::new();
-        for _ in 0..plan.runs {
-            let o = q.measure_ok()?;
-            rss = rss.max(o.max_rss_kib);
-            warm.push(o.millis());
-        }
+        let (warm, rss) = q.measure_median(plan.runs)?;
+        let rss = rss.max(cold.max_rss_kib);
         say(&format!(
-            "PostgreSQL: {command}: cold {:.1} ms, warm {:.1} ms",
-            cold.millis(),
-            median(&warm)
+            "PostgreSQL: {command}: cold {:.1} ms, warm {warm:.1} ms",
+            cold.millis()
         ));
-        r.queries.push((command, cold.millis(), median(&warm), rss));
+        r.queries.push((command, cold.millis(), warm, rss));
     }
 
     let single = |kind: &str, day: u32| -> Result<f64, String> {
@@ -175,30 +169,19 @@ pub fn bench(plan: &Plan<'_>) -> Result<PgResult, String> {
         if to_file {
             q = q.stdout_to(&exported);
         }
-        let mut rss = 0;
-        let mut times = Vec::new();
-        for _ in 0..plan.runs {
-            let o = q.measure_ok()?;
-            rss = rss.max(o.max_rss_kib);
-            times.push(o.millis());
-        }
-        say(&format!("PostgreSQL: {command}: {:.1} ms", median(&times)));
-        r.bitemporal.push((median(&times), rss));
+        let (ms, rss) = q.measure_median(plan.runs)?;
+        say(&format!("PostgreSQL: {command}: {ms:.1} ms"));
+        r.bitemporal.push((ms, rss));
     }
     let _ = std::fs::remove_file(&exported);
 
-    // As for the embedded store: three runs, the median time, the largest peak RSS.
+    // As for the embedded store: the median time, the largest peak RSS.
     say("PostgreSQL: verify");
-    let mut times = Vec::new();
-    for _ in 0..3 {
-        let o = accord_run(&["verify"]).measure_ok()?;
-        times.push(o.millis());
-        r.verify_rss_kib = r.verify_rss_kib.max(o.max_rss_kib);
-    }
-    r.verify_ms = median(&times);
+    (r.verify_ms, r.verify_rss_kib) = accord_run(&["verify"]).measure_median(crate::VERIFY_RUNS)?;
     say(&format!(
-        "PostgreSQL: verify {:.0} ms (median of 3)",
-        r.verify_ms
+        "PostgreSQL: verify {:.0} ms (median of {})",
+        r.verify_ms,
+        crate::VERIFY_RUNS
     ));
 
     checkpoint(plan.cluster)?;

@@ -1291,9 +1291,10 @@ mod compact {
     //! whitespace, no number, no escape, no key twice: keys must ascend), only the fields the
     //! event's type has, and every value goes through the same `parse` as in the serde path, with
     //! the same checks (strictly positive units and amounts). Anything else is `None`, and the
-    //! caller reads the line the usual way, so refusals and their words are unchanged. A property
-    //! test holds it to that: whatever line it accepts, `from_line`'s strict path reads to the
-    //! same event.
+    //! caller reads the line the usual way, so refusals and their words are unchanged. The tests
+    //! below hold it to that (random edits of valid lines, and lines generated from valid and
+    //! hostile values): whatever line it accepts, `from_line`'s strict path reads to the same
+    //! event.
 
     use super::{Event, ObligationSettled, Payload, SharesTransferred};
     use crate::values::{

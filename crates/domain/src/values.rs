@@ -333,9 +333,7 @@ impl Positive {
     pub fn value(self) -> Decimal {
         self.0 .0
     }
-}
 
-impl Positive {
     /// `v`, if strictly positive: the one rule of every reader (serde's and the compact one).
     pub fn of(v: Dec) -> Result<Positive, String> {
         if v.0 <= Decimal::ZERO {

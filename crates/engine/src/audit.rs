@@ -1002,9 +1002,7 @@ impl Plan {
         let mut run = || -> Result<(), String> {
             for batch in self.order.chunks(BATCH) {
                 // The batches the fold is through with, freed on this thread that made them.
-                while let Ok(folded) = done.try_recv() {
-                    drop(folded);
-                }
+                while done.try_recv().is_ok() {}
                 let late: Vec<u64> = batch.iter().copied().filter(|s| self.is_late(*s)).collect();
                 let mut fetched: ahash::AHashMap<u64, Record> = store
                     .records_at(&late)
@@ -1018,10 +1016,7 @@ impl Plan {
                         fetched.remove(&seq).ok_or("a late record was not read")?
                     } else {
                         loop {
-                            let r = log
-                                .next()
-                                .ok_or("the log ended early")?
-                                .map_err(|e| e.to_string())?;
+                            let r = log.next().ok_or("the log ended early")?;
                             if r.seq == seq {
                                 break r;
                             }

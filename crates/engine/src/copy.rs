@@ -45,8 +45,7 @@ impl Engine {
                 records: Vec::with_capacity(capacity),
                 events: Vec::with_capacity(capacity),
             };
-            for r in log.by_ref() {
-                let r = r?;
+            for r in log {
                 copy.events
                     .push(decode(&r).map_err(|m| Error::corrupt_at(r.seq, &m))?);
                 copy.records.push(r);

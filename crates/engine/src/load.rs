@@ -338,11 +338,7 @@ pub(crate) fn read_checked<T>(
                 batch: Vec::with_capacity(FEED_BATCH),
                 last,
             };
-            let head = snapshot.verify_each(&mut |r| hand.hand(r));
-            if head.is_ok() {
-                hand.finish();
-            }
-            head
+            snapshot.verify_each(&mut |r| hand.hand(r))
         });
         let mut feed = Feed {
             rx,
@@ -372,8 +368,8 @@ struct Hand {
     /// `None` once the reader stopped reading: the records are dropped.
     tx: Option<std::sync::mpsc::SyncSender<Vec<Record>>>,
     batch: Vec<Record>,
-    /// The last seq of the view: its batch goes at once, not after the check's work on the
-    /// store's own indexes.
+    /// The last seq of the view: its batch goes at once (not after the check's work on the
+    /// store's own indexes), so no record is left behind.
     last: u64,
 }
 
@@ -391,30 +387,21 @@ impl Hand {
             }
         }
     }
-
-    /// What is left, once the check passed (after one that failed, the feed just ends).
-    fn finish(mut self) {
-        if let Some(tx) = self.tx.take() {
-            if !self.batch.is_empty() {
-                let _ = tx.send(std::mem::take(&mut self.batch));
-            }
-        }
-    }
 }
 
-/// The reader's end of `read_checked`: the records in seq order.
+/// The reader's end of `read_checked`: the records in seq order, as the check passed them.
 pub(crate) struct Feed {
     rx: std::sync::mpsc::Receiver<Vec<Record>>,
     pending: std::vec::IntoIter<Record>,
 }
 
 impl Iterator for Feed {
-    type Item = Result<Record, StoreError>;
+    type Item = Record;
 
-    fn next(&mut self) -> Option<Self::Item> {
+    fn next(&mut self) -> Option<Record> {
         loop {
             if let Some(r) = self.pending.next() {
-                return Some(Ok(r));
+                return Some(r);
             }
             self.pending = self.rx.recv().ok()?.into_iter();
         }
