@@ -620,24 +620,42 @@ impl Event {
     /// Every party, obligation, right and milestone id this event names, for
     /// indexes and for "what depends on what" questions.
     pub fn referenced_parties(&self) -> Vec<&PartyId> {
+        let mut parties = Vec::new();
+        let _ = self.each_referenced_party(|p| {
+            parties.push(p);
+            Ok::<(), ()>(())
+        });
+        parties
+    }
+
+    /// `f` on each party the event names, in the order `referenced_parties` lists them, until
+    /// one fails: a replay asks this of every event and allocates nothing for it.
+    pub fn each_referenced_party<'a, E>(
+        &'a self,
+        mut f: impl FnMut(&'a PartyId) -> Result<(), E>,
+    ) -> Result<(), E> {
         match &self.payload {
-            Payload::PartyRegistered(p) => vec![&p.party],
-            Payload::PartyUpdated(p) => vec![&p.party],
-            Payload::SharesIssued(p) => vec![&p.issuer, &p.holder],
-            Payload::SharesTransferred(p) => vec![&p.issuer, &p.from, &p.to],
-            Payload::SharesCancelled(p) => vec![&p.issuer, &p.holder],
-            Payload::SharesSplit(p) => vec![&p.issuer],
-            Payload::Recapitalized(t) | Payload::HoldingsStated(t) => std::iter::once(&t.issuer)
-                .chain(t.holdings.iter().map(|h| &h.holder))
-                .collect(),
-            Payload::ValuationRecorded(p) => vec![&p.entity],
-            Payload::InvestmentMade(p) => vec![&p.investor, &p.investee],
-            Payload::ObligationIncurred(p) => std::iter::once(&p.obligor)
-                .chain(p.obligee.as_ref())
-                .collect(),
-            Payload::RightGranted(p) => vec![&p.holder, &p.grantor],
-            Payload::MilestoneDeclared(p) => vec![&p.declared_by],
-            _ => Vec::new(),
+            Payload::PartyRegistered(p) => f(&p.party),
+            Payload::PartyUpdated(p) => f(&p.party),
+            Payload::SharesIssued(p) => f(&p.issuer).and_then(|()| f(&p.holder)),
+            Payload::SharesTransferred(p) => f(&p.issuer)
+                .and_then(|()| f(&p.from))
+                .and_then(|()| f(&p.to)),
+            Payload::SharesCancelled(p) => f(&p.issuer).and_then(|()| f(&p.holder)),
+            Payload::SharesSplit(p) => f(&p.issuer),
+            Payload::Recapitalized(t) | Payload::HoldingsStated(t) => {
+                f(&t.issuer)?;
+                t.holdings.iter().try_for_each(|h| f(&h.holder))
+            }
+            Payload::ValuationRecorded(p) => f(&p.entity),
+            Payload::InvestmentMade(p) => f(&p.investor).and_then(|()| f(&p.investee)),
+            Payload::ObligationIncurred(p) => {
+                f(&p.obligor)?;
+                p.obligee.iter().try_for_each(f)
+            }
+            Payload::RightGranted(p) => f(&p.holder).and_then(|()| f(&p.grantor)),
+            Payload::MilestoneDeclared(p) => f(&p.declared_by),
+            _ => Ok(()),
         }
     }
 }

@@ -178,8 +178,10 @@ impl RightState {
     }
 }
 
-fn class_or_common(c: &Option<ClassName>) -> ClassName {
-    c.clone().unwrap_or_else(ClassName::common)
+/// The class an event names, or `common`: borrowed, so that a replay allocates nothing for it.
+fn class_or_common(c: &Option<ClassName>) -> &ClassName {
+    static COMMON: std::sync::LazyLock<ClassName> = std::sync::LazyLock::new(ClassName::common);
+    c.as_ref().unwrap_or(&COMMON)
 }
 
 impl Ledger {
@@ -253,6 +255,23 @@ impl Ledger {
         Ok(right)
     }
 
+    fn insufficient(
+        event: &Event,
+        (issuer, holder, class): (&PartyId, &PartyId, &ClassName),
+        held: Decimal,
+        needed: Decimal,
+    ) -> Rejection {
+        Rejection::InsufficientUnits {
+            event: event.id.clone(),
+            issuer: issuer.clone(),
+            holder: holder.clone(),
+            class: class.clone(),
+            held,
+            needed,
+            date: event.effective,
+        }
+    }
+
     fn take_units(
         &mut self,
         event: &Event,
@@ -261,36 +280,37 @@ impl Ledger {
         class: &ClassName,
         units: Decimal,
     ) -> Result<(), Rejection> {
+        // Without a table the holder holds nothing.
+        let Some(table) = self.holdings.get_mut(issuer) else {
+            if units > Decimal::ZERO {
+                return Err(Self::insufficient(
+                    event,
+                    (issuer, holder, class),
+                    Decimal::ZERO,
+                    units,
+                ));
+            }
+            return Ok(());
+        };
         // Ids are cloned once per move, for the key: a replay moves units a million times.
         let key = (holder.clone(), class.clone());
-        let held = self
-            .holdings
-            .get(issuer)
-            .and_then(|t| t.get(&key))
-            .copied()
-            .unwrap_or(Decimal::ZERO);
+        let held = table.get(&key).copied().unwrap_or(Decimal::ZERO);
         if held < units {
-            return Err(Rejection::InsufficientUnits {
-                event: event.id.clone(),
-                issuer: issuer.clone(),
-                holder: holder.clone(),
-                class: class.clone(),
+            return Err(Self::insufficient(
+                event,
+                (issuer, holder, class),
                 held,
-                needed: units,
-                date: event.effective,
-            });
+                units,
+            ));
         }
         let rest = held - units;
-        // Without a table the holder held nothing, and nothing was taken.
-        if let Some(table) = self.holdings.get_mut(issuer) {
-            if rest.is_zero() {
-                table.remove(&key);
-            } else {
-                table.insert(key, rest);
-            }
-            if table.is_empty() {
-                self.holdings.remove(issuer);
-            }
+        if rest.is_zero() {
+            table.remove(&key);
+        } else {
+            table.insert(key, rest);
+        }
+        if table.is_empty() {
+            self.holdings.remove(issuer);
         }
         Ok(())
     }
@@ -303,16 +323,58 @@ impl Ledger {
         class: &ClassName,
         units: Decimal,
     ) -> Result<(), Rejection> {
-        if !self.holdings.contains_key(issuer) {
-            self.holdings.insert(issuer.clone(), HoldingTable::new());
+        let key = (holder.clone(), class.clone());
+        match self.holdings.get_mut(issuer) {
+            Some(table) => {
+                let slot = table.entry(key).or_insert(Decimal::ZERO);
+                *slot = slot.checked_add(units).ok_or_else(|| overflow(event))?;
+            }
+            None => {
+                self.holdings
+                    .insert(issuer.clone(), HoldingTable::from([(key, units)]));
+            }
         }
-        // Always there: it was just inserted when missing.
-        if let Some(table) = self.holdings.get_mut(issuer) {
-            let slot = table
-                .entry((holder.clone(), class.clone()))
-                .or_insert(Decimal::ZERO);
-            *slot = slot.checked_add(units).ok_or_else(|| overflow(event))?;
+        Ok(())
+    }
+
+    /// `take_units` from `from` and `give_units` to `to` (another holder), finding the
+    /// issuer's table once: for the positive units every event carries, the same state and
+    /// the same refusals as the two one after the other (a table the take empties and the
+    /// give refills ends as this one does).
+    fn move_units(
+        &mut self,
+        event: &Event,
+        issuer: &PartyId,
+        (from, to): (&PartyId, &PartyId),
+        class: &ClassName,
+        units: Decimal,
+    ) -> Result<(), Rejection> {
+        let Some(table) = self.holdings.get_mut(issuer) else {
+            self.take_units(event, issuer, from, class, units)?;
+            return self.give_units(event, issuer, to, class, units);
+        };
+        let key = (from.clone(), class.clone());
+        match table.get_mut(&key) {
+            Some(held) if *held >= units => {
+                *held -= units;
+                if held.is_zero() {
+                    table.remove(&key);
+                }
+            }
+            held => {
+                let held = held.map_or(Decimal::ZERO, |h| *h);
+                return Err(Self::insufficient(
+                    event,
+                    (issuer, from, class),
+                    held,
+                    units,
+                ));
+            }
         }
+        let slot = table
+            .entry((to.clone(), class.clone()))
+            .or_insert(Decimal::ZERO);
+        *slot = slot.checked_add(units).ok_or_else(|| overflow(event))?;
         Ok(())
     }
 
@@ -331,10 +393,8 @@ impl Ledger {
     /// Applies one event, or refuses it with the rule it breaks. On refusal
     /// the ledger may be partly changed; callers discard it.
     pub fn apply(&mut self, event: &Event) -> Result<(), Rejection> {
-        for party in event.referenced_parties() {
-            if !matches!(event.payload, Payload::PartyRegistered(_)) {
-                self.require_party(event, party)?;
-            }
+        if !matches!(event.payload, Payload::PartyRegistered(_)) {
+            event.each_referenced_party(|party| self.require_party(event, party))?;
         }
         let id = || event.id.clone();
         match &event.payload {
@@ -367,7 +427,7 @@ impl Ledger {
             }
             Payload::SharesIssued(p) => {
                 let class = class_or_common(&p.class);
-                self.give_units(event, &p.issuer, &p.holder, &class, p.units.value())?;
+                self.give_units(event, &p.issuer, &p.holder, class, p.units.value())?;
             }
             Payload::SharesTransferred(p) => {
                 if p.from == p.to {
@@ -377,12 +437,11 @@ impl Ledger {
                     });
                 }
                 let class = class_or_common(&p.class);
-                self.take_units(event, &p.issuer, &p.from, &class, p.units.value())?;
-                self.give_units(event, &p.issuer, &p.to, &class, p.units.value())?;
+                self.move_units(event, &p.issuer, (&p.from, &p.to), class, p.units.value())?;
             }
             Payload::SharesCancelled(p) => {
                 let class = class_or_common(&p.class);
-                self.take_units(event, &p.issuer, &p.holder, &class, p.units.value())?;
+                self.take_units(event, &p.issuer, &p.holder, class, p.units.value())?;
             }
             Payload::SharesSplit(p) => {
                 if let Some(table) = self.holdings.get_mut(&p.issuer) {
@@ -623,7 +682,7 @@ fn holdings_from_table(event: &Event, t: &HoldingsTable) -> Result<HoldingTable,
             (None, None) => Decimal::ZERO,
         };
         if !units.is_zero() {
-            table.insert((h.holder.clone(), class_or_common(&h.class)), units);
+            table.insert((h.holder.clone(), class_or_common(&h.class).clone()), units);
         }
     }
     Ok(table)

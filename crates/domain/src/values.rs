@@ -207,8 +207,15 @@ pub fn parse_decimal(s: &str) -> Result<Decimal, String> {
             return Err(bad());
         }
     }
-    let digits: String = format!("{int}{}", frac.unwrap_or(""));
-    let significant = digits.trim_start_matches('0').len();
+    // The digits after the leading zeros of `int` and `frac` written together, counted
+    // without writing them: every amount of a replay passes here.
+    let frac_digits = frac.unwrap_or("");
+    let int_significant = int.trim_start_matches('0').len();
+    let significant = if int_significant > 0 {
+        int_significant + frac_digits.len()
+    } else {
+        frac_digits.trim_start_matches('0').len()
+    };
     if significant > DECIMAL_DIGITS_MAX || frac.map_or(0, str::len) > DECIMAL_DIGITS_MAX {
         return Err(format!(
             "decimal {s:?} has more than {DECIMAL_DIGITS_MAX} significant digits"
@@ -525,6 +532,14 @@ mod tests {
         }
         assert!(parse_decimal("12345678901234567890123456789").is_err());
         assert!(parse_decimal("0000000000000000000000000000001").is_ok());
+        // Significant digits run across the point, and leading zeros after it count only
+        // when a digit before it is not zero.
+        assert!(parse_decimal("1234567890123456789012345678.0").is_err());
+        assert!(parse_decimal("123456789012345678901234567.8").is_ok());
+        assert!(parse_decimal("0.0000000000000000000000000001").is_ok());
+        assert!(parse_decimal("00.0000000000000000000000000001").is_ok());
+        assert!(parse_decimal("1.0000000000000000000000000001").is_err());
+        assert!(parse_decimal("0.00000000000000000000000000001").is_err());
     }
 
     #[test]
