@@ -7,7 +7,7 @@
 use chrono::{DateTime, Utc};
 use domain::event::Event;
 use domain::{check_timeline, parse_jsonl_ticked, plan_ids, BatchEvent, Ledger, RecordedEvent};
-use store::{AuxWrite, NewEvent, Snapshot, Transaction};
+use store::{NewEvent, Snapshot, Transaction};
 
 use crate::error::{Error, Refusal};
 use crate::load::load_events;
@@ -291,13 +291,20 @@ fn parse_file_ticked(
 struct Planned {
     files: Vec<(String, std::ops::Range<usize>, Receipt)>,
     log: Vec<RecordedEvent>,
-    /// The keys of an import's first batch, worked out while it was checked.
-    keys: Option<ImportKeys>,
+    /// An import of one file: its timeline is checked by the fold that works out its keys,
+    /// while its records are written (`first_batch`), not before.
+    deferred: Option<Deferred>,
 }
 
-/// The keys of the first batch of an empty log (`checkpoints::maintain`), or why they could
-/// not be worked out.
-type ImportKeys = Result<Vec<AuxWrite>, Error>;
+/// What an import's deferred check needs to refuse the file as `check_timeline` would: the
+/// file's name and the line of each new event.
+struct Deferred {
+    name: String,
+    lines: Lines,
+}
+
+/// The line of each new event of a file, in order (`None`: not from a file).
+type Lines = Vec<Option<usize>>;
 
 impl Planned {
     fn receipts(&self) -> Vec<FileReceipt> {
@@ -325,20 +332,29 @@ fn plan_files(
     let advance = |n: u64| options.advance(n);
     let tick: Option<domain::Tick<'_>> = options.progress.map(|_| &advance as domain::Tick<'_>);
     let mut plans = Vec::new();
-    // An import (into an empty log): the keys of its first batch are worked out on a second
-    // thread while that batch's timeline is checked (and dropped if it fails). A dry run
-    // writes no keys.
-    let import = log.is_empty() && !options.dry_run;
-    let mut keys = None;
+    // An import of one file into an empty log is checked by the fold that works out its keys,
+    // while its records are written: a refusal then writes nothing all the same. (With more
+    // files, each later one is checked against the first, which must be checked first; a dry
+    // run writes nothing to check beside.)
+    let defer = log.is_empty() && !options.dry_run && parsed.len() == 1;
+    let mut deferred = None;
     for (name, events) in parsed {
         let next = log.last().map_or(1, |r| r.seq + 1);
         let count = events.len();
         let start = log.len();
-        let ids: Vec<String> = events.iter().map(|(_, e)| e.id.to_string()).collect();
-        let first_keys = (import && keys.is_none()).then_some(config);
-        let (fresh, skipped, import_keys) =
-            plan_file_ticked(&mut log, &name, events, now, tick, first_keys)?;
-        keys = keys.or(import_keys);
+        // Only an empty log holds nothing to skip, and a big batch into one is the commonest.
+        let ids: Vec<String> = if start == 0 {
+            Vec::new()
+        } else {
+            events.iter().map(|(_, e)| e.id.to_string()).collect()
+        };
+        let (fresh, skipped, lines) = plan_file_ticked(&mut log, &name, events, now, tick, defer)?;
+        if let Some(lines) = lines {
+            deferred = Some(Deferred {
+                name: name.clone(),
+                lines,
+            });
+        }
         let reversed = if skipped > 0 {
             reversed_among(&log, start, &ids)
         } else {
@@ -360,7 +376,7 @@ fn plan_files(
     Ok(Planned {
         files: plans,
         log,
-        keys,
+        deferred,
     })
 }
 
@@ -370,13 +386,16 @@ fn write_planned(
     Planned {
         files: plans,
         log,
-        mut keys,
+        mut deferred,
     }: Planned,
     config: &Config,
     options: &Options<'_>,
 ) -> Result<Vec<FileReceipt>, Error> {
     let new_total: usize = plans.iter().map(|(_, range, _)| range.len()).sum();
-    options.phase("written", new_total as u64);
+    // A deferred check goes on ticking "checked" as it folds; "written" follows it.
+    if deferred.is_none() {
+        options.phase("written", new_total as u64);
+    }
     let mut receipts = Vec::new();
     for (name, range, planned) in plans {
         let events: Vec<&Event> = log[range.clone()].iter().map(|r| &r.event).collect();
@@ -390,12 +409,12 @@ fn write_planned(
         } else if range.start == 0 && txn.is_empty() {
             // The first batch of an empty log (an import): its keys are worked out against
             // the empty log on a second thread, while this one encodes the events and the
-            // store starts writing them.
+            // store writes them.
             Some(first_batch(
                 txn,
                 &log[..range.end],
                 &events,
-                keys.take(),
+                deferred.take(),
                 config,
                 options,
             )?)
@@ -462,33 +481,91 @@ fn as_batch<'a>(events: &[&'a Event], bodies: &'a [Vec<u8>]) -> Vec<NewEvent<'a>
         .collect()
 }
 
-/// Writes the first batch of an empty log with its keys, worked out while it was checked
-/// (`plan_file_ticked`; here, when they were not), both threads encoding the events.
+/// Writes the first batch of an empty log with its keys. The keys are worked out
+/// (`checkpoints::maintain`, a fold of the whole timeline) on a second thread while this one
+/// encodes the events and the store writes their records where nothing refers to them yet;
+/// the commit waits for the keys. With `deferred`, that fold is the batch's check: if it
+/// fails, the store writes nothing and the file is refused as `check_timeline` words it.
 fn first_batch(
     txn: &mut dyn Transaction,
     log: &[RecordedEvent],
     events: &[&Event],
-    worked_out: Option<ImportKeys>,
+    deferred: Option<Deferred>,
     config: &Config,
     options: &Options<'_>,
 ) -> Result<store::Receipt, Error> {
-    let aux = match worked_out {
-        Some(aux) => aux?,
-        None => crate::checkpoints::maintain(&store::EmptyLog, log, 0, config)?,
+    let advance = |n: u64| options.advance(n);
+    let tick: Option<domain::Tick<'_>> = match (&deferred, options.progress) {
+        (Some(_), Some(_)) => Some(&advance),
+        _ => None,
     };
-    let (first, second) = events.split_at(events.len() / 2);
-    let (mut bodies, rest) =
-        crate::load::in_parallel(|| encode(first, options), || Ok(encode(second, options)));
-    bodies.extend(rest?);
-    let batch = as_batch(events, &bodies);
-    if let Some(p) = options.progress {
-        p.committing(batch.len() as u64);
+    let work_out = || crate::checkpoints::maintain_ticked(&store::EmptyLog, log, 0, config, tick);
+    let quiet = Options {
+        dry_run: false,
+        expect_head: None,
+        progress: None,
+    };
+    let mut refusal: Option<Error> = None;
+    let receipt = std::thread::scope(|scope| {
+        let mut keys = std::thread::Builder::new()
+            .spawn_scoped(scope, work_out)
+            .ok();
+        let bodies = encode(events, if deferred.is_some() { &quiet } else { options });
+        let batch = as_batch(events, &bodies);
+        let mut aux = || {
+            let worked_out = match keys.take() {
+                Some(handle) => handle
+                    .join()
+                    .unwrap_or_else(|_| Err(Error::failed("working out the query keys panicked"))),
+                // No second thread: worked out here.
+                None => work_out(),
+            };
+            match worked_out {
+                Ok(aux) => {
+                    if deferred.is_some() {
+                        options.phase("written", events.len() as u64);
+                        options.advance(events.len() as u64);
+                    }
+                    if let Some(p) = options.progress {
+                        p.committing(events.len() as u64);
+                    }
+                    Some(aux)
+                }
+                Err(e) => {
+                    refusal = Some(match &deferred {
+                        Some(d) => deferred_refusal(log, d, e),
+                        None => e,
+                    });
+                    None
+                }
+            }
+        };
+        txn.commit_then(&batch, config.now(), &mut aux)
+    });
+    if let Some(e) = refusal {
+        return Err(e);
     }
-    let receipt = txn.commit(&batch, config.now(), &aux)?;
+    let receipt = receipt?.ok_or_else(|| Error::failed("the import's keys were declined"))?;
     if let Some(p) = options.progress {
         p.committed();
     }
     Ok(receipt)
+}
+
+/// Why the fold of an import's timeline failed, as the check of its file words it (the
+/// check finds the event at fault, bisecting when a later one broke an earlier one); the
+/// fold's own error should the check pass (it cannot: both fold the same timeline).
+fn deferred_refusal(log: &[RecordedEvent], deferred: &Deferred, failed: Error) -> Error {
+    let new: Vec<(Option<usize>, &Event)> = deferred
+        .lines
+        .iter()
+        .zip(log)
+        .map(|(line, r)| (*line, &r.event))
+        .collect();
+    match check_timeline(&Ledger::new(), &[], 1, &new, None) {
+        Err(e) => Error::batch(&deferred.name, &e),
+        Ok(()) => failed,
+    }
 }
 
 /// Of a file's `ids`, those skipped as already recorded (not among the new events from
@@ -526,22 +603,22 @@ pub(crate) fn plan_file(
     events: Vec<(usize, Event)>,
     recorded: DateTime<Utc>,
 ) -> Result<(usize, usize), Error> {
-    plan_file_ticked(log, name, events, recorded, None, None).map(|(f, s, _)| (f, s))
+    plan_file_ticked(log, name, events, recorded, None, false).map(|(f, s, _)| (f, s))
 }
 
 /// `plan_file`, telling `tick` of the new events checked.
 ///
-/// With `keys` and an empty `log` (an import's first batch), the keys of the new log are
-/// worked out (`checkpoints::maintain`) on a second thread while the timeline is checked,
-/// and returned when it passes.
+/// With `defer` and an empty `log` (an import), the timeline is not checked here: the new
+/// events go into `log` with the line of each, returned for the check that `first_batch`
+/// makes as it writes them.
 fn plan_file_ticked(
     log: &mut Vec<RecordedEvent>,
     name: &str,
     events: Vec<(usize, Event)>,
     recorded: DateTime<Utc>,
     tick: Option<domain::Tick<'_>>,
-    keys: Option<&Config>,
-) -> Result<(usize, usize, Option<ImportKeys>), Error> {
+    defer: bool,
+) -> Result<(usize, usize, Option<Lines>), Error> {
     let batch: Vec<BatchEvent> = events
         .into_iter()
         .map(|(line, event)| BatchEvent {
@@ -574,36 +651,21 @@ fn plan_file_ticked(
             event: b.event,
         });
     }
-    let (checked, keys) = {
+    if defer && start == 0 && fresh > 0 {
+        return Ok((fresh, plan.skipped, Some(lines)));
+    }
+    let checked = {
         let (before, added) = log.split_at(start);
         let new: Vec<(Option<usize>, &Event)> = lines
             .iter()
             .zip(added)
             .map(|(line, r)| (*line, &r.event))
             .collect();
-        let check = || {
-            check_timeline(&Ledger::new(), before, next, &new, tick)
-                .map_err(|e| Error::batch(name, &e))
-        };
-        match keys {
-            Some(config) if start == 0 && fresh > 0 => {
-                let all: &[RecordedEvent] = log;
-                let (checked, keys) = crate::load::in_parallel(check, || {
-                    Ok(crate::checkpoints::maintain(
-                        &store::EmptyLog,
-                        all,
-                        0,
-                        config,
-                    ))
-                });
-                (checked, Some(keys.and_then(|k| k)))
-            }
-            _ => (check(), None),
-        }
+        check_timeline(&Ledger::new(), before, next, &new, tick).map_err(|e| Error::batch(name, &e))
     };
     if let Err(e) = checked {
         log.truncate(start);
         return Err(e);
     }
-    Ok((fresh, plan.skipped, keys))
+    Ok((fresh, plan.skipped, None))
 }

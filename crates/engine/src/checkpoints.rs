@@ -567,6 +567,18 @@ pub(crate) fn maintain(
     new_from: usize,
     config: &Config,
 ) -> Result<Vec<AuxWrite>, Error> {
+    maintain_ticked(store, log, new_from, config, None)
+}
+
+/// `maintain`, telling `tick` of the events its fold of the timeline applies (every
+/// `domain::TICK_EVERY`), for an import whose check that fold is.
+pub(crate) fn maintain_ticked(
+    store: &dyn Snapshot,
+    log: &[RecordedEvent],
+    new_from: usize,
+    config: &Config,
+    tick: Option<domain::Tick<'_>>,
+) -> Result<Vec<AuxWrite>, Error> {
     let up_to_date = keys_current(store)?;
     // Without keys for the log as it is, everything is (re)built.
     let new_from = if up_to_date { new_from } else { 0 };
@@ -724,6 +736,11 @@ pub(crate) fn maintain(
             pending.next();
         }
         replay(&mut ledger, *seq, event)?;
+        if let Some(tick) = tick {
+            if (i + 1) % domain::TICK_EVERY as usize == 0 {
+                tick(domain::TICK_EVERY);
+            }
+        }
         since += 1;
         let day_ends = timeline
             .get(i + 1)
@@ -739,6 +756,9 @@ pub(crate) fn maintain(
             dates.insert(event.effective);
             since = 0;
         }
+    }
+    if let Some(tick) = tick {
+        tick(timeline.len() as u64 % domain::TICK_EVERY);
     }
     for d in pending {
         if d >= from {

@@ -121,6 +121,22 @@ pub trait Transaction: Snapshot {
         aux: &[AuxWrite],
     ) -> Result<Receipt, StoreError>;
 
+    /// `commit`, with the key writes worked out by `aux` (on this thread) while the store is
+    /// already writing the batch's records where nothing refers to them yet (the embedded
+    /// store's log file past its committed end). `aux` returning `None` writes nothing and
+    /// gives `Ok(None)`; it is not called for a batch with no new event.
+    fn commit_then(
+        &mut self,
+        batch: &[NewEvent<'_>],
+        now: DateTime<Utc>,
+        aux: &mut dyn FnMut() -> Option<Vec<AuxWrite>>,
+    ) -> Result<Option<Receipt>, StoreError> {
+        match aux() {
+            Some(aux) => self.commit(batch, now, &aux).map(Some),
+            None => Ok(None),
+        }
+    }
+
     /// Appends records that keep their seq, recorded time and hash (a copy of another log):
     /// each must follow the head (the next seq, a recorded time not before the head's, a hash
     /// chained from the one before, an id not recorded yet), or nothing is written

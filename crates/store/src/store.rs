@@ -312,26 +312,29 @@ impl Store {
     ) -> Result<Receipt, StoreError> {
         let mut state = self.state();
         let current = self.head()?;
-        self.append_locked(&mut state, current, batch, now, aux, None)
+        let aux = aux.map(|(first, aux)| (first, Keys::Given(aux)));
+        self.append_locked(&mut state, current, batch, now, aux, None)?
+            .ok_or_else(given_keys_declined)
     }
 
     /// `append_with` for a caller that holds the writer's state.
     /// `current` is the head as the caller's transaction sees it. With `grouped` (the head
     /// readers see, held exclusively by a group of commits), the batch is applied and put in
-    /// `grouped` but not flushed: the group's `flush` makes it durable.
+    /// `grouped` but not flushed: the group's `flush` makes it durable. `None` when the
+    /// caller's `Keys::Later` declined (nothing written).
     fn append_locked(
         &self,
         state: &mut State,
         current: Option<Head>,
         batch: &[NewEvent<'_>],
         now: DateTime<Utc>,
-        aux: Option<(u64, &[AuxWrite])>,
+        aux: Option<(u64, Keys<'_>)>,
         grouped: Option<&mut Option<Head>>,
-    ) -> Result<Receipt, StoreError> {
+    ) -> Result<Option<Receipt>, StoreError> {
         // Only holders of `state` change the head, so it stays as read here.
         let head_seq = current.as_ref().map_or(0, |h| h.seq);
-        if let Some((first, _)) = aux {
-            if first != head_seq + 1 {
+        if let Some((first, _)) = &aux {
+            if *first != head_seq + 1 {
                 return Err(StoreError::InvalidEvent {
                     index: 0,
                     detail: format!(
@@ -411,13 +414,13 @@ impl Store {
                     state.acknowledged = head.seq;
                 }
             }
-            return Ok(Receipt {
+            return Ok(Some(Receipt {
                 appended: 0,
                 skipped,
                 first_seq: None,
                 last_seq: None,
                 head: current,
-            });
+            }));
         }
 
         let now = now.trunc_subsecs(6);
@@ -448,15 +451,17 @@ impl Store {
                 body: event.body,
             }
         });
-        let aux = aux.map_or(&[][..], |(_, aux)| aux);
-        let head = self.write_records(state, head_seq, records, aux, grouped)?;
-        Ok(Receipt {
+        let aux = aux.map_or(Keys::Given(&[]), |(_, aux)| aux);
+        let Some(head) = self.write_records(state, head_seq, records, aux, grouped)? else {
+            return Ok(None);
+        };
+        Ok(Some(Receipt {
             appended: fresh.len() as u64,
             skipped,
             first_seq: Some(head_seq + 1),
             last_seq: Some(last_seq),
             head: Some(head),
-        })
+        }))
     }
 
     /// Appends records that already have their seq, recorded time and hash (a copy of another
@@ -540,7 +545,9 @@ impl Store {
             });
         }
         let appended = records.len() as u64;
-        let head = self.write_records(state, head_seq, records.into_iter(), aux, None)?;
+        let head = self
+            .write_records(state, head_seq, records.into_iter(), Keys::Given(aux), None)?
+            .ok_or_else(given_keys_declined)?;
         Ok(Receipt {
             appended,
             skipped: 0,
@@ -561,9 +568,9 @@ impl Store {
         state: &mut State,
         head_seq: u64,
         records: impl Iterator<Item = Stored<'r>>,
-        aux: &[AuxWrite],
+        aux: Keys<'_>,
         grouped: Option<&mut Option<Head>>,
-    ) -> Result<Head, StoreError> {
+    ) -> Result<Option<Head>, StoreError> {
         let mut writes = sled::Batch::default();
         // The segments that stop being the last one, for the directory.
         let mut listed: Vec<DirEntry> = Vec::new();
@@ -637,6 +644,27 @@ impl Store {
             }
         });
         let (log_end, sealed) = sealed?;
+        // Keys worked out meanwhile are asked for now that the records are written. Declined,
+        // nothing refers to what was written past the log's committed end: it is cut off
+        // again (or, should that fail, by the next writer, as after a crash).
+        let later;
+        let aux: &[AuxWrite] = match aux {
+            Keys::Given(aux) => aux,
+            Keys::Later(work_out) => match work_out() {
+                Some(aux) => {
+                    later = aux;
+                    &later
+                }
+                None => {
+                    if log_end != state.log_end {
+                        if let Ok(log) = self.log_for_writing() {
+                            let _ = log.set_len(state.log_end);
+                        }
+                    }
+                    return Ok(None);
+                }
+            },
+        };
         for (first, pointer) in sealed {
             writes.insert(&codec::seg_key(first)[..], pointer.as_slice());
             listed.push((first, Some(pointer)));
@@ -702,7 +730,7 @@ impl Store {
         }
         state.log_end = log_end;
         if in_group {
-            return Ok(head);
+            return Ok(Some(head));
         }
         let flushed = flush_durably(&self.db, &self.db_file, &self.path);
         drop(own);
@@ -711,7 +739,7 @@ impl Store {
         // fails the events stay (as after a failed flush) and the next append retries it.
         write_head_file(&self.path, head.seq, &head.hash)?;
         state.acknowledged = head.seq;
-        Ok(head)
+        Ok(Some(head))
     }
 
     /// Writes a full segment to the log file at `offset`; returns its first seq, its pointer
@@ -1878,7 +1906,19 @@ impl<'s> BodyLookup<'s> {
     }
 }
 
-/// Accumulates the encoding of one segment during an append.
+/// The caller's key writes of a batch: given, or worked out by the caller (`Later`, called
+/// once the batch's records are written; `None` declines the batch, nothing is committed).
+pub(crate) enum Keys<'k> {
+    Given(&'k [AuxWrite]),
+    Later(&'k mut dyn FnMut() -> Option<Vec<AuxWrite>>),
+}
+
+/// What a commit with `Keys::Given` says should it come back declined (it cannot: only
+/// `Later` declines).
+fn given_keys_declined() -> StoreError {
+    StoreError::corrupt(None, "given key writes were declined")
+}
+
 /// A record about to be written: its place, recorded time and hash already decided.
 struct Stored<'a> {
     seq: u64,
@@ -2298,13 +2338,15 @@ macro_rules! embedded_snapshot {
 embedded_snapshot!(EmbeddedRead);
 embedded_snapshot!(EmbeddedWrite);
 
-impl crate::Transaction for EmbeddedWrite<'_> {
-    fn commit(
+impl EmbeddedWrite<'_> {
+    /// A commit of `batch` with the caller's keys, given or worked out once the records are
+    /// written (`None`: the caller declined, nothing written).
+    fn commit_keys(
         &mut self,
         batch: &[NewEvent<'_>],
         now: DateTime<Utc>,
-        aux: &[AuxWrite],
-    ) -> Result<Receipt, StoreError> {
+        aux: Keys<'_>,
+    ) -> Result<Option<Receipt>, StoreError> {
         let first = crate::Snapshot::len(self) + 1;
         let store = self.store;
         if self.grouped {
@@ -2332,6 +2374,27 @@ impl crate::Transaction for EmbeddedWrite<'_> {
         // Whatever happened, the transaction goes on from the head the store now has.
         self.head = store.head()?;
         receipt
+    }
+}
+
+impl crate::Transaction for EmbeddedWrite<'_> {
+    fn commit(
+        &mut self,
+        batch: &[NewEvent<'_>],
+        now: DateTime<Utc>,
+        aux: &[AuxWrite],
+    ) -> Result<Receipt, StoreError> {
+        self.commit_keys(batch, now, Keys::Given(aux))?
+            .ok_or_else(given_keys_declined)
+    }
+
+    fn commit_then(
+        &mut self,
+        batch: &[NewEvent<'_>],
+        now: DateTime<Utc>,
+        aux: &mut dyn FnMut() -> Option<Vec<AuxWrite>>,
+    ) -> Result<Option<Receipt>, StoreError> {
+        self.commit_keys(batch, now, Keys::Later(aux))
     }
 
     fn group(&mut self) {
