@@ -140,7 +140,8 @@ pub fn plan_ids(log: &[RecordedEvent], batch: &[BatchEvent]) -> Result<Plan, Bat
     let mut plan = Plan::default();
     // Sized up front: growing a map of a million ids rehashes every id it holds, each a
     // read of a string somewhere else in memory (a tenth of an import's time).
-    let mut in_batch: HashMap<&EventId, &Event> = HashMap::with_capacity(batch.len());
+    // Each new event with its place in the batch.
+    let mut in_batch: HashMap<&EventId, (usize, &Event)> = HashMap::with_capacity(batch.len());
     for (i, b) in batch.iter().enumerate() {
         let id = &b.event.id;
         if let Some(r) = by_id.get(id) {
@@ -157,7 +158,7 @@ pub fn plan_ids(log: &[RecordedEvent], batch: &[BatchEvent]) -> Result<Plan, Bat
                 },
             ));
         }
-        if let Some(earlier) = in_batch.get(id) {
+        if let Some(&(_, earlier)) = in_batch.get(id) {
             if earlier.canonical_bytes() == b.event.canonical_bytes() {
                 plan.skipped += 1;
                 continue;
@@ -171,7 +172,7 @@ pub fn plan_ids(log: &[RecordedEvent], batch: &[BatchEvent]) -> Result<Plan, Bat
                 },
             ));
         }
-        in_batch.insert(id, &b.event);
+        in_batch.insert(id, (i, &b.event));
         plan.new.push(i);
     }
 
@@ -183,14 +184,18 @@ pub fn plan_ids(log: &[RecordedEvent], batch: &[BatchEvent]) -> Result<Plan, Bat
             reversed_by.insert(&p.reverses, &r.event.id);
         }
     }
-    let mut seen: HashMap<&EventId, &Event> = HashMap::with_capacity(plan.new.len());
     for &i in &plan.new {
         let b = &batch[i];
         if let Payload::EventReversed(p) = &b.event.payload {
             let target = by_id
                 .get(&p.reverses)
                 .map(|r| &r.event)
-                .or_else(|| seen.get(&p.reverses).copied());
+                // A new event before this one in the batch.
+                .or_else(|| {
+                    in_batch
+                        .get(&p.reverses)
+                        .and_then(|&(at, e)| (at < i).then_some(e))
+                });
             let id = || b.event.id.clone();
             let Some(target) = target else {
                 return Err(reject(
@@ -233,7 +238,6 @@ pub fn plan_ids(log: &[RecordedEvent], batch: &[BatchEvent]) -> Result<Plan, Bat
             }
             reversed_by.insert(&p.reverses, &b.event.id);
         }
-        seen.insert(&b.event.id, &b.event);
     }
 
     Ok(plan)
